@@ -1,0 +1,459 @@
+using Confluent.Kafka;
+using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Offsets;
+using Kafka.Reliable.Pipeline;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Consuming;
+
+/// <summary>
+/// One reliable consumer: a dedicated poll thread that owns the Kafka client, and one <see cref="PartitionWorker"/> per
+/// assigned partition that runs the pipeline. The poll thread never runs handler code and never waits for it, except to
+/// drain in-flight records on revoke and on shutdown (G6, G8). Every call on the Kafka client, including commits and the
+/// rebalance callbacks, happens on the poll thread, so commits and assignment changes can never interleave.
+/// </summary>
+internal sealed class ConsumerRunner : IAsyncDisposable
+{
+    private readonly ConsumerContext _context;
+    private readonly ReliableConsumerOptions _options;
+    private readonly IRecordProcessor _processor;
+    private readonly Action? _onFatal;
+    private readonly Dictionary<PartitionKey, PartitionWorker> _workers = [];
+    private readonly List<TopicPartitionOffset> _commitBuffer = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CommitScheduler _scheduler;
+    private readonly int _resumeThreshold;
+    private IConsumer<byte[]?, byte[]?>? _consumer;
+    private PartitionWorker? _lastWorker;
+    private Thread? _thread;
+    private volatile string? _fatalReason;
+
+    public ConsumerRunner(ConsumerContext context, IRecordProcessor processor, Action? onFatal = null)
+    {
+        _context = context;
+        _options = context.Options;
+        _processor = processor;
+        _onFatal = onFatal;
+        _scheduler = new CommitScheduler(_options.Commit, context.Time);
+        _resumeThreshold = _options.PartitionBufferSize / 2;
+    }
+
+    /// <summary>Gets a task that completes when the poll loop has ended and the client is closed.</summary>
+    public Task Stopped => _stopped.Task;
+
+    private ILogger Logger => _context.Logger;
+
+    private string Name => _context.Name;
+
+    /// <summary>Creates the client and starts the poll thread. Throws if the client cannot be created.</summary>
+    public void Start()
+    {
+        _consumer = BuildConsumer();
+        Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
+        _thread.Start();
+    }
+
+    /// <summary>Stops fetching, drains in-flight records (bounded by the shutdown timeout), commits, and leaves the group.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_thread is null)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _stopped.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    internal static ConsumerConfig BuildConfig(string name, ReliableConsumerOptions options)
+    {
+        var config = new ConsumerConfig(new Dictionary<string, string>(options.KafkaSettings, StringComparer.Ordinal))
+        {
+            BootstrapServers = options.BootstrapServers,
+            GroupId = options.GroupId,
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AutoOffsetReset = options.StartPosition == StartPosition.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
+            EnablePartitionEof = false,
+        };
+        config.PartitionAssignmentStrategy ??= PartitionAssignmentStrategy.CooperativeSticky;
+        config.ClientId ??= name;
+        return config;
+    }
+
+    private IConsumer<byte[]?, byte[]?> BuildConsumer() =>
+        new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
+            .SetPartitionsAssignedHandler((_, partitions) => OnAssigned(partitions))
+            .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
+            .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
+            .SetErrorHandler((_, error) => OnError(error))
+            .SetLogHandler((_, message) => Log.ClientLog(Logger, Name, message.Facility, message.Message))
+            .Build();
+
+    private void Run()
+    {
+        var consumer = _consumer!;
+        try
+        {
+            consumer.Subscribe(_options.Topics);
+            var stopping = _stopping.Token;
+            var pollTimeout = _options.PollTimeout;
+            while (!stopping.IsCancellationRequested && _fatalReason is null)
+            {
+                ConsumeResult<byte[]?, byte[]?>? record = null;
+                try
+                {
+                    record = consumer.Consume(pollTimeout);
+                }
+                catch (ConsumeException ex) when (!ex.Error.IsFatal)
+                {
+                    Log.ConsumeError(Logger, Name, ex.Error.Code, ex.Error.Reason);
+                }
+
+                if (record is not null)
+                {
+                    Dispatch(consumer, record);
+                }
+
+                Housekeeping(consumer);
+            }
+
+            if (_fatalReason is null)
+            {
+                Shutdown(consumer);
+            }
+        }
+        catch (KafkaException ex) when (ex.Error.IsFatal)
+        {
+            _fatalReason ??= ex.Error.Reason;
+        }
+        catch (Exception ex)
+        {
+            Log.PollLoopFailed(Logger, Name, ex);
+            _fatalReason ??= ex.Message;
+        }
+        finally
+        {
+            if (_fatalReason is not null)
+            {
+                Log.FatalError(Logger, Name, _fatalReason, null);
+                AbandonAll();
+                _onFatal?.Invoke();
+            }
+
+            consumer.Dispose();
+            _stopped.TrySetResult();
+        }
+    }
+
+    private void Dispatch(IConsumer<byte[]?, byte[]?> consumer, ConsumeResult<byte[]?, byte[]?> record)
+    {
+        var worker = _lastWorker;
+        if (worker is null || worker.TopicPartition.Partition.Value != record.Partition.Value || !string.Equals(worker.TopicPartition.Topic, record.Topic, StringComparison.Ordinal))
+        {
+            if (!_workers.TryGetValue(new PartitionKey(record.Topic, record.Partition.Value), out worker))
+            {
+                // Not ours (any more): it is not buffered, so it is not committed either; its owner reads it.
+                Log.RecordOfUnassignedPartition(Logger, Name, record.Topic, record.Partition.Value, record.Offset.Value);
+                return;
+            }
+
+            _lastWorker = worker;
+        }
+
+        if (!worker.TryEnqueue(record))
+        {
+            // The ring has no free slot even with its headroom: rewind to this record so it is fetched again after resume.
+            Log.BufferOverflow(Logger, Name, record.Topic, record.Partition.Value, record.Offset.Value);
+            consumer.Seek(record.TopicPartitionOffset);
+            Pause(consumer, worker);
+            return;
+        }
+
+        if (!worker.Paused && worker.Tracker.Count >= _options.PartitionBufferSize)
+        {
+            Pause(consumer, worker);
+        }
+    }
+
+    private void Housekeeping(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        if (_context.TakeProgress())
+        {
+            foreach (var worker in _workers.Values)
+            {
+                var released = worker.Tracker.Advance();
+                if (released > 0)
+                {
+                    _scheduler.OnReleased(released);
+                }
+
+                if (worker.Paused && worker.Tracker.Count <= _resumeThreshold)
+                {
+                    consumer.Resume([worker.TopicPartition]);
+                    worker.Paused = false;
+                    Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Tracker.Count);
+                }
+            }
+        }
+
+        var now = _scheduler.Now();
+        if (_scheduler.IsDue(now))
+        {
+            if (Commit(consumer, _workers.Values))
+            {
+                _scheduler.OnCommitted(now);
+            }
+            else
+            {
+                _scheduler.OnCommitFailed(now);
+            }
+        }
+    }
+
+    private void Pause(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
+    {
+        if (!worker.Paused)
+        {
+            consumer.Pause([worker.TopicPartition]);
+            worker.Paused = true;
+            Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Tracker.Count);
+        }
+    }
+
+    /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
+    /// <returns><see langword="true"/> when everything that was due is committed.</returns>
+    private bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers)
+    {
+        _commitBuffer.Clear();
+        foreach (var worker in workers)
+        {
+            var watermark = worker.Tracker.Watermark;
+            if (watermark > worker.LastCommitted)
+            {
+                _commitBuffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
+            }
+        }
+
+        if (_commitBuffer.Count == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            consumer.Commit(_commitBuffer);
+            foreach (var committed in _commitBuffer)
+            {
+                MarkCommitted(committed);
+            }
+
+            Log.Committed(Logger, Name, _commitBuffer.Count);
+            return true;
+        }
+        catch (TopicPartitionOffsetException ex)
+        {
+            foreach (var result in ex.Results)
+            {
+                if (!result.Error.IsError)
+                {
+                    MarkCommitted(result.TopicPartitionOffset);
+                }
+            }
+
+            Log.CommitFailed(Logger, Name, ex.Error.Reason);
+            return false;
+        }
+        catch (KafkaException ex)
+        {
+            Log.CommitFailed(Logger, Name, ex.Error.Reason);
+            return false;
+        }
+    }
+
+    private void MarkCommitted(TopicPartitionOffset committed)
+    {
+        if (_workers.TryGetValue(new PartitionKey(committed.Topic, committed.Partition.Value), out var worker))
+        {
+            worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
+        }
+    }
+
+    private void OnAssigned(List<TopicPartition> partitions)
+    {
+        foreach (var partition in partitions)
+        {
+            var key = new PartitionKey(partition.Topic, partition.Partition.Value);
+            if (_workers.ContainsKey(key))
+            {
+                continue;
+            }
+
+            var worker = new PartitionWorker(partition, _context, _processor);
+            _workers.Add(key, worker);
+            worker.Start();
+        }
+
+        Log.PartitionsAssigned(Logger, Name, Describe(partitions));
+    }
+
+    private void OnRevoked(List<TopicPartitionOffset> partitions)
+    {
+        var revoked = Take(partitions);
+        if (revoked.Count == 0)
+        {
+            return;
+        }
+
+        Drain(revoked, _options.RevokeTimeout);
+        AdvanceAll(revoked);
+        Commit(_consumer!, revoked);
+        Release(revoked);
+        Log.PartitionsRevoked(Logger, Name, Describe(partitions));
+    }
+
+    private void OnLost(List<TopicPartitionOffset> partitions)
+    {
+        var lost = Take(partitions);
+        foreach (var worker in lost)
+        {
+            worker.Abort();
+        }
+
+        // Another member may own these partitions already: committing anything now could move its offsets backwards.
+        Release(lost);
+        Log.PartitionsLost(Logger, Name, Describe(partitions));
+    }
+
+    private List<PartitionWorker> Take(List<TopicPartitionOffset> partitions)
+    {
+        var taken = new List<PartitionWorker>(partitions.Count);
+        foreach (var partition in partitions)
+        {
+            if (_workers.Remove(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
+            {
+                taken.Add(worker);
+            }
+        }
+
+        _lastWorker = null;
+        return taken;
+    }
+
+    /// <summary>
+    /// Stops dispatching and waits (blocking the poll thread, which is what a rebalance or a shutdown needs) until every in-flight
+    /// record of the given workers is finished, or the timeout passes and their handlers are cancelled.
+    /// </summary>
+    private void Drain(List<PartitionWorker> workers, TimeSpan timeout)
+    {
+        var completions = new Task[workers.Count];
+        for (var i = 0; i < workers.Count; i++)
+        {
+            workers[i].StopDispatch();
+            completions[i] = workers[i].Completion;
+        }
+
+        var drained = Task.WhenAll(completions);
+        if (!drained.Wait(timeout))
+        {
+            Log.DrainTimedOut(Logger, Name, timeout);
+            foreach (var worker in workers)
+            {
+                worker.Abort();
+            }
+        }
+    }
+
+    private void AdvanceAll(List<PartitionWorker> workers)
+    {
+        foreach (var worker in workers)
+        {
+            worker.Tracker.Advance();
+        }
+    }
+
+    private void Release(List<PartitionWorker> workers)
+    {
+        foreach (var worker in workers)
+        {
+            worker.Dispose();
+        }
+    }
+
+    private void Shutdown(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var workers = new List<PartitionWorker>(_workers.Values);
+        Log.ConsumerStopping(Logger, Name, workers.Count, _options.ShutdownTimeout);
+        if (workers.Count > 0)
+        {
+            // Stop fetching, then let in-flight records finish. The client keeps being polled while they do, so the
+            // member stays in its group and a rebalance meanwhile is still served.
+            consumer.Pause(workers.ConvertAll(w => w.TopicPartition));
+            foreach (var worker in workers)
+            {
+                worker.StopDispatch();
+            }
+
+            var drained = Task.WhenAll(workers.ConvertAll(w => w.Completion));
+            var deadline = _context.Time.GetTimestamp() + (long)(_options.ShutdownTimeout.TotalSeconds * _context.Time.TimestampFrequency);
+            while (!drained.IsCompleted && _context.Time.GetTimestamp() < deadline && _fatalReason is null)
+            {
+                // Records of paused partitions are not returned; anything else is dropped uncommitted and read again later.
+                consumer.Consume(_options.PollTimeout);
+            }
+
+            if (!drained.IsCompleted)
+            {
+                Log.DrainTimedOut(Logger, Name, _options.ShutdownTimeout);
+            }
+
+            workers = new List<PartitionWorker>(_workers.Values);
+            AdvanceAll(workers);
+            Commit(consumer, workers);
+            foreach (var worker in workers)
+            {
+                worker.Abort();
+            }
+
+            _workers.Clear();
+            Release(workers);
+        }
+
+        consumer.Close();
+        Log.ConsumerStopped(Logger, Name);
+    }
+
+    private void AbandonAll()
+    {
+        foreach (var worker in _workers.Values)
+        {
+            worker.Abort();
+            worker.Dispose();
+        }
+
+        _workers.Clear();
+    }
+
+    private void OnError(Error error)
+    {
+        if (error.IsFatal)
+        {
+            _fatalReason ??= $"{error.Code}: {error.Reason}";
+            return;
+        }
+
+        Log.ClientError(Logger, Name, error.Code, error.Reason);
+    }
+
+    private static string Describe<T>(List<T> partitions) => string.Join(", ", partitions);
+
+    private readonly record struct PartitionKey(string Topic, int Partition);
+}

@@ -1,0 +1,160 @@
+using Confluent.Kafka;
+using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Offsets;
+using Kafka.Reliable.Pipeline;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Consuming;
+
+/// <summary>
+/// Owns one assigned partition for one assignment: its bounded buffer of records, its offset tracker, and the worker that
+/// runs the pipeline over the records in offset order. A new assignment of the same partition gets a new worker, so a
+/// completion from an older assignment can only ever reach the old tracker, which nobody commits from any more (G6).
+/// </summary>
+internal sealed class PartitionWorker : IDisposable
+{
+    private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
+    private readonly AsyncSignal _signal = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _abort = new();
+    private readonly IRecordProcessor _processor;
+    private readonly ConsumerContext _consumer;
+    private readonly MessageContext _context;
+
+    public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
+    {
+        TopicPartition = topicPartition;
+        _consumer = consumer;
+        _processor = processor;
+        // Headroom over the buffer size: records that librdkafka had already fetched when the partition was paused still fit.
+        Tracker = new PartitionOffsetTracker(consumer.Options.PartitionBufferSize * 2);
+        _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
+        _context = new MessageContext(consumer.Name, consumer.Options.GroupId);
+        Completion = Task.CompletedTask;
+    }
+
+    public TopicPartition TopicPartition { get; }
+
+    public PartitionOffsetTracker Tracker { get; }
+
+    /// <summary>Gets or sets a value indicating whether the partition is paused (poll thread).</summary>
+    public bool Paused { get; set; }
+
+    /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
+    public long LastCommitted { get; set; } = -1;
+
+    /// <summary>Gets the worker loop; it completes once the worker was stopped and its in-flight record is finished.</summary>
+    public Task Completion { get; private set; }
+
+    public bool IsAborted => _abort.IsCancellationRequested;
+
+    public void Start() => Completion = Task.Run(RunAsync);
+
+    /// <summary>Buffers a record (poll thread).</summary>
+    /// <returns><see langword="false"/> when the buffer is full.</returns>
+    public bool TryEnqueue(ConsumeResult<byte[]?, byte[]?> record)
+    {
+        if (Tracker.IsFull)
+        {
+            return false;
+        }
+
+        _records[Tracker.SlotOf(Tracker.NextSequence)] = record;
+        Tracker.TryAdd(record.Offset.Value, out _);
+        _signal.Set();
+        return true;
+    }
+
+    /// <summary>Stops dispatching: the worker finishes the record it is handling (if any) and exits; buffered records are left alone.</summary>
+    public void StopDispatch()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            _stop.Cancel();
+            _signal.Set();
+        }
+    }
+
+    /// <summary>Cancels the handler of the in-flight record through its cancellation token.</summary>
+    public void Abort()
+    {
+        StopDispatch();
+        if (!_abort.IsCancellationRequested)
+        {
+            _abort.Cancel();
+        }
+    }
+
+    public void Dispose()
+    {
+        // The worker may still be finishing an aborted record: its token sources must stay usable until then.
+        if (Completion.IsCompleted)
+        {
+            _stop.Dispose();
+            _abort.Dispose();
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var stop = _stop.Token;
+        var abort = _abort.Token;
+        long next = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            if (next == Tracker.Published)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            var slot = Tracker.SlotOf(next);
+            _context.Initialize(_records[slot]!);
+            var done = await ProcessWithRetriesAsync(stop, abort).ConfigureAwait(false);
+            _context.Reset();
+            if (!done)
+            {
+                return;
+            }
+
+            _records[slot] = null;
+            Tracker.MarkDone(next);
+            _consumer.NotifyProgress();
+            next++;
+        }
+    }
+
+    /// <summary>Runs attempts until one succeeds. Until failure handling decides otherwise, every failure is retried in place, so the watermark never passes a failed record.</summary>
+    /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
+    private async ValueTask<bool> ProcessWithRetriesAsync(CancellationToken stop, CancellationToken abort)
+    {
+        while (true)
+        {
+            var outcome = await _processor.ProcessAsync(_context, abort).ConfigureAwait(false);
+            if (outcome.IsSuccess)
+            {
+                return true;
+            }
+
+            if (outcome.Canceled || stop.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            var delay = RetryBackoff.Delay(_consumer.Options.Retry, _context.Attempt);
+            Log.RecordFailed(
+                _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, outcome.FailedStage.ToString(),
+                _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, delay);
+            try
+            {
+                await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+
+            _context.Attempt++;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Diagnostics;
+
+/// <summary>
+/// Every log message of the library, source-generated. Event ids are stable and grouped: 1xx lifecycle, 2xx records,
+/// 3xx offsets and commits, 4xx rebalances, 5xx client errors. Payloads and secrets are never logged.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(100, LogLevel.Information, "Consumer {Consumer} starting: group {GroupId}, topics {Topics}, commit strategy {Strategy}")]
+    public static partial void ConsumerStarting(ILogger logger, string consumer, string groupId, string topics, CommitStrategy strategy);
+
+    [LoggerMessage(101, LogLevel.Information, "Consumer {Consumer} stopping: draining {InFlight} partition worker(s) for up to {Timeout}")]
+    public static partial void ConsumerStopping(ILogger logger, string consumer, int inFlight, TimeSpan timeout);
+
+    [LoggerMessage(102, LogLevel.Information, "Consumer {Consumer} stopped and left its group")]
+    public static partial void ConsumerStopped(ILogger logger, string consumer);
+
+    [LoggerMessage(103, LogLevel.Warning, "Consumer {Consumer}: records still being handled after the drain timeout {Timeout}; their handlers are cancelled and their offsets are not committed")]
+    public static partial void DrainTimedOut(ILogger logger, string consumer, TimeSpan timeout);
+
+    [LoggerMessage(104, LogLevel.Critical, "Consumer {Consumer} hit a fatal Kafka error and stops: {Reason}")]
+    public static partial void FatalError(ILogger logger, string consumer, string reason, Exception? exception);
+
+    [LoggerMessage(105, LogLevel.Critical, "Consumer {Consumer} poll loop failed unexpectedly and stops")]
+    public static partial void PollLoopFailed(ILogger logger, string consumer, Exception exception);
+
+    [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); retrying in {Delay}")]
+    public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, TimeSpan delay);
+
+    [LoggerMessage(201, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] paused, {Buffered} records buffered")]
+    public static partial void PartitionPaused(ILogger logger, string consumer, string topic, int partition, int buffered);
+
+    [LoggerMessage(202, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] resumed, {Buffered} records buffered")]
+    public static partial void PartitionResumed(ILogger logger, string consumer, string topic, int partition, int buffered);
+
+    [LoggerMessage(203, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] buffer full at @{Offset}; rewinding to it and pausing")]
+    public static partial void BufferOverflow(ILogger logger, string consumer, string topic, int partition, long offset);
+
+    [LoggerMessage(204, LogLevel.Debug, "Consumer {Consumer}: record {Topic} [{Partition}] @{Offset} of a partition not assigned here is ignored")]
+    public static partial void RecordOfUnassignedPartition(ILogger logger, string consumer, string topic, int partition, long offset);
+
+    [LoggerMessage(300, LogLevel.Debug, "Consumer {Consumer} committed {Count} partition(s)")]
+    public static partial void Committed(ILogger logger, string consumer, int count);
+
+    [LoggerMessage(301, LogLevel.Warning, "Consumer {Consumer}: commit failed ({Reason}); the offsets stay pending and are committed on the next try")]
+    public static partial void CommitFailed(ILogger logger, string consumer, string reason);
+
+    [LoggerMessage(400, LogLevel.Information, "Consumer {Consumer}: partitions assigned: {Partitions}")]
+    public static partial void PartitionsAssigned(ILogger logger, string consumer, string partitions);
+
+    [LoggerMessage(401, LogLevel.Information, "Consumer {Consumer}: partitions revoked: {Partitions}; in-flight records drained, watermarks committed")]
+    public static partial void PartitionsRevoked(ILogger logger, string consumer, string partitions);
+
+    [LoggerMessage(402, LogLevel.Warning, "Consumer {Consumer}: partitions lost: {Partitions}; in-flight records cancelled, nothing committed")]
+    public static partial void PartitionsLost(ILogger logger, string consumer, string partitions);
+
+    [LoggerMessage(500, LogLevel.Warning, "Consumer {Consumer}: Kafka client error {Code}: {Reason}")]
+    public static partial void ClientError(ILogger logger, string consumer, ErrorCode code, string reason);
+
+    [LoggerMessage(501, LogLevel.Warning, "Consumer {Consumer}: consume error {Code}: {Reason}")]
+    public static partial void ConsumeError(ILogger logger, string consumer, ErrorCode code, string reason);
+
+    [LoggerMessage(502, LogLevel.Debug, "Consumer {Consumer} librdkafka [{Facility}] {Message}")]
+    public static partial void ClientLog(ILogger logger, string consumer, string facility, string message);
+}

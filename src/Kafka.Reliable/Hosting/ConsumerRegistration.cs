@@ -1,0 +1,41 @@
+using Kafka.Reliable.Pipeline;
+
+namespace Kafka.Reliable.Hosting;
+
+/// <summary>What <c>AddReliableConsumer</c> and its builder recorded about one consumer.</summary>
+internal sealed class ConsumerRegistration(string name, string? configurationPath)
+{
+    public string Name { get; } = name;
+
+    /// <summary>Gets the configuration section the options were bound from, to name settings in validation errors.</summary>
+    public string? ConfigurationPath { get; } = configurationPath;
+
+    /// <summary>Gets or sets the factory of the message deserializer; null until one is chosen (JSON by default).</summary>
+    public Func<IServiceProvider, object>? DeserializerFactory { get; set; }
+
+    /// <summary>Gets or sets the factory of the pipeline; set by <c>WithHandler</c>.</summary>
+    public Func<IServiceProvider, IRecordProcessor>? ProcessorFactory { get; set; }
+
+    public string SettingName(string property) => ConfigurationPath is null ? property : $"{ConfigurationPath}:{property}";
+}
+
+/// <summary>The consumers registered in one service collection, by name.</summary>
+internal sealed class ConsumerRegistry
+{
+    private readonly Dictionary<string, ConsumerRegistration> _registrations = new(StringComparer.Ordinal);
+
+    public bool TryGet(string name, out ConsumerRegistration registration) => _registrations.TryGetValue(name, out registration!);
+
+    public ConsumerRegistration Add(string name, string? configurationPath)
+    {
+        if (_registrations.ContainsKey(name))
+        {
+            throw new InvalidOperationException(
+                $"A reliable consumer named '{name}' is already registered. Give each consumer its own name: AddReliableConsumer<T>(\"name\", ...).");
+        }
+
+        var registration = new ConsumerRegistration(name, configurationPath);
+        _registrations.Add(name, registration);
+        return registration;
+    }
+}

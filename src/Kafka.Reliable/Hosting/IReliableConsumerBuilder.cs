@@ -1,0 +1,73 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kafka.Reliable;
+
+/// <summary>Configures a reliable consumer registered with <c>AddReliableConsumer</c>.</summary>
+/// <typeparam name="TMessage">The type the record values are deserialized to.</typeparam>
+public interface IReliableConsumerBuilder<TMessage>
+{
+    /// <summary>Gets the consumer's name: the name of its options, its log scope and its poll thread.</summary>
+    string Name { get; }
+
+    /// <summary>Gets the service collection the consumer is registered in.</summary>
+    IServiceCollection Services { get; }
+
+    /// <summary>Changes the consumer's options in code, after configuration binding.</summary>
+    /// <param name="configure">Changes the options.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> Configure(Action<ReliableConsumerOptions> configure);
+
+    /// <summary>Uses a deserializer resolved from dependency injection (registered as a singleton if it is not registered yet).</summary>
+    /// <typeparam name="TDeserializer">The deserializer type.</typeparam>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithDeserializer<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDeserializer>()
+        where TDeserializer : class, IMessageDeserializer<TMessage>;
+
+    /// <summary>Uses the given deserializer instance.</summary>
+    /// <param name="deserializer">The deserializer; it must be thread-safe.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithDeserializer(IMessageDeserializer<TMessage> deserializer);
+
+    /// <summary>Deserializes JSON with source-generated metadata (trimming and native AOT safe). Without a deserializer, JSON with System.Text.Json's default options is used.</summary>
+    /// <param name="typeInfo">The metadata, for example <c>MyJsonContext.Default.OrderEvent</c>.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithJsonDeserializer(JsonTypeInfo<TMessage> typeInfo);
+
+    /// <summary>Adds a translation step between deserialization and the handler (an anti-corruption layer). The translator is resolved from dependency injection once per consumer and registered as a singleton if it is not registered yet.</summary>
+    /// <typeparam name="TTranslator">The translator type.</typeparam>
+    /// <typeparam name="TDomain">The domain type the handler receives.</typeparam>
+    /// <returns>A builder to register the handler of <typeparamref name="TDomain"/> with.</returns>
+    IReliableConsumerBuilder<TMessage, TDomain> WithTranslator<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TTranslator, TDomain>()
+        where TTranslator : class, IMessageTranslator<TMessage, TDomain>;
+
+    /// <summary>Sets the handler of the deserialized messages. It is registered with the given lifetime if it is not registered yet.</summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <param name="lifetime">
+    /// <see cref="ServiceLifetime.Scoped"/> (the default) resolves the handler in a new scope per message;
+    /// <see cref="ServiceLifetime.Singleton"/> resolves it once and calls it concurrently from several partitions.
+    /// </param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
+        where THandler : class, IMessageHandler<TMessage>;
+}
+
+/// <summary>Configures a reliable consumer that translates its messages into <typeparamref name="TDomain"/> before handling them.</summary>
+/// <typeparam name="TMessage">The type the record values are deserialized to.</typeparam>
+/// <typeparam name="TDomain">The type the handler receives.</typeparam>
+public interface IReliableConsumerBuilder<TMessage, TDomain>
+{
+    /// <summary>Gets the consumer's name.</summary>
+    string Name { get; }
+
+    /// <summary>Gets the service collection the consumer is registered in.</summary>
+    IServiceCollection Services { get; }
+
+    /// <summary>Sets the handler of the translated messages. It is registered with the given lifetime if it is not registered yet.</summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <param name="lifetime"><see cref="ServiceLifetime.Scoped"/> (the default): a new scope per message; <see cref="ServiceLifetime.Singleton"/>: one instance, called concurrently.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage, TDomain> WithHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
+        where THandler : class, IMessageHandler<TDomain>;
+}

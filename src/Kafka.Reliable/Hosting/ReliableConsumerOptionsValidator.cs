@@ -1,0 +1,126 @@
+using System.Text.RegularExpressions;
+using Confluent.Kafka;
+using Kafka.Reliable.Consuming;
+using Microsoft.Extensions.Options;
+
+namespace Kafka.Reliable.Hosting;
+
+/// <summary>
+/// Checks a consumer's options when the host starts (G9), and says for each problem which setting to fix and how.
+/// The Kafka settings are checked by librdkafka itself, so a misspelt or out-of-range property fails here, not at the first poll.
+/// </summary>
+internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry registry) : IValidateOptions<ReliableConsumerOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ReliableConsumerOptions options)
+    {
+        if (name is null || !registry.TryGet(name, out var registration))
+        {
+            return ValidateOptionsResult.Skip;
+        }
+
+        var errors = new ValidateOptionsResultBuilder();
+        string Setting(string property) => registration.SettingName(property);
+
+        if (string.IsNullOrWhiteSpace(options.BootstrapServers))
+        {
+            errors.AddError($"{Setting("BootstrapServers")} is required: set it to the Kafka brokers, for example 'localhost:9092'.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.GroupId))
+        {
+            errors.AddError($"{Setting("GroupId")} is required: set it to the consumer group, for example 'orders-loader'.");
+        }
+
+        if (options.Topics.Count == 0)
+        {
+            errors.AddError($"{Setting("Topics")} is empty: list at least one topic to consume.");
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < options.Topics.Count; i++)
+        {
+            var topic = options.Topics[i];
+            if (string.IsNullOrEmpty(topic) || !TopicName().IsMatch(topic))
+            {
+                errors.AddError($"{Setting($"Topics:{i}")} ('{topic}') is not a valid topic name: use 1 to 249 characters of a-z, A-Z, 0-9, '.', '_' and '-'.");
+            }
+            else if (!seen.Add(topic))
+            {
+                errors.AddError($"{Setting($"Topics:{i}")} ('{topic}') is listed twice.");
+            }
+        }
+
+        if (options.PartitionBufferSize is < 1 or > ReliableConsumerConstants.MaxPartitionBufferSize)
+        {
+            errors.AddError($"{Setting("PartitionBufferSize")} is {options.PartitionBufferSize}: use a value from 1 to {ReliableConsumerConstants.MaxPartitionBufferSize}.");
+        }
+
+        CheckDuration(errors, Setting("ShutdownTimeout"), options.ShutdownTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
+        CheckDuration(errors, Setting("RevokeTimeout"), options.RevokeTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
+        CheckDuration(errors, Setting("PollTimeout"), options.PollTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10));
+        CheckDuration(errors, Setting("Commit:Interval"), options.Commit.Interval, TimeSpan.FromMilliseconds(1), ReliableConsumerConstants.MaxDuration);
+        if (!Enum.IsDefined(options.Commit.Strategy))
+        {
+            errors.AddError($"{Setting("Commit:Strategy")} is {options.Commit.Strategy}: use one of {string.Join(", ", Enum.GetNames<CommitStrategy>())}.");
+        }
+
+        if (!Enum.IsDefined(options.StartPosition))
+        {
+            errors.AddError($"{Setting("StartPosition")} is {options.StartPosition}: use one of {string.Join(", ", Enum.GetNames<StartPosition>())}.");
+        }
+
+        if (options.Commit.Count < 0)
+        {
+            errors.AddError($"{Setting("Commit:Count")} is {options.Commit.Count}: use 0 (commit on the interval only) or a positive number of records.");
+        }
+
+        CheckDuration(errors, Setting("Retry:Delay"), options.Retry.Delay, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
+        CheckDuration(errors, Setting("Retry:MaxDelay"), options.Retry.MaxDelay, options.Retry.Delay, ReliableConsumerConstants.MaxDuration);
+
+        var managedOk = true;
+        foreach (var (key, value) in options.KafkaSettings)
+        {
+            if (ReliableConsumerConstants.ManagedKafkaSettings.TryGetValue(key, out var typed))
+            {
+                managedOk = false;
+                errors.AddError($"{Setting($"KafkaSettings:{key}")} is managed by Kafka.Reliable: remove it and set {Setting(typed)} instead.");
+            }
+            else if (value is null)
+            {
+                managedOk = false;
+                errors.AddError($"{Setting($"KafkaSettings:{key}")} has no value: give it one or remove it.");
+            }
+        }
+
+        if (managedOk && !string.IsNullOrWhiteSpace(options.BootstrapServers) && !string.IsNullOrWhiteSpace(options.GroupId))
+        {
+            CheckWithLibrdkafka(errors, name, options, Setting("KafkaSettings"));
+        }
+
+        return errors.Build();
+    }
+
+    private static void CheckDuration(ValidateOptionsResultBuilder errors, string setting, TimeSpan value, TimeSpan min, TimeSpan max)
+    {
+        if (value < min || value > max)
+        {
+            errors.AddError($"{setting} is {value}: use a duration from {min} to {max}, written like '00:00:05' for 5 seconds.");
+        }
+    }
+
+    private static void CheckWithLibrdkafka(ValidateOptionsResultBuilder errors, string name, ReliableConsumerOptions options, string setting)
+    {
+        try
+        {
+            // Creating a client makes librdkafka check every property and their combinations; it connects lazily, so nothing goes on the network.
+            using var probe = new ConsumerBuilder<Ignore, Ignore>(ConsumerRunner.BuildConfig(name, options)).Build();
+        }
+        catch (Exception ex) when (ex is ArgumentException or KafkaException or InvalidOperationException)
+        {
+            errors.AddError($"{setting}: librdkafka rejected the consumer settings: {ex.Message}");
+        }
+    }
+
+    [GeneratedRegex("^[a-zA-Z0-9._-]{1,249}$")]
+    private static partial Regex TopicName();
+}

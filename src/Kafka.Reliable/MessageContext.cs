@@ -1,0 +1,79 @@
+using Confluent.Kafka;
+
+namespace Kafka.Reliable;
+
+/// <summary>
+/// Describes the record being processed: where it came from and which attempt this is.
+/// </summary>
+/// <remarks>
+/// The library reuses context instances between records to keep the hot path free of allocations: a context is valid only
+/// while the call it was passed to runs. Copy what you need to keep.
+/// </remarks>
+public sealed class MessageContext
+{
+    private Headers? _headers;
+
+    internal MessageContext(string consumerName, string groupId)
+    {
+        ConsumerName = consumerName;
+        GroupId = groupId;
+    }
+
+    /// <summary>Gets the name of the consumer the record was received by.</summary>
+    public string ConsumerName { get; }
+
+    /// <summary>Gets the consumer group.</summary>
+    public string GroupId { get; }
+
+    /// <summary>Gets the topic of the record.</summary>
+    public string Topic { get; private set; } = string.Empty;
+
+    /// <summary>Gets the partition of the record.</summary>
+    public int Partition { get; private set; }
+
+    /// <summary>Gets the offset of the record within its partition.</summary>
+    public long Offset { get; private set; }
+
+    /// <summary>Gets the record's key bytes; empty when the record has no key (see <see cref="HasKey"/>).</summary>
+    public ReadOnlyMemory<byte> Key { get; private set; }
+
+    /// <summary>Gets a value indicating whether the record has a key.</summary>
+    public bool HasKey { get; private set; }
+
+    /// <summary>Gets the record's headers.</summary>
+    public Headers Headers => _headers ??= [];
+
+    /// <summary>Gets the record's timestamp.</summary>
+    public DateTimeOffset Timestamp { get; private set; }
+
+    /// <summary>Gets the attempt number, starting at 1 and growing with each retry of the same record.</summary>
+    public int Attempt { get; internal set; }
+
+    internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
+
+    internal void Initialize(ConsumeResult<byte[]?, byte[]?> record)
+    {
+        Record = record;
+        Topic = record.Topic;
+        Partition = record.Partition.Value;
+        Offset = record.Offset.Value;
+        var key = record.Message.Key;
+        HasKey = key is not null;
+        Key = key;
+        _headers = record.Message.Headers;
+        Timestamp = record.Message.Timestamp.Type == TimestampType.NotAvailable
+            ? default
+            : new DateTimeOffset(record.Message.Timestamp.UnixTimestampMs * TimeSpan.TicksPerMillisecond + DateTime.UnixEpoch.Ticks, TimeSpan.Zero);
+        Attempt = 1;
+    }
+
+    internal void Reset()
+    {
+        Record = null;
+        Topic = string.Empty;
+        Key = default;
+        HasKey = false;
+        _headers = null;
+        Attempt = 0;
+    }
+}

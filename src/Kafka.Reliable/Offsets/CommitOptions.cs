@@ -1,0 +1,31 @@
+namespace Kafka.Reliable;
+
+/// <summary>How and when a consumer commits offsets. Every strategy commits only watermarks: the lowest offset of a partition not yet done.</summary>
+public sealed class CommitOptions
+{
+    /// <summary>Gets or sets the commit strategy.</summary>
+    /// <value>The default value is <see cref="CommitStrategy.Periodic"/>.</value>
+    public CommitStrategy Strategy { get; set; } = CommitStrategy.Periodic;
+
+    /// <summary>Gets or sets, for <see cref="CommitStrategy.Periodic"/>, the longest time between commits while records complete.</summary>
+    /// <value>The default value is 5 seconds. Allowed: 1 millisecond to 1 hour.</value>
+    public TimeSpan Interval { get; set; } = ReliableConsumerConstants.DefaultCommitInterval;
+
+    /// <summary>Gets or sets, for <see cref="CommitStrategy.Periodic"/>, a number of completed records after which a commit is made before the interval ends; 0 turns the count off.</summary>
+    /// <value>The default value is 0 (commit on the interval only).</value>
+    public int Count { get; set; }
+}
+
+/// <summary>When offsets are committed.</summary>
+public enum CommitStrategy
+{
+    /// <summary>
+    /// Commits periodically (every <see cref="CommitOptions.Interval"/>, or after <see cref="CommitOptions.Count"/> completed records),
+    /// and synchronously when partitions are revoked and when the consumer stops. The best throughput; after a crash, at most one
+    /// interval of records is delivered again.
+    /// </summary>
+    Periodic,
+
+    /// <summary>Commits synchronously as soon as a record's completion moves its partition's watermark. The fewest redeliveries after a crash, at the cost of one commit request per record.</summary>
+    PerMessage,
+}

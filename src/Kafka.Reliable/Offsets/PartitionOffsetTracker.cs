@@ -1,0 +1,102 @@
+namespace Kafka.Reliable.Offsets;
+
+/// <summary>
+/// Tracks the records of one partition from the moment they are buffered until they are done, and yields the partition's
+/// watermark: the lowest offset not yet done, which is the only offset that may be committed (G1).
+/// </summary>
+/// <remarks>
+/// A fixed ring of slots, one per buffered record. Threading: the poll thread alone calls <see cref="TryAdd"/> and
+/// <see cref="Advance"/>; any thread may call <see cref="MarkDone"/> for a sequence it was handed. No locks: slot states are
+/// published with volatile writes, and the ring never grows, so a slot is reused only after the poll thread released it.
+/// Completions may arrive in any order; the watermark moves only over a contiguous run of done records. Each record costs
+/// O(1) amortized and memory is bounded by the capacity.
+/// </remarks>
+internal sealed class PartitionOffsetTracker
+{
+    private const int Free = 0;
+    private const int Pending = 1;
+    private const int Done = 2;
+
+    private readonly long[] _offsets;
+    private readonly int[] _states;
+    private readonly int _mask;
+    private long _head;
+    private long _tail;
+    private long _releasedWatermark = -1;
+
+    public PartitionOffsetTracker(int minimumCapacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(minimumCapacity, 1);
+        var capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)minimumCapacity);
+        _offsets = new long[capacity];
+        _states = new int[capacity];
+        _mask = capacity - 1;
+    }
+
+    /// <summary>Gets the number of slots.</summary>
+    public int Capacity => _states.Length;
+
+    /// <summary>Gets the number of records added and not yet released (poll thread).</summary>
+    public int Count => (int)(_tail - _head);
+
+    /// <summary>Gets a value indicating whether no slot is free (poll thread).</summary>
+    public bool IsFull => _tail - _head == _states.Length;
+
+    /// <summary>Gets the sequence the next added record will get (poll thread).</summary>
+    public long NextSequence => _tail;
+
+    /// <summary>Gets how many records were ever added; workers read it to learn which sequences are published.</summary>
+    public long Published => Volatile.Read(ref _tail);
+
+    /// <summary>
+    /// Gets the watermark: the offset to commit, which is the lowest offset not yet done, or one past the last done offset
+    /// when every added record is done; -1 until a record has been released (poll thread).
+    /// </summary>
+    public long Watermark => _releasedWatermark < 0 ? -1 : _head < _tail ? _offsets[_head & _mask] : _releasedWatermark;
+
+    /// <summary>Maps a sequence to its slot index, for callers that keep a payload array of <see cref="Capacity"/> entries.</summary>
+    public int SlotOf(long sequence) => (int)(sequence & _mask);
+
+    /// <summary>Adds a record (poll thread). Offsets must be added in increasing order.</summary>
+    /// <returns><see langword="false"/> when the ring is full.</returns>
+    public bool TryAdd(long offset, out long sequence)
+    {
+        if (IsFull)
+        {
+            sequence = -1;
+            return false;
+        }
+
+        sequence = _tail;
+        var slot = (int)(sequence & _mask);
+        _offsets[slot] = offset;
+        _states[slot] = Pending;
+        Volatile.Write(ref _tail, sequence + 1);
+        return true;
+    }
+
+    /// <summary>Marks a record done (any thread). Marking a sequence twice is harmless.</summary>
+    public void MarkDone(long sequence) => Volatile.Write(ref _states[(int)(sequence & _mask)], Done);
+
+    /// <summary>Releases the contiguous run of done records at the head (poll thread).</summary>
+    /// <returns>The number of records released; the watermark moved when it is above 0.</returns>
+    public int Advance()
+    {
+        var released = 0;
+        while (_head < _tail)
+        {
+            var slot = (int)(_head & _mask);
+            if (Volatile.Read(ref _states[slot]) != Done)
+            {
+                break;
+            }
+
+            _releasedWatermark = _offsets[slot] + 1;
+            _states[slot] = Free;
+            _head++;
+            released++;
+        }
+
+        return released;
+    }
+}

@@ -1,0 +1,92 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Kafka.Reliable;
+
+/// <summary>
+/// Deserializes JSON payloads with System.Text.Json, reading the record's bytes in place (no copy, no string).
+/// Use a source-generated <see cref="JsonTypeInfo{T}"/> for trimmed and native AOT applications.
+/// </summary>
+/// <typeparam name="TMessage">The message type.</typeparam>
+/// <remarks>A null record value, an empty payload and the JSON literal <c>null</c> are rejected with a message that says so.</remarks>
+public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMessage>
+{
+    private readonly JsonTypeInfo<TMessage> _typeInfo;
+
+    /// <summary>Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from source-generated metadata.</summary>
+    /// <param name="typeInfo">The metadata of <typeparamref name="TMessage"/>, for example <c>MyJsonContext.Default.OrderEvent</c>.</param>
+    public JsonMessageDeserializer(JsonTypeInfo<TMessage> typeInfo)
+    {
+        ArgumentNullException.ThrowIfNull(typeInfo);
+        _typeInfo = typeInfo;
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from serializer options,
+    /// whose type resolver must know <typeparamref name="TMessage"/>.
+    /// </summary>
+    /// <param name="options">The serializer options.</param>
+    /// <exception cref="InvalidOperationException">The options cannot describe <typeparamref name="TMessage"/>.</exception>
+    public JsonMessageDeserializer(JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _typeInfo = GetTypeInfo(options);
+    }
+
+    /// <summary>The deserializer used when none is configured: System.Text.Json's default options, which need reflection.</summary>
+    internal JsonMessageDeserializer()
+    {
+        if (!JsonSerializer.IsReflectionEnabledByDefault)
+        {
+            throw new InvalidOperationException(
+                $"Reflection-based JSON is disabled in this application (trimmed or native AOT), so {typeof(TMessage).Name} cannot be deserialized by default. " +
+                $"Pass source-generated metadata: WithJsonDeserializer(MyJsonContext.Default.{typeof(TMessage).Name}).");
+        }
+
+        _typeInfo = GetTypeInfo(DefaultOptions());
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Reached only when JsonSerializer.IsReflectionEnabledByDefault is true; trimmed and AOT applications get a clear error instead.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Reached only when JsonSerializer.IsReflectionEnabledByDefault is true; trimmed and AOT applications get a clear error instead.")]
+    private static JsonSerializerOptions DefaultOptions() => JsonSerializerOptions.Default;
+
+    private static JsonTypeInfo<TMessage> GetTypeInfo(JsonSerializerOptions options)
+    {
+        try
+        {
+            return (JsonTypeInfo<TMessage>)options.GetTypeInfo(typeof(TMessage));
+        }
+        catch (Exception ex) when (ex is NotSupportedException or InvalidOperationException)
+        {
+            throw new InvalidOperationException(
+                $"System.Text.Json cannot deserialize {typeof(TMessage).Name} with the given options ({ex.Message}). " +
+                $"Pass source-generated metadata instead: WithJsonDeserializer(MyJsonContext.Default.{typeof(TMessage).Name}).",
+                ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public TMessage Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context)
+    {
+        if (isNull)
+        {
+            throw new InvalidDataException("The record has a null value (a tombstone); a JSON payload was expected.");
+        }
+
+        if (value.IsEmpty)
+        {
+            throw new InvalidDataException("The record's value is empty; a JSON payload was expected.");
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(value, _typeInfo)
+                ?? throw new InvalidDataException($"The payload is the JSON literal null; a {typeof(TMessage).Name} was expected.");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"The payload is not a valid {typeof(TMessage).Name}: {ex.Message}", ex);
+        }
+    }
+}

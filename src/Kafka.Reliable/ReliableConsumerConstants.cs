@@ -1,0 +1,28 @@
+namespace Kafka.Reliable;
+
+internal static class ReliableConsumerConstants
+{
+    public const int DefaultPartitionBufferSize = 1000;
+    public const int MaxPartitionBufferSize = 1_000_000;
+    public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultRevokeTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultPollTimeout = TimeSpan.FromMilliseconds(100);
+    public static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan DefaultRetryDelay = TimeSpan.FromMilliseconds(200);
+    public static readonly TimeSpan DefaultRetryMaxDelay = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromHours(1);
+
+    /// <summary>How long a failed commit waits before it is tried again.</summary>
+    public static readonly TimeSpan CommitRetryDelay = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>librdkafka settings owned by the library, with the typed option to use instead.</summary>
+    public static readonly IReadOnlyDictionary<string, string> ManagedKafkaSettings = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["bootstrap.servers"] = nameof(ReliableConsumerOptions.BootstrapServers),
+        ["metadata.broker.list"] = nameof(ReliableConsumerOptions.BootstrapServers),
+        ["group.id"] = nameof(ReliableConsumerOptions.GroupId),
+        ["enable.auto.commit"] = "Commit:Strategy",
+        ["enable.auto.offset.store"] = "Commit:Strategy",
+        ["auto.offset.reset"] = nameof(ReliableConsumerOptions.StartPosition),
+    };
+}

@@ -1,0 +1,75 @@
+namespace Kafka.Reliable;
+
+/// <summary>
+/// Settings of one reliable consumer. Bind them from configuration (<c>AddReliableConsumer&lt;T&gt;(configuration.GetSection("Kafka:Orders"))</c>)
+/// or set them in code; they are validated when the host starts, and a bad value stops the start with a message naming it.
+/// </summary>
+public sealed class ReliableConsumerOptions
+{
+    /// <summary>Gets or sets the Kafka brokers to bootstrap from, as <c>host:port</c> pairs separated by commas.</summary>
+    /// <value>The default value is empty: a value is required.</value>
+    public string BootstrapServers { get; set; } = string.Empty;
+
+    /// <summary>Gets or sets the consumer group. Consumers with the same group share the topics' partitions.</summary>
+    /// <value>The default value is empty: a value is required.</value>
+    public string GroupId { get; set; } = string.Empty;
+
+    /// <summary>Gets the topics to consume.</summary>
+    /// <value>The default value is an empty list: at least one topic is required.</value>
+    public IList<string> Topics { get; } = [];
+
+    /// <summary>Gets or sets where a partition is read from when the group has no committed offset for it.</summary>
+    /// <value>The default value is <see cref="StartPosition.Earliest"/>, so that a new group misses nothing.</value>
+    public StartPosition StartPosition { get; set; } = StartPosition.Earliest;
+
+    /// <summary>Gets the commit settings.</summary>
+    public CommitOptions Commit { get; } = new();
+
+    /// <summary>Gets the settings of in-place retries of failed records.</summary>
+    public RetryOptions Retry { get; } = new();
+
+    /// <summary>
+    /// Gets or sets how many records of one partition may be buffered ahead of its handler. A full partition is paused
+    /// (it stops fetching, the consumer keeps polling) and resumed when half of its buffer is drained; this bounds memory
+    /// whatever the backlog.
+    /// </summary>
+    /// <value>The default value is 1000. Allowed: 1 to 1,000,000.</value>
+    public int PartitionBufferSize { get; set; } = ReliableConsumerConstants.DefaultPartitionBufferSize;
+
+    /// <summary>
+    /// Gets or sets how long a stopping consumer waits for records being handled to finish before it cancels them,
+    /// commits what is done, and leaves the group.
+    /// </summary>
+    /// <value>The default value is 30 seconds.</value>
+    public TimeSpan ShutdownTimeout { get; set; } = ReliableConsumerConstants.DefaultShutdownTimeout;
+
+    /// <summary>
+    /// Gets or sets how long a rebalance waits for the records being handled on revoked partitions to finish before it
+    /// cancels them and releases the partitions. Their offsets are committed up to what is done.
+    /// </summary>
+    /// <value>The default value is 30 seconds.</value>
+    public TimeSpan RevokeTimeout { get; set; } = ReliableConsumerConstants.DefaultRevokeTimeout;
+
+    /// <summary>Gets or sets the longest time one poll waits for records; it bounds how quickly completions are committed when the topic is idle.</summary>
+    /// <value>The default value is 100 milliseconds.</value>
+    public TimeSpan PollTimeout { get; set; } = ReliableConsumerConstants.DefaultPollTimeout;
+
+    /// <summary>
+    /// Gets any further librdkafka consumer settings (for example <c>session.timeout.ms</c>, <c>max.poll.interval.ms</c>,
+    /// <c>security.protocol</c>, <c>sasl.*</c>, <c>partition.assignment.strategy</c>), passed through unchanged.
+    /// The settings this library manages (<c>bootstrap.servers</c>, <c>group.id</c>, <c>enable.auto.commit</c>,
+    /// <c>enable.auto.offset.store</c>, <c>auto.offset.reset</c>) are rejected here: use the typed properties.
+    /// </summary>
+    /// <value>The default value is empty; the assignment strategy defaults to <c>cooperative-sticky</c>.</value>
+    public IDictionary<string, string> KafkaSettings { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}
+
+/// <summary>Where a consumer starts reading a partition for which its group has no committed offset.</summary>
+public enum StartPosition
+{
+    /// <summary>From the oldest record still retained.</summary>
+    Earliest,
+
+    /// <summary>From the next record produced after the consumer joins.</summary>
+    Latest,
+}

@@ -1,0 +1,13 @@
+namespace Kafka.Reliable;
+
+/// <summary>Capped exponential backoff for in-place retries.</summary>
+internal static class RetryBackoff
+{
+    /// <summary>Gets the delay after the failed attempt <paramref name="attempt"/> (1-based): Delay, 2 x Delay, 4 x Delay, ... capped at MaxDelay.</summary>
+    public static TimeSpan Delay(RetryOptions options, int attempt)
+    {
+        var exponent = Math.Clamp(attempt - 1, 0, 30);
+        var ticks = options.Delay.Ticks * (double)(1L << exponent);
+        return ticks >= options.MaxDelay.Ticks ? options.MaxDelay : TimeSpan.FromTicks((long)ticks);
+    }
+}
