@@ -25,6 +25,9 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the commit settings.</summary>
     public CommitOptions Commit { get; } = new();
 
+    /// <summary>Gets the dead-letter settings: where records go that can never be processed.</summary>
+    public DeadLetterOptions DeadLetter { get; } = new();
+
     /// <summary>Gets the settings of in-place retries of failed records.</summary>
     public RetryOptions Retry { get; } = new();
 

@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using Microsoft.Extensions.Logging;
 
 namespace Kafka.Reliable.Consuming;
@@ -14,6 +15,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     public ILogger Logger { get; } = logger;
 
     public TimeProvider Time { get; } = time;
+
+    /// <summary>Gets or sets the dead-letter publisher; null when dead-lettering is turned off.</summary>
+    public DeadLetterPublisher? DeadLetter { get; set; }
 
     /// <summary>Tells the poll thread that a record is done (any thread).</summary>
     public void NotifyProgress()

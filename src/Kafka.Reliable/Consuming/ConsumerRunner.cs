@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
@@ -50,6 +51,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     public void Start()
     {
         _consumer = BuildConsumer();
+        if (_options.DeadLetter.Enabled)
+        {
+            _context.DeadLetter = new DeadLetterPublisher(_options, Name);
+        }
+
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
         _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
         _thread.Start();
@@ -150,6 +156,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
 
             consumer.Dispose();
+            _context.DeadLetter?.Dispose();
             _stopped.TrySetResult();
         }
     }

@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
@@ -124,10 +125,15 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
-    /// <summary>Runs attempts until one succeeds. Until failure handling decides otherwise, every failure is retried in place, so the watermark never passes a failed record.</summary>
+    /// <summary>
+    /// Runs attempts until the record is done. A record that can never be processed (its payload cannot be deserialized or
+    /// the translator rejects it) is dead-lettered at once; a handler failure is retried in place with a capped backoff, so the
+    /// watermark never passes a failed record. A dead-letter write that fails is retried the same way.
+    /// </summary>
     /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
     private async ValueTask<bool> ProcessWithRetriesAsync(CancellationToken stop, CancellationToken abort)
     {
+        var firstFailure = default(DateTimeOffset);
         while (true)
         {
             var outcome = await _processor.ProcessAsync(_context, abort).ConfigureAwait(false);
@@ -141,20 +147,71 @@ internal sealed class PartitionWorker : IDisposable
                 return false;
             }
 
+            var now = _consumer.Time.GetUtcNow();
+            if (firstFailure == default)
+            {
+                firstFailure = now;
+            }
+
+            if (outcome.FailedStage != ProcessingStage.Handle && _consumer.DeadLetter is { } deadLetter)
+            {
+                return await DeadLetterAsync(deadLetter, outcome, firstFailure, now, stop).ConfigureAwait(false);
+            }
+
             var delay = RetryBackoff.Delay(_consumer.Options.Retry, _context.Attempt);
             Log.RecordFailed(
-                _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, outcome.FailedStage.ToString(),
+                _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
                 _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, delay);
-            try
-            {
-                await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            if (!await DelayAsync(delay, stop).ConfigureAwait(false))
             {
                 return false;
             }
 
             _context.Attempt++;
+        }
+    }
+
+    private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure, CancellationToken stop)
+    {
+        var topic = deadLetter.TopicFor(_context.Topic);
+        var writeAttempt = 1;
+        while (true)
+        {
+            try
+            {
+                await deadLetter.PublishAsync(_context, outcome, firstFailure, lastFailure, stop).ConfigureAwait(false);
+                Log.RecordDeadLettered(
+                    _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+                    outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
+                return true;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return false;
+            }
+            catch (Exception ex)
+            {
+                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again.
+                var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
+                Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
+                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
+    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
+    {
+        try
+        {
+            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 }

@@ -30,6 +30,12 @@ internal static partial class Log
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); retrying in {Delay}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, TimeSpan delay);
 
+    [LoggerMessage(205, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} ({ExceptionType}: {Reason}) and cannot succeed on retry; dead-lettered to {DeadLetterTopic}")]
+    public static partial void RecordDeadLettered(ILogger logger, string consumer, string topic, int partition, long offset, string stage, string exceptionType, string reason, string deadLetterTopic);
+
+    [LoggerMessage(206, LogLevel.Error, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} could not be written to dead-letter topic {DeadLetterTopic} ({Reason}); the partition holds at this record, retrying in {Delay}")]
+    public static partial void DeadLetterFailed(ILogger logger, string consumer, string topic, int partition, long offset, string deadLetterTopic, string reason, TimeSpan delay);
+
     [LoggerMessage(201, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] paused, {Buffered} records buffered")]
     public static partial void PartitionPaused(ILogger logger, string consumer, string topic, int partition, int buffered);
 

@@ -74,6 +74,25 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             errors.AddError($"{Setting("Commit:Count")} is {options.Commit.Count}: use 0 (commit on the interval only) or a positive number of records.");
         }
 
+        if (options.DeadLetter.Enabled)
+        {
+            foreach (var topic in options.Topics)
+            {
+                var deadLetterTopic = options.DeadLetter.Topic?.Replace(DeadLetterConstants.TopicPlaceholder, topic, StringComparison.Ordinal);
+                if (string.IsNullOrEmpty(deadLetterTopic) || !TopicName().IsMatch(deadLetterTopic))
+                {
+                    errors.AddError($"{Setting("DeadLetter:Topic")} ('{options.DeadLetter.Topic}') does not give a valid topic name for '{topic}': use letters, digits, '.', '_', '-' and the placeholder {{topic}}.");
+                    break;
+                }
+
+                if (options.Topics.Contains(deadLetterTopic))
+                {
+                    errors.AddError($"{Setting("DeadLetter:Topic")} ('{options.DeadLetter.Topic}') names a topic this consumer reads ('{deadLetterTopic}'): rejected records would come back forever.");
+                    break;
+                }
+            }
+        }
+
         CheckDuration(errors, Setting("Retry:Delay"), options.Retry.Delay, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("Retry:MaxDelay"), options.Retry.MaxDelay, options.Retry.Delay, ReliableConsumerConstants.MaxDuration);
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, builds, runs every test project, and
+# prints one closing line "Tests: N passed, N failed, N skipped" counted from the TRX results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# PostgreSQL and Redis servers are started by the test fixtures of the idempotency stores (later issues); install them
+# here so that a fresh machine can run everything.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing ${need_apt[*]} ..."
+    apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null || echo "warning: could not install ${need_apt[*]}"
+  else
+    echo "warning: ${need_apt[*]} missing and cannot be installed here (needs root and apt-get)"
+  fi
+fi
+
+results="${TEST_RESULTS_DIR:-artifacts/test-results}"
+rm -rf "$results"
+mkdir -p "$results"
+
+dotnet build Kafka.Reliable.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
+
+status=0
+for project in tests/*/*.Tests.csproj; do
+  name=$(basename "$project" .csproj)
+  echo "== $name"
+  dotnet test "$project" -c Release --no-build --nologo \
+    --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
+    --logger "console;verbosity=minimal" -- xUnit.ShowLiveOutput=false || status=1
+done
+
+python3 - "$results" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for f in glob.glob(sys.argv[1] + "/*.trx"):
+    counters = ET.parse(f).getroot().find("{*}ResultSummary/{*}Counters")
+    if counters is None:
+        continue
+    passed += int(counters.get("passed", 0))
+    failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
+    skipped += int(counters.get("notExecuted", 0))
+print(f"Tests: {passed} passed, {failed} failed, {skipped} skipped")
+PY
+exit $status

@@ -1,0 +1,16 @@
+namespace Kafka.Reliable;
+
+internal static class DeadLetterConstants
+{
+    public const string DefaultTopic = "{topic}.dlq";
+    public const string TopicPlaceholder = "{topic}";
+
+    /// <summary>How long one dead-letter write may take before it counts as failed and is tried again.</summary>
+    public const int DeliveryTimeoutMs = 30_000;
+
+    /// <summary>The longest exception message written to a header.</summary>
+    public const int MaxMessageLength = 4096;
+
+    /// <summary>librdkafka settings the dead-letter producer takes over from the consumer's settings: how to reach and authenticate to the cluster.</summary>
+    public static readonly string[] SharedSettingPrefixes = ["security.", "sasl.", "ssl.", "client.dns.lookup", "socket.", "broker.address.family"];
+}

@@ -1,0 +1,64 @@
+namespace Kafka.Reliable;
+
+/// <summary>
+/// Where records go that can never be processed: a payload that cannot be deserialized or a message the translator rejects.
+/// The dead-letter record keeps the original key and value bytes unchanged and carries its provenance in headers
+/// (<see cref="DeadLetterHeaders"/>). A record counts as done only once the dead-letter topic acknowledged it.
+/// </summary>
+public sealed class DeadLetterOptions
+{
+    /// <summary>
+    /// Gets or sets a value indicating whether rejected records are dead-lettered. When turned off, such a record is retried
+    /// in place like a handler failure, which holds back its partition until someone intervenes: nothing is ever skipped.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>.</value>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Gets or sets the dead-letter topic; <c>{topic}</c> stands for the record's original topic.</summary>
+    /// <value>The default value is <c>{topic}.dlq</c>.</value>
+    public string Topic { get; set; } = DeadLetterConstants.DefaultTopic;
+
+    /// <summary>Gets or sets a value indicating whether the exception's stack trace is added as a header.</summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool IncludeStackTrace { get; set; }
+}
+
+/// <summary>The headers a dead-letter record carries, in addition to the original record's own headers. Values are UTF-8 text.</summary>
+public static class DeadLetterHeaders
+{
+    /// <summary>The topic the record was consumed from.</summary>
+    public const string OriginalTopic = "dlq-original-topic";
+
+    /// <summary>The partition the record was consumed from.</summary>
+    public const string OriginalPartition = "dlq-original-partition";
+
+    /// <summary>The record's offset in its partition.</summary>
+    public const string OriginalOffset = "dlq-original-offset";
+
+    /// <summary>The record's timestamp, in milliseconds since the Unix epoch.</summary>
+    public const string OriginalTimestamp = "dlq-original-timestamp";
+
+    /// <summary>The consumer group that gave up on the record.</summary>
+    public const string ConsumerGroup = "dlq-consumer-group";
+
+    /// <summary>The pipeline stage that failed: <c>deserialize</c>, <c>translate</c> or <c>handle</c>.</summary>
+    public const string FailureStage = "dlq-failure-stage";
+
+    /// <summary>The full name of the exception's type.</summary>
+    public const string ExceptionType = "dlq-exception-type";
+
+    /// <summary>The exception's message.</summary>
+    public const string ExceptionMessage = "dlq-exception-message";
+
+    /// <summary>The exception's stack trace, when <see cref="DeadLetterOptions.IncludeStackTrace"/> is set.</summary>
+    public const string ExceptionStackTrace = "dlq-exception-stacktrace";
+
+    /// <summary>How many attempts were made.</summary>
+    public const string Attempts = "dlq-attempts";
+
+    /// <summary>When the first attempt failed (ISO 8601, UTC).</summary>
+    public const string FirstFailure = "dlq-first-failure";
+
+    /// <summary>When the last attempt failed (ISO 8601, UTC).</summary>
+    public const string LastFailure = "dlq-last-failure";
+}
