@@ -21,6 +21,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly Action? _onFatal;
     private readonly Dictionary<PartitionKey, PartitionWorker> _workers = [];
     private readonly List<TopicPartitionOffset> _commitBuffer = [];
+    private readonly List<TopicPartition> _assignedSinceLastPoll = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CommitScheduler _scheduler;
@@ -55,6 +56,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         {
             _context.DeadLetter = new DeadLetterPublisher(_options, Name);
         }
+
 
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
         _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
@@ -101,7 +103,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
             .SetErrorHandler((_, error) => OnError(error))
-            .SetLogHandler((_, message) => Log.ClientLog(Logger, Name, message.Facility, message.Message))
+            .SetLogHandler((_, message) => OnClientLog(message))
             .Build();
 
     private void Run()
@@ -193,6 +195,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private void Housekeeping(IConsumer<byte[]?, byte[]?> consumer)
     {
+        if (_assignedSinceLastPoll.Count > 0)
+        {
+            // A partition paused under an earlier assignment must not stay paused under the new one: its new worker starts empty.
+            consumer.Resume(_assignedSinceLastPoll);
+            _assignedSinceLastPoll.Clear();
+        }
+
         if (_context.TakeProgress())
         {
             foreach (var worker in _workers.Values)
@@ -306,6 +315,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
             var worker = new PartitionWorker(partition, _context, _processor);
             _workers.Add(key, worker);
+            _assignedSinceLastPoll.Add(partition);
             worker.Start();
         }
 
@@ -379,7 +389,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
-    private void AdvanceAll(List<PartitionWorker> workers)
+    private static void AdvanceAll(IEnumerable<PartitionWorker> workers)
     {
         foreach (var worker in workers)
         {
@@ -414,7 +424,16 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             while (!drained.IsCompleted && _context.Time.GetTimestamp() < deadline && _fatalReason is null)
             {
                 // Records of paused partitions are not returned; anything else is dropped uncommitted and read again later.
-                consumer.Consume(_options.PollTimeout);
+                try
+                {
+                    consumer.Consume(_options.PollTimeout);
+                }
+                catch (ConsumeException ex) when (!ex.Error.IsFatal)
+                {
+                    Log.ConsumeError(Logger, Name, ex.Error.Code, ex.Error.Reason);
+                }
+
+                AdvanceAll(_workers.Values);
             }
 
             if (!drained.IsCompleted)
@@ -459,6 +478,23 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         Log.ClientError(Logger, Name, error.Code, error.Reason);
     }
+
+    private void OnClientLog(LogMessage message)
+    {
+        var level = ToLogLevel(message.Level);
+        if (Logger.IsEnabled(level))
+        {
+            Log.ClientLog(Logger, level, Name, message.Facility, message.Message);
+        }
+    }
+
+    private static LogLevel ToLogLevel(SyslogLevel level) => level switch
+    {
+        <= SyslogLevel.Error => LogLevel.Error,
+        SyslogLevel.Warning => LogLevel.Warning,
+        SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
+        _ => LogLevel.Debug,
+    };
 
     private static string Describe<T>(List<T> partitions) => string.Join(", ", partitions);
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Confluent.Kafka;
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
@@ -131,6 +132,7 @@ internal sealed class PartitionWorker : IDisposable
     /// watermark never passes a failed record. A dead-letter write that fails is retried the same way.
     /// </summary>
     /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ProcessWithRetriesAsync(CancellationToken stop, CancellationToken abort)
     {
         var firstFailure = default(DateTimeOffset);

@@ -11,7 +11,8 @@ namespace Kafka.Reliable.DeadLetter;
 /// </summary>
 internal sealed class DeadLetterPublisher : IDisposable
 {
-    private readonly IProducer<byte[]?, byte[]?> _producer;
+    private readonly ProducerConfig _config;
+    private IProducer<byte[]?, byte[]?>? _producer;
     private readonly DeadLetterOptions _options;
     private readonly byte[] _group;
 
@@ -36,8 +37,12 @@ internal sealed class DeadLetterPublisher : IDisposable
             }
         }
 
-        _producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        _config = config;
     }
+
+    /// <summary>Gets the producer, created on the first dead letter: most consumers never need one.</summary>
+    private IProducer<byte[]?, byte[]?> Producer =>
+        LazyInitializer.EnsureInitialized(ref _producer, () => new ProducerBuilder<byte[]?, byte[]?>(_config).Build());
 
     public string TopicFor(string originalTopic) =>
         _options.Topic.Replace(DeadLetterConstants.TopicPlaceholder, originalTopic, StringComparison.Ordinal);
@@ -78,13 +83,16 @@ internal sealed class DeadLetterPublisher : IDisposable
             Value = record.Message.Value,
             Headers = headers,
         };
-        await _producer.ProduceAsync(TopicFor(record.Topic), message, cancellationToken).ConfigureAwait(false);
+        await Producer.ProduceAsync(TopicFor(record.Topic), message, cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose()
     {
-        _producer.Flush(TimeSpan.FromSeconds(5));
-        _producer.Dispose();
+        if (_producer is { } producer)
+        {
+            producer.Flush(TimeSpan.FromSeconds(5));
+            producer.Dispose();
+        }
     }
 
     internal static string StageName(ProcessingStage stage) => stage switch

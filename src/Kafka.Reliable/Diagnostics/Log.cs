@@ -69,6 +69,6 @@ internal static partial class Log
     [LoggerMessage(501, LogLevel.Warning, "Consumer {Consumer}: consume error {Code}: {Reason}")]
     public static partial void ConsumeError(ILogger logger, string consumer, ErrorCode code, string reason);
 
-    [LoggerMessage(502, LogLevel.Debug, "Consumer {Consumer} librdkafka [{Facility}] {Message}")]
-    public static partial void ClientLog(ILogger logger, string consumer, string facility, string message);
+    [LoggerMessage(EventId = 502, Message = "Consumer {Consumer} librdkafka [{Facility}] {Message}")]
+    public static partial void ClientLog(ILogger logger, LogLevel level, string consumer, string facility, string message);
 }
