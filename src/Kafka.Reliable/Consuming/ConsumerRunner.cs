@@ -178,16 +178,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             _lastWorker = worker;
         }
 
-        if (!worker.TryEnqueue(record))
-        {
-            // The ring has no free slot even with its headroom: rewind to this record so it is fetched again after resume.
-            Log.BufferOverflow(Logger, Name, record.Topic, record.Partition.Value, record.Offset.Value);
-            consumer.Seek(record.TopicPartitionOffset);
-            Pause(consumer, worker);
-            return;
-        }
-
-        if (!worker.Paused && worker.Tracker.Count >= _options.PartitionBufferSize)
+        worker.Enqueue(record);
+        if (!worker.Paused && worker.Buffered >= _options.PartitionBufferSize)
         {
             Pause(consumer, worker);
         }
@@ -210,13 +202,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 if (released > 0)
                 {
                     _scheduler.OnReleased(released);
+                    worker.DrainOverflow();
                 }
 
-                if (worker.Paused && worker.Tracker.Count <= _resumeThreshold)
+                if (worker.Paused && worker.Buffered <= _resumeThreshold)
                 {
-                    consumer.Resume([worker.TopicPartition]);
-                    worker.Paused = false;
-                    Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Tracker.Count);
+                    Resume(consumer, worker);
+                    Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
                 }
             }
         }
@@ -235,13 +227,27 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
+    private void Resume(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
+    {
+        consumer.Resume([worker.TopicPartition]);
+        if (worker.NextFetchOffset >= 0)
+        {
+            // librdkafka can leave a resumed partition out of its broker's fetch list when the pause had already taken it out
+            // (seen with 2.16: the partition never fetches again). Seeking to the position resume fetches from anyway
+            // restarts the fetcher: nothing is skipped or repeated.
+            consumer.Seek(new TopicPartitionOffset(worker.TopicPartition, new Offset(worker.NextFetchOffset)));
+        }
+
+        worker.Paused = false;
+    }
+
     private void Pause(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
     {
         if (!worker.Paused)
         {
             consumer.Pause([worker.TopicPartition]);
             worker.Paused = true;
-            Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Tracker.Count);
+            Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
         }
     }
 
@@ -332,7 +338,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         Drain(revoked, _options.RevokeTimeout);
         AdvanceAll(revoked);
-        Commit(_consumer!, revoked);
+        if (!Commit(_consumer!, revoked))
+        {
+            Log.RevokeCommitFailed(Logger, Name, Describe(partitions));
+        }
+
         Release(revoked);
         Log.PartitionsRevoked(Logger, Name, Describe(partitions));
     }

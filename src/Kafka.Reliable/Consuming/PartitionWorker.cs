@@ -22,6 +22,7 @@ internal sealed class PartitionWorker : IDisposable
     private readonly IRecordProcessor _processor;
     private readonly ConsumerContext _consumer;
     private readonly MessageContext _context;
+    private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
 
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
@@ -42,6 +43,9 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Gets or sets a value indicating whether the partition is paused (poll thread).</summary>
     public bool Paused { get; set; }
 
+    /// <summary>Gets the offset after the last record delivered to this worker: where fetching resumes (poll thread); -1 before the first record.</summary>
+    public long NextFetchOffset { get; private set; } = -1;
+
     /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
     public long LastCommitted { get; set; } = -1;
 
@@ -52,19 +56,40 @@ internal sealed class PartitionWorker : IDisposable
 
     public void Start() => Completion = Task.Run(RunAsync);
 
-    /// <summary>Buffers a record (poll thread).</summary>
-    /// <returns><see langword="false"/> when the buffer is full.</returns>
-    public bool TryEnqueue(ConsumeResult<byte[]?, byte[]?> record)
+    /// <summary>Gets the number of records buffered and not yet done, including those waiting for a slot (poll thread).</summary>
+    public int Buffered => Tracker.Count + (_overflow?.Count ?? 0);
+
+    /// <summary>
+    /// Buffers a record (poll thread). When the ring has no free slot, the record waits in an overflow queue on the poll
+    /// thread: librdkafka may still deliver records it had fetched before the partition was paused, and every delivered
+    /// record must be kept, because on resume librdkafka fetches from after the last record it delivered.
+    /// </summary>
+    public void Enqueue(ConsumeResult<byte[]?, byte[]?> record)
     {
-        if (Tracker.IsFull)
+        NextFetchOffset = record.Offset.Value + 1;
+        if (Tracker.IsFull || _overflow is { Count: > 0 })
         {
-            return false;
+            (_overflow ??= new Queue<ConsumeResult<byte[]?, byte[]?>>()).Enqueue(record);
+            return;
         }
 
+        Add(record);
+    }
+
+    /// <summary>Moves records waiting in the overflow queue into freed slots (poll thread).</summary>
+    public void DrainOverflow()
+    {
+        while (_overflow is { Count: > 0 } && !Tracker.IsFull)
+        {
+            Add(_overflow.Dequeue());
+        }
+    }
+
+    private void Add(ConsumeResult<byte[]?, byte[]?> record)
+    {
         _records[Tracker.SlotOf(Tracker.NextSequence)] = record;
         Tracker.TryAdd(record.Offset.Value, out _);
         _signal.Set();
-        return true;
     }
 
     /// <summary>Stops dispatching: the worker finishes the record it is handling (if any) and exits; buffered records are left alone.</summary>

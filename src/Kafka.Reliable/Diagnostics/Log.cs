@@ -42,9 +42,6 @@ internal static partial class Log
     [LoggerMessage(202, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] resumed, {Buffered} records buffered")]
     public static partial void PartitionResumed(ILogger logger, string consumer, string topic, int partition, int buffered);
 
-    [LoggerMessage(203, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] buffer full at @{Offset}; rewinding to it and pausing")]
-    public static partial void BufferOverflow(ILogger logger, string consumer, string topic, int partition, long offset);
-
     [LoggerMessage(204, LogLevel.Debug, "Consumer {Consumer}: record {Topic} [{Partition}] @{Offset} of a partition not assigned here is ignored")]
     public static partial void RecordOfUnassignedPartition(ILogger logger, string consumer, string topic, int partition, long offset);
 
@@ -57,8 +54,11 @@ internal static partial class Log
     [LoggerMessage(400, LogLevel.Information, "Consumer {Consumer}: partitions assigned: {Partitions}")]
     public static partial void PartitionsAssigned(ILogger logger, string consumer, string partitions);
 
-    [LoggerMessage(401, LogLevel.Information, "Consumer {Consumer}: partitions revoked: {Partitions}; in-flight records drained, watermarks committed")]
+    [LoggerMessage(401, LogLevel.Information, "Consumer {Consumer}: partitions revoked: {Partitions}; in-flight records drained")]
     public static partial void PartitionsRevoked(ILogger logger, string consumer, string partitions);
+
+    [LoggerMessage(403, LogLevel.Warning, "Consumer {Consumer}: the final commit of revoked partitions {Partitions} was refused; their next owner starts from the last committed offsets and some records are delivered again (nothing is lost)")]
+    public static partial void RevokeCommitFailed(ILogger logger, string consumer, string partitions);
 
     [LoggerMessage(402, LogLevel.Warning, "Consumer {Consumer}: partitions lost: {Partitions}; in-flight records cancelled, nothing committed")]
     public static partial void PartitionsLost(ILogger logger, string consumer, string partitions);

@@ -23,28 +23,39 @@ public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMe
     }
 
     /// <summary>
-    /// Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from serializer options,
-    /// whose type resolver must know <typeparamref name="TMessage"/>.
+    /// Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from serializer options.
+    /// Options with a type resolver (a source-generated context) must know <typeparamref name="TMessage"/>; options without
+    /// one use reflection, which trimmed and native AOT applications disable.
     /// </summary>
     /// <param name="options">The serializer options.</param>
     /// <exception cref="InvalidOperationException">The options cannot describe <typeparamref name="TMessage"/>.</exception>
     public JsonMessageDeserializer(JsonSerializerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.TypeInfoResolver is null)
+        {
+            ThrowIfReflectionDisabled();
+            options = new JsonSerializerOptions(options) { TypeInfoResolver = DefaultOptions().TypeInfoResolver };
+        }
+
         _typeInfo = GetTypeInfo(options);
     }
 
     /// <summary>The deserializer used when none is configured: System.Text.Json's default options, which need reflection.</summary>
     internal JsonMessageDeserializer()
     {
+        ThrowIfReflectionDisabled();
+        _typeInfo = GetTypeInfo(DefaultOptions());
+    }
+
+    private static void ThrowIfReflectionDisabled()
+    {
         if (!JsonSerializer.IsReflectionEnabledByDefault)
         {
             throw new InvalidOperationException(
-                $"Reflection-based JSON is disabled in this application (trimmed or native AOT), so {typeof(TMessage).Name} cannot be deserialized by default. " +
+                $"Reflection-based JSON is disabled in this application (trimmed or native AOT), so {typeof(TMessage).Name} cannot be deserialized without metadata. " +
                 $"Pass source-generated metadata: WithJsonDeserializer(MyJsonContext.Default.{typeof(TMessage).Name}).");
         }
-
-        _typeInfo = GetTypeInfo(DefaultOptions());
     }
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Reached only when JsonSerializer.IsReflectionEnabledByDefault is true; trimmed and AOT applications get a clear error instead.")]
@@ -84,8 +95,9 @@ public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMe
             return JsonSerializer.Deserialize(value, _typeInfo)
                 ?? throw new InvalidDataException($"The payload is the JSON literal null; a {typeof(TMessage).Name} was expected.");
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or ArgumentException or NotSupportedException)
         {
+            // InvalidOperationException: invalid UTF-8 inside a string; NotSupportedException: a shape the type cannot take.
             throw new InvalidDataException($"The payload is not a valid {typeof(TMessage).Name}: {ex.Message}", ex);
         }
     }

@@ -1,0 +1,6 @@
+namespace Orders;
+
+/// <summary>The domain order: only valid orders exist.</summary>
+public sealed record Order(string OrderId, DateTimeOffset CreatedAt, string CustomerName, decimal TotalPrice, IReadOnlyList<OrderLine> Lines);
+
+public sealed record OrderLine(string Sku, int Quantity, decimal UnitPrice);

@@ -1,0 +1,132 @@
+using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Kafka.Reliable.Tests.Hosting;
+
+public sealed class StartupValidationTests
+{
+    private static readonly Dictionary<string, string?> Valid = new()
+    {
+        ["Kafka:Orders:BootstrapServers"] = "127.0.0.1:9",
+        ["Kafka:Orders:GroupId"] = "orders-loader",
+        ["Kafka:Orders:Topics:0"] = "orders",
+    };
+
+    [Theory]
+    [InlineData("Kafka:Orders:GroupId", "", "Kafka:Orders:GroupId is required")]
+    [InlineData("Kafka:Orders:BootstrapServers", "", "Kafka:Orders:BootstrapServers is required")]
+    [InlineData("Kafka:Orders:Topics:0", "", "Kafka:Orders:Topics is empty")]
+    [InlineData("Kafka:Orders:Topics:1", "bad topic!", "Kafka:Orders:Topics:1 ('bad topic!') is not a valid topic name")]
+    [InlineData("Kafka:Orders:Topics:1", "orders", "Kafka:Orders:Topics:1 ('orders') is listed twice")]
+    [InlineData("Kafka:Orders:PartitionBufferSize", "0", "Kafka:Orders:PartitionBufferSize is 0")]
+    [InlineData("Kafka:Orders:ShutdownTimeout", "-00:00:01", "Kafka:Orders:ShutdownTimeout is -00:00:01")]
+    [InlineData("Kafka:Orders:PollTimeout", "00:01:00", "Kafka:Orders:PollTimeout is 00:01:00")]
+    [InlineData("Kafka:Orders:Commit:Interval", "00:00:00", "Kafka:Orders:Commit:Interval is 00:00:00")]
+    [InlineData("Kafka:Orders:Commit:Count", "-1", "Kafka:Orders:Commit:Count is -1")]
+    [InlineData("Kafka:Orders:Retry:MaxDelay", "00:00:00.001", "Kafka:Orders:Retry:MaxDelay is 00:00:00.0010000")]
+    [InlineData("Kafka:Orders:KafkaSettings:enable.auto.commit", "true", "Kafka:Orders:KafkaSettings:enable.auto.commit is managed by Kafka.Reliable: remove it and set Kafka:Orders:Commit:Strategy instead")]
+    [InlineData("Kafka:Orders:KafkaSettings:group.id", "x", "set Kafka:Orders:GroupId instead")]
+    [InlineData("Kafka:Orders:KafkaSettings:session.timeout.ms", "abc", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
+    [InlineData("Kafka:Orders:KafkaSettings:no.such.property", "1", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
+    public async Task Start_InvalidSetting_FailsWithAMessageNamingIt(string key, string value, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid) { [key] = value };
+        if (key == "Kafka:Orders:Topics:0")
+        {
+            settings.Remove(key);
+        }
+
+        using var host = BuildHost(settings);
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_UnknownStartPosition_FailsNamingTheSetting()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid) { ["Kafka:Orders:StartPosition"] = "Middle" });
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:StartPosition", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_SeveralProblems_ReportsEachOfThem()
+    {
+        using var host = BuildHost(new Dictionary<string, string?> { ["Kafka:Orders:PartitionBufferSize"] = "5" });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("BootstrapServers is required", error.Message, StringComparison.Ordinal);
+        Assert.Contains("GroupId is required", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Topics is empty", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_NoHandler_FailsSayingWhatToCall()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(Valid);
+        builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"));
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Reliable consumer 'Orders' has no handler: call WithHandler<THandler>()", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddReliableConsumer_SameNameTwice_Throws()
+    {
+        var services = new ServiceCollection();
+        services.AddReliableConsumer<TestEvent>("orders", o => { });
+
+        var error = Assert.Throws<InvalidOperationException>(() => services.AddReliableConsumer<TestEvent>("orders", o => { }));
+        Assert.Contains("'orders' is already registered", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_BoundFromConfiguration_CarryEverySetting()
+    {
+        var settings = new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:Topics:1"] = "returns",
+            ["Kafka:Orders:StartPosition"] = "Latest",
+            ["Kafka:Orders:Commit:Strategy"] = "PerMessage",
+            ["Kafka:Orders:Commit:Interval"] = "00:00:02",
+            ["Kafka:Orders:Commit:Count"] = "500",
+            ["Kafka:Orders:PartitionBufferSize"] = "64",
+            ["Kafka:Orders:ShutdownTimeout"] = "00:00:07",
+            ["Kafka:Orders:RevokeTimeout"] = "00:00:03",
+            ["Kafka:Orders:Retry:Delay"] = "00:00:01",
+            ["Kafka:Orders:Retry:MaxDelay"] = "00:00:09",
+            ["Kafka:Orders:KafkaSettings:session.timeout.ms"] = "12000",
+        };
+        using var host = BuildHost(settings);
+
+        var options = host.Services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get("Orders");
+
+        Assert.Equal(["orders", "returns"], options.Topics);
+        Assert.Equal(StartPosition.Latest, options.StartPosition);
+        Assert.Equal(CommitStrategy.PerMessage, options.Commit.Strategy);
+        Assert.Equal(TimeSpan.FromSeconds(2), options.Commit.Interval);
+        Assert.Equal(500, options.Commit.Count);
+        Assert.Equal(64, options.PartitionBufferSize);
+        Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.RevokeTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(1), options.Retry.Delay);
+        Assert.Equal(TimeSpan.FromSeconds(9), options.Retry.MaxDelay);
+        Assert.Equal("12000", options.KafkaSettings["session.timeout.ms"]);
+    }
+
+    private static IHost BuildHost(Dictionary<string, string?> settings)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"))
+            .WithHandler<RecordingHandler>();
+        return builder.Build();
+    }
+}

@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Tests.Infrastructure;
+
+public sealed record TestEvent(int Id, string Key);
+
+/// <summary>A handled record as a test saw it.</summary>
+public sealed record Handled(int Id, int Partition, long Offset, int Attempt, string Thread);
+
+/// <summary>Records every message it handles; an optional behaviour can fail, block or slow chosen records.</summary>
+public sealed class RecordingHandler : IMessageHandler<TestEvent>
+{
+    private readonly ConcurrentQueue<Handled> _handled = new();
+    private readonly ConcurrentQueue<Handled> _attempts = new();
+
+    public Func<TestEvent, MessageContext, CancellationToken, ValueTask>? Behavior { get; set; }
+
+    /// <summary>Gets the records handled successfully, in completion order.</summary>
+    public IReadOnlyCollection<Handled> Handled => _handled;
+
+    /// <summary>Gets every attempt, including failed ones.</summary>
+    public IReadOnlyCollection<Handled> Attempts => _attempts;
+
+    public async ValueTask HandleAsync(TestEvent message, MessageContext context, CancellationToken cancellationToken)
+    {
+        var entry = new Handled(message.Id, context.Partition, context.Offset, context.Attempt, Thread.CurrentThread.Name ?? string.Empty);
+        _attempts.Enqueue(entry);
+        if (Behavior is { } behavior)
+        {
+            await behavior(message, context, cancellationToken);
+        }
+
+        _handled.Enqueue(entry);
+    }
+}
+
+/// <summary>A generic host running one reliable consumer of <see cref="TestEvent"/> against the test broker.</summary>
+public sealed class TestConsumer : IAsyncDisposable
+{
+    private TestConsumer(IHost host, RecordingHandler handler, TestLogs logs)
+    {
+        Host = host;
+        Handler = handler;
+        Logs = logs;
+    }
+
+    public IHost Host { get; }
+
+    public RecordingHandler Handler { get; }
+
+    public TestLogs Logs { get; }
+
+    public static IHost Build(string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+        builder.Services.AddSingleton(handler);
+        builder.Services
+            .AddReliableConsumer<TestEvent>("test", o =>
+            {
+                o.BootstrapServers = bootstrapServers;
+                o.GroupId = groupId;
+                o.Topics.Add(topic);
+                o.Commit.Interval = TimeSpan.FromMilliseconds(200);
+                o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+                o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
+                o.KafkaSettings["session.timeout.ms"] = "6000";
+                o.KafkaSettings["heartbeat.interval.ms"] = "500";
+                o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+                configure?.Invoke(o);
+            })
+            .WithHandler<RecordingHandler>(ServiceLifetime.Singleton);
+        return builder.Build();
+    }
+
+    public static Task<TestConsumer> StartAsync(KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null) =>
+        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure);
+
+    public static async Task<TestConsumer> StartAsync(string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null)
+    {
+        handler ??= new RecordingHandler();
+        var logs = new TestLogs();
+        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure);
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return new TestConsumer(host, handler, logs);
+    }
+
+    public static IEnumerable<(int Partition, string? Key, string? Value)> Events(int count, int partitions, int firstId = 0) =>
+        Enumerable.Range(firstId, count).Select(id =>
+        {
+            var key = $"k{id % 1000}";
+            return (id % partitions, (string?)key, (string?)JsonSerializer.Serialize(new TestEvent(id, key)));
+        });
+
+    public Task StopAsync() => Host.StopAsync(CancellationToken.None);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.StopAsync(CancellationToken.None);
+        Host.Dispose();
+    }
+}

@@ -1,0 +1,175 @@
+using Kafka.Reliable.Offsets;
+
+namespace Kafka.Reliable.Tests.Offsets;
+
+public sealed class PartitionOffsetTrackerTests
+{
+    [Fact]
+    public void Watermark_NothingReleased_IsMinusOne()
+    {
+        var tracker = new PartitionOffsetTracker(4);
+        Assert.Equal(-1, tracker.Watermark);
+        tracker.TryAdd(10, out _);
+        Assert.Equal(-1, tracker.Watermark);
+    }
+
+    [Fact]
+    public void Advance_InOrderCompletions_WatermarkIsOnePastLastDone()
+    {
+        var tracker = new PartitionOffsetTracker(8);
+        for (var offset = 100; offset < 105; offset++)
+        {
+            tracker.TryAdd(offset, out var sequence);
+            tracker.MarkDone(sequence);
+        }
+
+        Assert.Equal(5, tracker.Advance());
+        Assert.Equal(105, tracker.Watermark);
+        Assert.Equal(0, tracker.Count);
+    }
+
+    [Fact]
+    public void Advance_GapBeforeDoneRecords_WatermarkStaysAtTheGap()
+    {
+        var tracker = new PartitionOffsetTracker(8);
+        var sequences = Enumerable.Range(0, 6).Select(i =>
+        {
+            tracker.TryAdd(i, out var s);
+            return s;
+        }).ToArray();
+
+        tracker.MarkDone(sequences[0]);
+        tracker.MarkDone(sequences[2]);
+        tracker.MarkDone(sequences[3]);
+        Assert.Equal(1, tracker.Advance());
+        Assert.Equal(1, tracker.Watermark);
+
+        tracker.MarkDone(sequences[1]);
+        Assert.Equal(3, tracker.Advance());
+        Assert.Equal(4, tracker.Watermark);
+    }
+
+    [Fact]
+    public void Watermark_OffsetsWithGapsFromCompaction_IsTheNextTrackedOffset()
+    {
+        var tracker = new PartitionOffsetTracker(4);
+        tracker.TryAdd(10, out var a);
+        tracker.TryAdd(15, out _);
+        tracker.MarkDone(a);
+        tracker.Advance();
+
+        Assert.Equal(15, tracker.Watermark);
+    }
+
+    [Fact]
+    public void TryAdd_Full_ReturnsFalseUntilTheHeadIsReleased()
+    {
+        var tracker = new PartitionOffsetTracker(3);
+        Assert.Equal(4, tracker.Capacity);
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(tracker.TryAdd(i, out _));
+        }
+
+        Assert.True(tracker.IsFull);
+        Assert.False(tracker.TryAdd(4, out var rejected));
+        Assert.Equal(-1, rejected);
+
+        tracker.MarkDone(0);
+        tracker.Advance();
+        Assert.True(tracker.TryAdd(4, out var reused));
+        Assert.Equal(4, reused);
+        Assert.Equal(0, tracker.SlotOf(reused));
+    }
+
+    /// <summary>
+    /// Property: whatever the order in which records complete, and whichever records never complete, the watermark equals the
+    /// lowest offset not done (or one past the last offset when all are done) and never moves backwards.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(42)]
+    [InlineData(2024)]
+    public void Watermark_RandomCompletionOrders_IsAlwaysTheLowestOffsetNotDone(int seed)
+    {
+        var random = new Random(seed);
+        for (var round = 0; round < 200; round++)
+        {
+            var capacity = random.Next(1, 64);
+            var tracker = new PartitionOffsetTracker(capacity);
+            var offset = (long)random.Next(0, 1000);
+            var outstanding = new List<(long Sequence, long Offset)>();
+            var done = new SortedSet<long>();
+            var tracked = new SortedSet<long>();
+            long lastReleased = -1;
+            long previousWatermark = -1;
+
+            for (var step = 0; step < 500; step++)
+            {
+                if (random.Next(3) > 0 && tracker.TryAdd(offset, out var sequence))
+                {
+                    outstanding.Add((sequence, offset));
+                    tracked.Add(offset);
+                    offset += 1 + (random.Next(10) == 0 ? random.Next(1, 5) : 0); // occasional gaps, as compaction leaves
+                }
+                else if (outstanding.Count > 0 && random.Next(10) > 0)
+                {
+                    // Complete a random outstanding record; some (the 10% skipped) stay in flight for a while.
+                    var index = random.Next(outstanding.Count);
+                    var (s, o) = outstanding[index];
+                    outstanding.RemoveAt(index);
+                    tracker.MarkDone(s);
+                    done.Add(o);
+                }
+
+                tracker.Advance();
+                while (tracked.Count > 0 && done.Contains(tracked.Min))
+                {
+                    lastReleased = tracked.Min;
+                    done.Remove(tracked.Min);
+                    tracked.Remove(tracked.Min);
+                }
+
+                var expected = lastReleased < 0 ? -1 : tracked.Count > 0 ? tracked.Min : lastReleased + 1;
+                Assert.Equal(expected, tracker.Watermark);
+                Assert.True(tracker.Watermark >= previousWatermark, "the watermark moved backwards");
+                Assert.Equal(tracked.Count, tracker.Count);
+                previousWatermark = tracker.Watermark;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task MarkDone_FromManyThreads_PollThreadSeesEveryCompletion()
+    {
+        const int Records = 200_000;
+        var tracker = new PartitionOffsetTracker(1024);
+        long added = 0;
+        long released = 0;
+        var completions = new System.Collections.Concurrent.BlockingCollection<long>();
+        var workers = Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            foreach (var sequence in completions.GetConsumingEnumerable())
+            {
+                tracker.MarkDone(sequence);
+            }
+        })).ToArray();
+
+        while (released < Records)
+        {
+            while (added < Records && tracker.TryAdd(added, out var sequence))
+            {
+                completions.Add(sequence);
+                added++;
+            }
+
+            released += tracker.Advance();
+        }
+
+        completions.CompleteAdding();
+        await Task.WhenAll(workers);
+        Assert.Equal(Records, tracker.Watermark);
+    }
+}
