@@ -77,11 +77,17 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         await cluster.ProduceAllAsync(Topic, records, TestContext.Current.CancellationToken);
         var handler = new RecordingHandler();
 
-        cluster.PushRequestErrors(Testing.KafkaApiKey.Produce, Enumerable.Repeat(ErrorCode.TopicAuthorizationFailed, 4).ToArray());
+        // The dead-letter topic refuses writes until the test "fixes" it by clearing the injected errors.
+        cluster.PushRequestErrors(Testing.KafkaApiKey.Produce, Enumerable.Repeat(ErrorCode.MsgSizeTooLarge, 100_000).ToArray());
         await using var consumer = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, handler, o => o.Commit.Strategy = CommitStrategy.PerMessage);
-        await Eventually.TrueAsync(() => consumer.Logs.Count(206) >= 2, "failed dead-letter writes are reported");
+        await Eventually.TrueAsync(() => consumer.Logs.Count(206) >= 3, "failed dead-letter writes are reported");
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 1, "record 0 is committed");
+        Assert.Equal([0], handler.Handled.Select(h => h.Id));
+        await Eventually.TrueAsync(() => consumer.Logs.Count(206) >= 6, "more failed writes are reported");
         Assert.Equal(1, cluster.GetCommittedOffsets(group, Topic)[0]);
         Assert.Equal([0], handler.Handled.Select(h => h.Id));
+
+        cluster.ClearRequestErrors(Testing.KafkaApiKey.Produce);
 
         await Eventually.TrueAsync(() => handler.Handled.Count == 4, "the records after the dead-lettered one are handled once the write succeeds");
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 5, "the partition is committed to its end");
