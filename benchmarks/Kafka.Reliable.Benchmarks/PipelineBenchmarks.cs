@@ -1,0 +1,105 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using BenchmarkDotNet.Attributes;
+using Confluent.Kafka;
+using Kafka.Reliable.Pipeline;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kafka.Reliable.Benchmarks;
+
+/// <summary>One record through deserialize -> translate -> handle, as a partition worker runs it, without a broker.</summary>
+[MemoryDiagnoser]
+public class PipelineBenchmarks
+{
+    private const int Records = 1024;
+    private readonly ConsumeResult<byte[]?, byte[]?>[] _records = new ConsumeResult<byte[]?, byte[]?>[Records];
+    private readonly MessageContext _context = new("bench", "group");
+    private RecordProcessor<Payload, Payload> _noOp = null!;
+    private RecordProcessor<OrderEvent, OrderEvent> _json = null!;
+    private RecordProcessor<OrderEvent, Order> _jsonTranslated = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var value = JsonSerializer.SerializeToUtf8Bytes(new OrderEvent("o-00042", 3, 59.85m), BenchJsonContext.Default.OrderEvent);
+        for (var i = 0; i < Records; i++)
+        {
+            _records[i] = new ConsumeResult<byte[]?, byte[]?>
+            {
+                Topic = "orders",
+                Partition = new Partition(i % 6),
+                Offset = new Offset(i),
+                Message = new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes("o-00042"), Value = value, Headers = [], Timestamp = new Timestamp(1_700_000_000_000, TimestampType.CreateTime) },
+            };
+        }
+
+        var services = new ServiceCollection()
+            .AddSingleton<NoOpHandler<Payload>>()
+            .AddSingleton<NoOpHandler<OrderEvent>>()
+            .AddSingleton<NoOpHandler<Order>>()
+            .BuildServiceProvider();
+        _noOp = new RecordProcessor<Payload, Payload>(new PassThroughDeserializer(), IdentityTranslator<Payload>.Instance, static sp => sp.GetRequiredService<NoOpHandler<Payload>>(), handlerIsSingleton: true, services);
+        var json = new JsonMessageDeserializer<OrderEvent>(BenchJsonContext.Default.OrderEvent);
+        _json = new RecordProcessor<OrderEvent, OrderEvent>(json, IdentityTranslator<OrderEvent>.Instance, static sp => sp.GetRequiredService<NoOpHandler<OrderEvent>>(), handlerIsSingleton: true, services);
+        _jsonTranslated = new RecordProcessor<OrderEvent, Order>(json, new OrderTranslator(), static sp => sp.GetRequiredService<NoOpHandler<Order>>(), handlerIsSingleton: true, services);
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Records, Description = "no-op handler, pass-through deserializer")]
+    public async Task NoOp()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _noOp.ProcessAsync(_context, CancellationToken.None);
+            _context.Reset();
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Records, Description = "source-generated JSON, no-op handler")]
+    public async Task JsonNoOpHandler()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _json.ProcessAsync(_context, CancellationToken.None);
+            _context.Reset();
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Records, Description = "source-generated JSON + translator, no-op handler")]
+    public async Task JsonTranslatedNoOpHandler()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _jsonTranslated.ProcessAsync(_context, CancellationToken.None);
+            _context.Reset();
+        }
+    }
+
+    /// <summary>A message that costs nothing to produce, so that the figure is the library's own.</summary>
+    public readonly record struct Payload(int Length);
+
+    public sealed record OrderEvent(string OrderId, int Lines, decimal Total);
+
+    public readonly record struct Order(int Lines, decimal Total);
+
+    private sealed class PassThroughDeserializer : IMessageDeserializer<Payload>
+    {
+        public Payload Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context) => new(value.Length);
+    }
+
+    private sealed class OrderTranslator : IMessageTranslator<OrderEvent, Order>
+    {
+        public Order Translate(OrderEvent message, MessageContext context) => new(message.Lines, message.Total);
+    }
+
+    private sealed class NoOpHandler<T> : IMessageHandler<T>
+    {
+        public ValueTask HandleAsync(T message, MessageContext context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+}
+
+[JsonSerializable(typeof(PipelineBenchmarks.OrderEvent))]
+internal sealed partial class BenchJsonContext : JsonSerializerContext;
