@@ -10,6 +10,15 @@ internal static class ReliableConsumerConstants
     public static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromSeconds(5);
     public static readonly TimeSpan DefaultRetryDelay = TimeSpan.FromMilliseconds(200);
     public static readonly TimeSpan DefaultRetryMaxDelay = TimeSpan.FromSeconds(30);
+    public const int DefaultRetryMaxAttempts = 5;
+    public const int MaxRetryAttempts = 1_000_000;
+    public const double DefaultCircuitFailureRatio = 0.5;
+    public const int DefaultCircuitMinimumThroughput = 10;
+    public static readonly TimeSpan DefaultCircuitSamplingDuration = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultCircuitBreakDuration = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan MinCircuitDuration = TimeSpan.FromMilliseconds(500);
+    public static readonly TimeSpan MaxCircuitDuration = TimeSpan.FromDays(1);
+    public const int DefaultMaxPayloadBytes = 1024 * 1024;
     public static readonly TimeSpan MaxDuration = TimeSpan.FromHours(1);
 
     /// <summary>How long a failed commit waits before it is tried again.</summary>

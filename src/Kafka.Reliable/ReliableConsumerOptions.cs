@@ -31,6 +31,20 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the settings of in-place retries of failed records.</summary>
     public RetryOptions Retry { get; } = new();
 
+    /// <summary>Gets the settings of the circuit breaker over the handler (off by default).</summary>
+    public CircuitBreakerOptions CircuitBreaker { get; } = new();
+
+    /// <summary>Gets or sets what happens to a record with a null value (a tombstone, the delete marker of compacted topics).</summary>
+    /// <value>The default value is <see cref="TombstonePolicy.DeadLetter"/>: a null value is unexpected in an event topic, so it is surfaced, not dropped.</value>
+    public TombstonePolicy Tombstones { get; set; } = TombstonePolicy.DeadLetter;
+
+    /// <summary>
+    /// Gets or sets the largest record value the consumer deserializes. A larger one is dead-lettered at once (stage
+    /// <c>deserialize</c>) with a message giving its size, so that a huge payload cannot exhaust memory in the deserializer.
+    /// </summary>
+    /// <value>The default value is 1 MiB (1,048,576 bytes), Kafka's default record size limit. Allowed: 1 byte to 2 GiB.</value>
+    public int MaxPayloadBytes { get; set; } = ReliableConsumerConstants.DefaultMaxPayloadBytes;
+
     /// <summary>
     /// Gets or sets how many records of one partition may be buffered ahead of its handler. A full partition is paused
     /// (it stops fetching, the consumer keeps polling) and resumed when half of its buffer is drained; this bounds memory
@@ -65,6 +79,19 @@ public sealed class ReliableConsumerOptions
     /// </summary>
     /// <value>The default value is empty; the assignment strategy defaults to <c>cooperative-sticky</c>.</value>
     public IDictionary<string, string> KafkaSettings { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}
+
+/// <summary>What a consumer does with a record whose value is null (a tombstone).</summary>
+public enum TombstonePolicy
+{
+    /// <summary>Dead-letter it (stage <c>deserialize</c>) with a message saying it is a tombstone.</summary>
+    DeadLetter,
+
+    /// <summary>Count it as done without calling the deserializer or the handler.</summary>
+    Skip,
+
+    /// <summary>Pass it on: the deserializer is called with <c>isNull: true</c> and decides (for compacted topics, where a tombstone means "deleted").</summary>
+    Handle,
 }
 
 /// <summary>Where a consumer starts reading a partition for which its group has no committed offset.</summary>

@@ -1,5 +1,7 @@
 using Kafka.Reliable.DeadLetter;
+using Kafka.Reliable.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Polly;
 
 namespace Kafka.Reliable.Consuming;
 
@@ -7,6 +9,7 @@ namespace Kafka.Reliable.Consuming;
 internal sealed class ConsumerContext(string name, ReliableConsumerOptions options, ILogger logger, TimeProvider time)
 {
     private int _progress;
+    private volatile bool _circuitOpen;
 
     public string Name { get; } = name;
 
@@ -19,7 +22,32 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets or sets the dead-letter publisher; null when dead-lettering is turned off.</summary>
     public DeadLetterPublisher? DeadLetter { get; set; }
 
-    /// <summary>Tells the poll thread that a record is done (any thread).</summary>
+    /// <summary>Gets or sets the resilience pipeline every attempt at a handler runs through (retry, circuit breaker).</summary>
+    public ResiliencePipeline Resilience { get; set; } = ResiliencePipeline.Empty;
+
+    /// <summary>Gets or sets how handler exceptions are classified.</summary>
+    public ExceptionClassification Classification { get; set; } = new();
+
+    /// <summary>Gets a value indicating whether the circuit breaker is open: every partition stays paused (any thread).</summary>
+    public bool CircuitOpen => _circuitOpen;
+
+    public void OnCircuitOpened(TimeSpan breakDuration)
+    {
+        _circuitOpen = true;
+        Log.CircuitOpened(Logger, Name, breakDuration);
+        NotifyProgress();
+    }
+
+    public void OnCircuitHalfOpened() => Log.CircuitHalfOpened(Logger, Name);
+
+    public void OnCircuitClosed()
+    {
+        _circuitOpen = false;
+        Log.CircuitClosed(Logger, Name);
+        NotifyProgress();
+    }
+
+    /// <summary>Tells the poll thread that a record is done or that a worker or the circuit changed state (any thread).</summary>
     public void NotifyProgress()
     {
         if (Volatile.Read(ref _progress) == 0)

@@ -196,6 +196,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         if (_context.TakeProgress())
         {
+            var circuitOpen = _context.CircuitOpen;
             foreach (var worker in _workers.Values)
             {
                 var released = worker.Tracker.Advance();
@@ -205,7 +206,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                     worker.DrainOverflow();
                 }
 
-                if (worker.Paused && worker.Buffered <= _resumeThreshold)
+                if (worker.IsHolding || circuitOpen)
+                {
+                    // A failing record holds its partition (and an open circuit all of them): stop fetching what cannot be handled yet.
+                    Pause(consumer, worker);
+                }
+                else if (worker.Paused && worker.Buffered <= _resumeThreshold)
                 {
                     Resume(consumer, worker);
                     Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);

@@ -5,6 +5,8 @@ using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.CircuitBreaker;
 
 namespace Kafka.Reliable.Consuming;
 
@@ -23,6 +25,13 @@ internal sealed class PartitionWorker : IDisposable
     private readonly ConsumerContext _consumer;
     private readonly MessageContext _context;
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
+    private volatile bool _holding;
+
+    // The record at the head: how many attempts it had and when they failed. Only the worker loop touches these.
+    private int _attempts;
+    private DateTimeOffset _firstFailure;
+    private DateTimeOffset _lastFailure;
+    private CancellationToken _abortToken;
 
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
@@ -53,6 +62,9 @@ internal sealed class PartitionWorker : IDisposable
     public Task Completion { get; private set; }
 
     public bool IsAborted => _abort.IsCancellationRequested;
+
+    /// <summary>Gets a value indicating whether the record at the head of the partition is failing (retrying, waiting for the circuit, or for the dead-letter topic): the partition is paused meanwhile.</summary>
+    public bool IsHolding => _holding;
 
     public void Start() => Completion = Task.Run(RunAsync);
 
@@ -137,7 +149,7 @@ internal sealed class PartitionWorker : IDisposable
 
             var slot = Tracker.SlotOf(next);
             _context.Initialize(_records[slot]!);
-            var done = await ProcessWithRetriesAsync(stop, abort).ConfigureAwait(false);
+            var done = await ProcessRecordAsync(stop, abort).ConfigureAwait(false);
             _context.Reset();
             if (!done)
             {
@@ -152,53 +164,166 @@ internal sealed class PartitionWorker : IDisposable
     }
 
     /// <summary>
-    /// Runs attempts until the record is done. A record that can never be processed (its payload cannot be deserialized or
-    /// the translator rejects it) is dead-lettered at once; a handler failure is retried in place with a capped backoff, so the
-    /// watermark never passes a failed record. A dead-letter write that fails is retried the same way.
+    /// Takes the record at the head of the partition until it is done: handled, skipped, or dead-lettered and acknowledged.
+    /// A payload the pipeline can never process (a tombstone under the DeadLetter policy, an oversize value, a deserializer or
+    /// translator failure) is dead-lettered at once. Handler attempts run through the resilience pipeline: transient failures
+    /// are retried with backoff, fatal ones and exhausted retries are dead-lettered, and while the circuit is open the record
+    /// waits without spending attempts. While a record fails, its partition is held (paused) and the others go on.
     /// </summary>
     /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ProcessWithRetriesAsync(CancellationToken stop, CancellationToken abort)
+    private async ValueTask<bool> ProcessRecordAsync(CancellationToken stop, CancellationToken abort)
     {
-        var firstFailure = default(DateTimeOffset);
-        while (true)
+        _attempts = 0;
+        _firstFailure = default;
+        _abortToken = abort;
+        try
         {
-            var outcome = await _processor.ProcessAsync(_context, abort).ConfigureAwait(false);
-            if (outcome.IsSuccess)
+            var proceed = Screen(out var rejected);
+            if (!proceed && rejected.IsSuccess)
             {
                 return true;
             }
 
-            if (outcome.Canceled || stop.IsCancellationRequested)
+            var heldRound = 0;
+            while (true)
             {
-                return false;
-            }
+                var outcome = proceed ? await AttemptThroughPipelineAsync(stop).ConfigureAwait(false) : rejected;
+                if (outcome.IsSuccess)
+                {
+                    return true;
+                }
 
-            var now = _consumer.Time.GetUtcNow();
-            if (firstFailure == default)
-            {
-                firstFailure = now;
-            }
+                if (outcome.Canceled || stop.IsCancellationRequested)
+                {
+                    return false;
+                }
 
-            if (outcome.FailedStage != ProcessingStage.Handle && _consumer.DeadLetter is { } deadLetter)
-            {
-                return await DeadLetterAsync(deadLetter, outcome, firstFailure, now, stop).ConfigureAwait(false);
-            }
+                if (outcome.Exception is BrokenCircuitException broken)
+                {
+                    // Not the record's fault: wait for the circuit without spending attempts, then try again.
+                    Hold(true);
+                    if (!await DelayAsync(broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration, stop).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
 
-            var delay = RetryBackoff.Delay(_consumer.Options.Retry, _context.Attempt);
-            Log.RecordFailed(
-                _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-                _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, delay);
-            if (!await DelayAsync(delay, stop).ConfigureAwait(false))
-            {
-                return false;
-            }
+                    continue;
+                }
 
-            _context.Attempt++;
+                if (_firstFailure == default)
+                {
+                    // A screened payload never reached an attempt: it failed now, once.
+                    _attempts = _context.Attempt = 1;
+                    _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
+                    Hold(true);
+                }
+
+                if (_consumer.DeadLetter is { } deadLetter)
+                {
+                    return await DeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
+                }
+
+                // Dead-lettering is off: nothing may be skipped, so the partition holds here until the cause is fixed.
+                var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++heldRound);
+                Log.RecordHeld(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage), delay);
+                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+        }
+        finally
+        {
+            Hold(false);
+            _abortToken = default;
         }
     }
 
-    private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure, CancellationToken stop)
+    /// <summary>Decides what can be decided without deserializing: tombstones and oversize values.</summary>
+    /// <param name="rejected">When the record does not go to the pipeline: success to skip it, or the failure to dead-letter it with.</param>
+    /// <returns><see langword="true"/> when the record goes to the pipeline.</returns>
+    private bool Screen(out ProcessingOutcome rejected)
+    {
+        rejected = ProcessingOutcome.Success;
+        var value = _context.Record!.Message.Value;
+        if (value is null)
+        {
+            switch (_consumer.Options.Tombstones)
+            {
+                case TombstonePolicy.Skip:
+                    Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
+                    return false;
+                case TombstonePolicy.DeadLetter:
+                    rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
+                        "The record has a null value (a tombstone) and the consumer's Tombstones policy is DeadLetter; set Tombstones to Skip or Handle if tombstones are expected."));
+                    return false;
+            }
+        }
+        else if (value.Length > _consumer.Options.MaxPayloadBytes)
+        {
+            rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
+                $"The record's value is {value.Length} bytes, more than MaxPayloadBytes ({_consumer.Options.MaxPayloadBytes}); it was not deserialized."));
+            return false;
+        }
+
+        return true;
+    }
+
+    private async ValueTask<ProcessingOutcome> AttemptThroughPipelineAsync(CancellationToken stop)
+    {
+        var resilience = ResilienceContextPool.Shared.Get(stop);
+        try
+        {
+            var result = await _consumer.Resilience.ExecuteOutcomeAsync(
+                static (_, self) => self.AttemptAsync(), resilience, this).ConfigureAwait(false);
+            return result.Exception is { } exception
+                ? ProcessingOutcome.Failed(ProcessingStage.Handle, exception)
+                : result.Result;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilience);
+        }
+    }
+
+    /// <summary>One attempt at the record. A handler failure is returned to Polly as an exception outcome (not thrown), so that it can retry or count it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Outcome<ProcessingOutcome>> AttemptAsync()
+    {
+        _context.Attempt = ++_attempts;
+        var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+        if (outcome.IsSuccess || outcome.Canceled)
+        {
+            return Outcome.FromResult(outcome);
+        }
+
+        _lastFailure = _consumer.Time.GetUtcNow();
+        if (_firstFailure == default)
+        {
+            _firstFailure = _lastFailure;
+            Hold(true);
+        }
+
+        var exception = outcome.Exception!;
+        var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
+        Log.RecordFailed(
+            _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+            _attempts, exception.GetType().FullName!, exception.Message, kind);
+        return outcome.FailedStage == ProcessingStage.Handle ? Outcome.FromException<ProcessingOutcome>(exception) : Outcome.FromResult(outcome);
+    }
+
+    /// <summary>Marks the partition as held by a failing record (or released), and tells the poll thread to pause or resume it.</summary>
+    private void Hold(bool holding)
+    {
+        if (_holding != holding)
+        {
+            _holding = holding;
+            _consumer.NotifyProgress();
+        }
+    }
+
+    private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
     {
         var topic = deadLetter.TopicFor(_context.Topic);
         var writeAttempt = 1;
@@ -206,10 +331,10 @@ internal sealed class PartitionWorker : IDisposable
         {
             try
             {
-                await deadLetter.PublishAsync(_context, outcome, firstFailure, lastFailure, stop).ConfigureAwait(false);
+                await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
                 Log.RecordDeadLettered(
                     _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-                    outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
+                    _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
                 return true;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -1,7 +1,8 @@
 namespace Kafka.Reliable;
 
 /// <summary>
-/// Where records go that can never be processed: a payload that cannot be deserialized or a message the translator rejects.
+/// Where records go that can never be processed: a payload that cannot be deserialized, a message the translator rejects,
+/// a handler failure that is fatal or that outlived its retries.
 /// The dead-letter record keeps the original key and value bytes unchanged and carries its provenance in headers
 /// (<see cref="DeadLetterHeaders"/>). A record counts as done only once the dead-letter topic acknowledged it.
 /// </summary>
@@ -38,6 +39,9 @@ public static class DeadLetterHeaders
     /// <summary>The record's timestamp, in milliseconds since the Unix epoch.</summary>
     public const string OriginalTimestamp = "dlq-original-timestamp";
 
+    /// <summary>The record's key bytes, unchanged (also the dead-letter record's own key); absent when the record had no key.</summary>
+    public const string OriginalKey = "dlq-original-key";
+
     /// <summary>The consumer group that gave up on the record.</summary>
     public const string ConsumerGroup = "dlq-consumer-group";
 
@@ -61,4 +65,13 @@ public static class DeadLetterHeaders
 
     /// <summary>When the last attempt failed (ISO 8601, UTC).</summary>
     public const string LastFailure = "dlq-last-failure";
+
+    /// <summary>
+    /// On a record replayed from a dead-letter topic (not on the dead-letter record itself): how many times it was replayed.
+    /// The replay removes every other <c>dlq-</c> header and keeps the record's own headers.
+    /// </summary>
+    public const string ReplayCount = "dlq-replay-count";
+
+    /// <summary>The prefix of every header this library adds to a dead-letter record.</summary>
+    public const string Prefix = "dlq-";
 }

@@ -65,6 +65,10 @@ internal sealed class DeadLetterPublisher : IDisposable
         Add(headers, DeadLetterHeaders.OriginalPartition, record.Partition.Value.ToString(CultureInfo.InvariantCulture));
         Add(headers, DeadLetterHeaders.OriginalOffset, record.Offset.Value.ToString(CultureInfo.InvariantCulture));
         Add(headers, DeadLetterHeaders.OriginalTimestamp, record.Message.Timestamp.UnixTimestampMs.ToString(CultureInfo.InvariantCulture));
+        if (record.Message.Key is { } key)
+        {
+            headers.Add(DeadLetterHeaders.OriginalKey, key);
+        }
         headers.Add(DeadLetterHeaders.ConsumerGroup, _group);
         Add(headers, DeadLetterHeaders.FailureStage, StageName(outcome.FailedStage));
         Add(headers, DeadLetterHeaders.ExceptionType, exception.GetType().FullName ?? exception.GetType().Name);

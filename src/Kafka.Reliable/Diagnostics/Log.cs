@@ -5,7 +5,7 @@ namespace Kafka.Reliable.Diagnostics;
 
 /// <summary>
 /// Every log message of the library, source-generated. Event ids are stable and grouped: 1xx lifecycle, 2xx records,
-/// 3xx offsets and commits, 4xx rebalances, 5xx client errors. Payloads and secrets are never logged.
+/// 3xx offsets and commits, 4xx rebalances, 5xx client errors, 6xx dead-letter replay. Payloads and secrets are never logged.
 /// </summary>
 internal static partial class Log
 {
@@ -27,14 +27,29 @@ internal static partial class Log
     [LoggerMessage(105, LogLevel.Critical, "Consumer {Consumer} poll loop failed unexpectedly and stops")]
     public static partial void PollLoopFailed(ILogger logger, string consumer, Exception exception);
 
-    [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); retrying in {Delay}")]
-    public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, TimeSpan delay);
+    [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
+    public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);
 
-    [LoggerMessage(205, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} ({ExceptionType}: {Reason}) and cannot succeed on retry; dead-lettered to {DeadLetterTopic}")]
-    public static partial void RecordDeadLettered(ILogger logger, string consumer, string topic, int partition, long offset, string stage, string exceptionType, string reason, string deadLetterTopic);
+    [LoggerMessage(205, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} after {Attempts} attempt(s) ({ExceptionType}: {Reason}); dead-lettered to {DeadLetterTopic}")]
+    public static partial void RecordDeadLettered(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempts, string exceptionType, string reason, string deadLetterTopic);
 
     [LoggerMessage(206, LogLevel.Error, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} could not be written to dead-letter topic {DeadLetterTopic} ({Reason}); the partition holds at this record, retrying in {Delay}")]
     public static partial void DeadLetterFailed(ILogger logger, string consumer, string topic, int partition, long offset, string deadLetterTopic, string reason, TimeSpan delay);
+
+    [LoggerMessage(207, LogLevel.Error, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed for good in stage {Stage} but DeadLetter:Enabled is false; the partition holds at this record, trying again in {Delay}")]
+    public static partial void RecordHeld(ILogger logger, string consumer, string topic, int partition, long offset, string stage, TimeSpan delay);
+
+    [LoggerMessage(208, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is a tombstone (null value), skipped as the Tombstones policy says")]
+    public static partial void TombstoneSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
+
+    [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; all partitions pause for {BreakDuration} and no record is dead-lettered while it is open")]
+    public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
+
+    [LoggerMessage(210, LogLevel.Information, "Consumer {Consumer}: circuit half-open; the next attempt is a trial")]
+    public static partial void CircuitHalfOpened(ILogger logger, string consumer);
+
+    [LoggerMessage(211, LogLevel.Information, "Consumer {Consumer}: circuit closed; partitions resume")]
+    public static partial void CircuitClosed(ILogger logger, string consumer);
 
     [LoggerMessage(201, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] paused, {Buffered} records buffered")]
     public static partial void PartitionPaused(ILogger logger, string consumer, string topic, int partition, int buffered);
@@ -62,6 +77,15 @@ internal static partial class Log
 
     [LoggerMessage(402, LogLevel.Warning, "Consumer {Consumer}: partitions lost: {Partitions}; in-flight records cancelled, nothing committed")]
     public static partial void PartitionsLost(ILogger logger, string consumer, string partitions);
+
+    [LoggerMessage(600, LogLevel.Information, "Dead-letter replay from {Topic} as group {GroupId}: starting, {Pending} record(s) up to the end offsets taken at start")]
+    public static partial void ReplayStarting(ILogger logger, string topic, string groupId, long pending);
+
+    [LoggerMessage(601, LogLevel.Information, "Dead-letter replay from {Topic}: {Replayed} replayed, {Skipped} skipped by the filter, done")]
+    public static partial void ReplayFinished(ILogger logger, string topic, long replayed, long skipped);
+
+    [LoggerMessage(602, LogLevel.Warning, "Dead-letter replay from {Topic}: {Topic2} [{Partition}] @{Offset} has no {Header} header and no target topic was given; skipped")]
+    public static partial void ReplayNoOriginalTopic(ILogger logger, string topic, string topic2, int partition, long offset, string header);
 
     [LoggerMessage(500, LogLevel.Warning, "Consumer {Consumer}: Kafka client error {Code}: {Reason}")]
     public static partial void ClientError(ILogger logger, string consumer, ErrorCode code, string reason);

@@ -16,6 +16,12 @@ internal sealed class ConsumerRegistration(string name, string? configurationPat
     /// <summary>Gets or sets the factory of the pipeline; set by <c>WithHandler</c>.</summary>
     public Func<IServiceProvider, IRecordProcessor>? ProcessorFactory { get; set; }
 
+    /// <summary>Gets how handler exceptions are classified; changed by <c>ClassifyExceptions</c>.</summary>
+    public ExceptionClassification Classification { get; } = new();
+
+    /// <summary>Gets or sets the user's own resilience pipeline, which replaces the one built from the retry and circuit breaker options.</summary>
+    public Func<IServiceProvider, Polly.ResiliencePipeline>? ResiliencePipelineFactory { get; set; }
+
     public string SettingName(string property) => ConfigurationPath is null ? property : $"{ConfigurationPath}:{property}";
 }
 

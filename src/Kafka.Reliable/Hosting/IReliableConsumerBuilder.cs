@@ -19,6 +19,20 @@ public interface IReliableConsumerBuilder<TMessage>
     /// <returns>This builder.</returns>
     IReliableConsumerBuilder<TMessage> Configure(Action<ReliableConsumerOptions> configure);
 
+    /// <summary>Says which handler exceptions are transient (retried) and which are fatal (dead-lettered at once).</summary>
+    /// <param name="configure">Changes the classification, for example <c>c =&gt; c.Fatal&lt;ValidationException&gt;().Transient&lt;DbException&gt;()</c>.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> ClassifyExceptions(Action<ExceptionClassification> configure);
+
+    /// <summary>
+    /// Runs every handler attempt through your own Polly pipeline instead of the one built from the <c>Retry</c> and
+    /// <c>CircuitBreaker</c> options. Its result decides: a failure it returns is dead-lettered; a
+    /// <see cref="Polly.CircuitBreaker.BrokenCircuitException"/> makes the record wait (its partition paused) and try again.
+    /// </summary>
+    /// <param name="pipeline">The pipeline; it is shared by all partitions of the consumer.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithResiliencePipeline(Polly.ResiliencePipeline pipeline);
+
     /// <summary>Uses a deserializer resolved from dependency injection (registered as a singleton if it is not registered yet).</summary>
     /// <typeparam name="TDeserializer">The deserializer type.</typeparam>
     /// <returns>This builder.</returns>

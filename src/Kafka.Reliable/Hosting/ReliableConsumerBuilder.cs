@@ -19,6 +19,20 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
         return this;
     }
 
+    public IReliableConsumerBuilder<TMessage> ClassifyExceptions(Action<ExceptionClassification> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        configure(registration.Classification);
+        return this;
+    }
+
+    public IReliableConsumerBuilder<TMessage> WithResiliencePipeline(Polly.ResiliencePipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        registration.ResiliencePipelineFactory = _ => pipeline;
+        return this;
+    }
+
     public IReliableConsumerBuilder<TMessage> WithDeserializer<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDeserializer>()
         where TDeserializer : class, IMessageDeserializer<TMessage>
     {

@@ -25,7 +25,8 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         var logger = services.GetService<ILoggerFactory>()?.CreateLogger("Kafka.Reliable.Consumer." + registration.Name) ?? NullLogger.Instance;
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         var lifetime = services.GetService<IHostApplicationLifetime>();
-        var context = new ConsumerContext(registration.Name, options, logger, time);
+        var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification };
+        context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
         _runner = new ConsumerRunner(context, processor, lifetime is null ? null : lifetime.StopApplication);
         _runner.Start();
         return Task.CompletedTask;

@@ -95,6 +95,42 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
 
         CheckDuration(errors, Setting("Retry:Delay"), options.Retry.Delay, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("Retry:MaxDelay"), options.Retry.MaxDelay, options.Retry.Delay, ReliableConsumerConstants.MaxDuration);
+        if (options.Retry.MaxAttempts is < 1 or > ReliableConsumerConstants.MaxRetryAttempts)
+        {
+            errors.AddError($"{Setting("Retry:MaxAttempts")} is {options.Retry.MaxAttempts}: use a value from 1 (no retry) to {ReliableConsumerConstants.MaxRetryAttempts}; it counts the first attempt.");
+        }
+
+        if (!Enum.IsDefined(options.Retry.BackoffType))
+        {
+            errors.AddError($"{Setting("Retry:BackoffType")} is {options.Retry.BackoffType}: use one of {string.Join(", ", Enum.GetNames<Polly.DelayBackoffType>())}.");
+        }
+
+        if (options.CircuitBreaker.Enabled)
+        {
+            var breaker = options.CircuitBreaker;
+            if (!(breaker.FailureRatio > 0 && breaker.FailureRatio <= 1))
+            {
+                errors.AddError($"{Setting("CircuitBreaker:FailureRatio")} is {breaker.FailureRatio}: use a share greater than 0 and at most 1, for example 0.5.");
+            }
+
+            if (breaker.MinimumThroughput is < 2 or > 1_000_000)
+            {
+                errors.AddError($"{Setting("CircuitBreaker:MinimumThroughput")} is {breaker.MinimumThroughput}: use a number of attempts from 2 to 1000000.");
+            }
+
+            CheckDuration(errors, Setting("CircuitBreaker:SamplingDuration"), breaker.SamplingDuration, ReliableConsumerConstants.MinCircuitDuration, ReliableConsumerConstants.MaxCircuitDuration);
+            CheckDuration(errors, Setting("CircuitBreaker:BreakDuration"), breaker.BreakDuration, ReliableConsumerConstants.MinCircuitDuration, ReliableConsumerConstants.MaxCircuitDuration);
+        }
+
+        if (!Enum.IsDefined(options.Tombstones))
+        {
+            errors.AddError($"{Setting("Tombstones")} is {options.Tombstones}: use one of {string.Join(", ", Enum.GetNames<TombstonePolicy>())}.");
+        }
+
+        if (options.MaxPayloadBytes < 1)
+        {
+            errors.AddError($"{Setting("MaxPayloadBytes")} is {options.MaxPayloadBytes}: use a size in bytes from 1 to {int.MaxValue}, for example 1048576 for 1 MiB.");
+        }
 
         var managedOk = true;
         foreach (var (key, value) in options.KafkaSettings)

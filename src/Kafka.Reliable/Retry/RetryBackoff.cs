@@ -1,6 +1,6 @@
 namespace Kafka.Reliable;
 
-/// <summary>Capped exponential backoff for in-place retries.</summary>
+/// <summary>Capped exponential backoff, without jitter: used between attempts at writing to the dead-letter topic.</summary>
 internal static class RetryBackoff
 {
     /// <summary>Gets the delay after the failed attempt <paramref name="attempt"/> (1-based): Delay, 2 x Delay, 4 x Delay, ... capped at MaxDelay.</summary>
