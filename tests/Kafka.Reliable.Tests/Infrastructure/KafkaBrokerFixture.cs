@@ -91,21 +91,33 @@ public sealed class KafkaBrokerFixture : IAsyncLifetime
         return topic;
     }
 
+    /// <summary>Creates a topic with the given name (for dead-letter topics, whose name follows the consumed one).</summary>
+    public async Task CreateTopicNamedAsync(string name, int partitions)
+    {
+        if (Embedded is not null)
+        {
+            Embedded.CreateTopic(name, partitions);
+        }
+        else
+        {
+            using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = name, NumPartitions = partitions, ReplicationFactor = 1 }]);
+        }
+    }
+
     /// <summary>Produces records to explicit partitions, waits for every acknowledgement, and returns their offsets in order.</summary>
-    public async Task<IReadOnlyList<TopicPartitionOffset>> ProduceAsync(string topic, IEnumerable<(int Partition, string? Key, string? Value)> records)
+    public Task<IReadOnlyList<TopicPartitionOffset>> ProduceAsync(string topic, IEnumerable<(int Partition, string? Key, string? Value)> records) =>
+        ProduceMessagesAsync(topic, records.Select(r => (r.Partition, new Message<byte[]?, byte[]?>
+        {
+            Key = r.Key is null ? null : System.Text.Encoding.UTF8.GetBytes(r.Key),
+            Value = r.Value is null ? null : System.Text.Encoding.UTF8.GetBytes(r.Value),
+        })));
+
+    /// <summary>Produces raw messages (any bytes, headers) to explicit partitions, waits for every acknowledgement, and returns their offsets in order.</summary>
+    public async Task<IReadOnlyList<TopicPartitionOffset>> ProduceMessagesAsync(string topic, IEnumerable<(int Partition, Message<byte[]?, byte[]?> Message)> records)
     {
         var producer = _producer!;
-        var pending = new List<Task<DeliveryResult<byte[]?, byte[]?>>>();
-        foreach (var (partition, key, value) in records)
-        {
-            var message = new Message<byte[]?, byte[]?>
-            {
-                Key = key is null ? null : System.Text.Encoding.UTF8.GetBytes(key),
-                Value = value is null ? null : System.Text.Encoding.UTF8.GetBytes(value),
-            };
-            pending.Add(producer.ProduceAsync(new TopicPartition(topic, partition), message));
-        }
-
+        var pending = records.Select(r => producer.ProduceAsync(new TopicPartition(topic, r.Partition), r.Message)).ToList();
         var results = await Task.WhenAll(pending);
         return results.Select(r => r.TopicPartitionOffset).ToList();
     }

@@ -54,13 +54,14 @@ public sealed class TestConsumer : IAsyncDisposable
 
     public TestLogs Logs { get; }
 
-    public static IHost Build(string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null)
+    public static IHost Build(
+        string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         builder.Services.AddSingleton(handler);
-        builder.Services
+        var consumer = builder.Services
             .AddReliableConsumer<TestEvent>("test", o =>
             {
                 o.BootstrapServers = bootstrapServers;
@@ -73,19 +74,22 @@ public sealed class TestConsumer : IAsyncDisposable
                 o.KafkaSettings["heartbeat.interval.ms"] = "500";
                 o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
                 configure?.Invoke(o);
-            })
-            .WithHandler<RecordingHandler>(ServiceLifetime.Singleton);
+            });
+        customize?.Invoke(consumer);
+        consumer.WithHandler<RecordingHandler>(ServiceLifetime.Singleton);
         return builder.Build();
     }
 
-    public static Task<TestConsumer> StartAsync(KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null) =>
-        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure);
+    public static Task<TestConsumer> StartAsync(
+        KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null) =>
+        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure, customize);
 
-    public static async Task<TestConsumer> StartAsync(string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null)
+    public static async Task<TestConsumer> StartAsync(
+        string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null)
     {
         handler ??= new RecordingHandler();
         var logs = new TestLogs();
-        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure);
+        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize);
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new TestConsumer(host, handler, logs);
     }
