@@ -3,8 +3,12 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using BenchmarkDotNet.Attributes;
 using Confluent.Kafka;
+using System.Runtime.CompilerServices;
+using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
 
 namespace Kafka.Reliable.Benchmarks;
 
@@ -18,6 +22,8 @@ public class PipelineBenchmarks
     private RecordProcessor<Payload, Payload> _noOp = null!;
     private RecordProcessor<OrderEvent, OrderEvent> _json = null!;
     private RecordProcessor<OrderEvent, Order> _jsonTranslated = null!;
+    private ResilientAttempt _withRetry = null!;
+    private ResilientAttempt _withRetryAndBreaker = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -43,6 +49,12 @@ public class PipelineBenchmarks
         var json = new JsonMessageDeserializer<OrderEvent>(BenchJsonContext.Default.OrderEvent);
         _json = new RecordProcessor<OrderEvent, OrderEvent>(json, IdentityTranslator<OrderEvent>.Instance, static sp => sp.GetRequiredService<NoOpHandler<OrderEvent>>(), handlerIsSingleton: true, services);
         _jsonTranslated = new RecordProcessor<OrderEvent, Order>(json, new OrderTranslator(), static sp => sp.GetRequiredService<NoOpHandler<Order>>(), handlerIsSingleton: true, services);
+
+        var retryOnly = new ReliableConsumerOptions();
+        _withRetry = new ResilientAttempt(_noOp, _context, HandlerResilience.Build(new ConsumerContext("bench", retryOnly, NullLogger.Instance, TimeProvider.System)));
+        var withBreaker = new ReliableConsumerOptions();
+        withBreaker.CircuitBreaker.Enabled = true;
+        _withRetryAndBreaker = new ResilientAttempt(_noOp, _context, HandlerResilience.Build(new ConsumerContext("bench", withBreaker, NullLogger.Instance, TimeProvider.System)));
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Records, Description = "no-op handler, pass-through deserializer")]
@@ -52,6 +64,28 @@ public class PipelineBenchmarks
         {
             _context.Initialize(_records[i]);
             await _noOp.ProcessAsync(_context, CancellationToken.None);
+            _context.Reset();
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Records, Description = "no-op handler, every attempt through Polly retry")]
+    public async Task NoOpWithRetry()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _withRetry.RunAsync();
+            _context.Reset();
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Records, Description = "no-op handler, every attempt through Polly retry + circuit breaker")]
+    public async Task NoOpWithRetryAndBreaker()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _withRetryAndBreaker.RunAsync();
             _context.Reset();
         }
     }
@@ -89,6 +123,28 @@ public class PipelineBenchmarks
             await _jsonTranslated.ProcessAsync(_context, CancellationToken.None);
             _context.Reset();
         }
+    }
+
+    /// <summary>Runs one record through the resilience pipeline the way a partition worker does.</summary>
+    private sealed class ResilientAttempt(IRecordProcessor processor, MessageContext context, ResiliencePipeline pipeline)
+    {
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        public async ValueTask RunAsync()
+        {
+            var resilience = ResilienceContextPool.Shared.Get(CancellationToken.None);
+            try
+            {
+                await pipeline.ExecuteOutcomeAsync(static (_, self) => self.AttemptAsync(), resilience, this).ConfigureAwait(false);
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(resilience);
+            }
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<Outcome<ProcessingOutcome>> AttemptAsync() =>
+            Outcome.FromResult(await processor.ProcessAsync(context, CancellationToken.None).ConfigureAwait(false));
     }
 
     /// <summary>A message that costs nothing to produce, so that the figure is the library's own.</summary>

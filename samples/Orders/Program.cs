@@ -1,3 +1,6 @@
+using System.Text;
+using Confluent.Kafka;
+using Kafka.Reliable;
 using Kafka.Reliable.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -62,7 +65,13 @@ Console.WriteLine();
 Console.WriteLine("Summary");
 Console.WriteLine($"  consumed       {store.Writes + deadLettered,6}");
 Console.WriteLine($"  stored         {stored,6}");
-Console.WriteLine($"  failed (DLQ)   {deadLettered,6}   -> topic '{Topic}.dlq', each with the stage and reason in its headers");
+Console.WriteLine($"  retried        {store.Timeouts,6}   transient database timeouts, each handled on a later attempt");
+Console.WriteLine($"  failed (DLQ)   {deadLettered,6}   -> topic '{Topic}.dlq', each with the stage and reason in its headers:");
+foreach (var dead in ReadDeadLetters(cluster.BootstrapServers, Topic + ".dlq", (int)deadLettered))
+{
+    Console.WriteLine($"    {dead}");
+}
+
 Console.WriteLine("  committed offsets per partition (committed / end of partition):");
 foreach (var (partition, offset) in committed.OrderBy(p => p.Key))
 {
@@ -72,3 +81,32 @@ foreach (var (partition, offset) in committed.OrderBy(p => p.Key))
 var complete = stored == DemoStream.ValidOrders && deadLettered == DemoStream.Malformed.Count && committed.All(c => c.Value == high[c.Key]);
 Console.WriteLine(complete ? "Every order is accounted for: nothing lost, nothing skipped." : "INCOMPLETE: not every order was accounted for before the deadline.");
 return complete ? 0 : 1;
+
+// Reads the dead-letter topic back and describes each record from its provenance headers.
+static List<string> ReadDeadLetters(string bootstrapServers, string topic, int expected)
+{
+    using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+    {
+        BootstrapServers = bootstrapServers,
+        GroupId = "orders-dlq-reader",
+        EnableAutoCommit = false,
+        AutoOffsetReset = AutoOffsetReset.Earliest,
+    }).Build();
+    consumer.Assign(new TopicPartitionOffset(topic, 0, Offset.Beginning));
+    var lines = new List<string>();
+    var deadline = DateTime.UtcNow.AddSeconds(10);
+    while (lines.Count < expected && DateTime.UtcNow < deadline)
+    {
+        if (consumer.Consume(TimeSpan.FromMilliseconds(100)) is not { } record)
+        {
+            continue;
+        }
+
+        string Header(string name) => record.Message.Headers.TryGetLastBytes(name, out var value) ? Encoding.UTF8.GetString(value) : "?";
+        var reason = Header(DeadLetterHeaders.ExceptionMessage);
+        reason = reason.Length > 90 ? reason[..90] + "..." : reason;
+        lines.Add($"{Header(DeadLetterHeaders.OriginalTopic)}[{Header(DeadLetterHeaders.OriginalPartition)}]@{Header(DeadLetterHeaders.OriginalOffset),-4}  {Header(DeadLetterHeaders.FailureStage),-11}  {reason}");
+    }
+
+    return lines;
+}

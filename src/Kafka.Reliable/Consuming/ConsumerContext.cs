@@ -25,6 +25,13 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets or sets the resilience pipeline every attempt at a handler runs through (retry, circuit breaker).</summary>
     public ResiliencePipeline Resilience { get; set; } = ResiliencePipeline.Empty;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether the first attempt at a record may run outside <see cref="Resilience"/>: true when
+    /// that pipeline is the built-in retry alone, which does nothing for an attempt that succeeds. A circuit breaker must see
+    /// every success, and a user's pipeline may do anything (a timeout), so with either of them every attempt goes through it.
+    /// </summary>
+    public bool FirstAttemptOutsidePipeline { get; set; }
+
     /// <summary>Gets or sets how handler exceptions are classified.</summary>
     public ExceptionClassification Classification { get; set; } = new();
 

@@ -32,6 +32,7 @@ internal sealed class PartitionWorker : IDisposable
     private DateTimeOffset _firstFailure;
     private DateTimeOffset _lastFailure;
     private CancellationToken _abortToken;
+    private Exception? _replayedFailure;
 
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
@@ -185,10 +186,12 @@ internal sealed class PartitionWorker : IDisposable
                 return true;
             }
 
+            var outcome = !proceed ? rejected
+                : _consumer.FirstAttemptOutsidePipeline ? await FirstAttemptAsync(stop).ConfigureAwait(false)
+                : await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
             var heldRound = 0;
             while (true)
             {
-                var outcome = proceed ? await AttemptThroughPipelineAsync(stop).ConfigureAwait(false) : rejected;
                 if (outcome.IsSuccess)
                 {
                     return true;
@@ -208,6 +211,7 @@ internal sealed class PartitionWorker : IDisposable
                         return false;
                     }
 
+                    outcome = await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
                     continue;
                 }
 
@@ -231,12 +235,15 @@ internal sealed class PartitionWorker : IDisposable
                 {
                     return false;
                 }
+
+                outcome = proceed ? await AttemptThroughPipelineAsync(stop).ConfigureAwait(false) : rejected;
             }
         }
         finally
         {
             Hold(false);
             _abortToken = default;
+            _replayedFailure = null;
         }
     }
 
@@ -270,6 +277,7 @@ internal sealed class PartitionWorker : IDisposable
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ProcessingOutcome> AttemptThroughPipelineAsync(CancellationToken stop)
     {
         var resilience = ResilienceContextPool.Shared.Get(stop);
@@ -287,10 +295,40 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
+    /// <summary>
+    /// The first attempt without the pipeline, when the pipeline is the built-in retry alone: a record that succeeds at once
+    /// (nearly all of them) costs no Polly call. A transient failure enters the pipeline, which takes that failure as its first
+    /// attempt's outcome, so that delays and attempt counts are exactly those of running the pipeline from the start.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProcessingOutcome> FirstAttemptAsync(CancellationToken stop)
+    {
+        var first = await AttemptAsync().ConfigureAwait(false);
+        if (first.Exception is not { } exception)
+        {
+            return first.Result;
+        }
+
+        if (_consumer.Classification.Classify(exception) == FailureKind.Fatal)
+        {
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, exception);
+        }
+
+        _replayedFailure = exception;
+        return await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+    }
+
     /// <summary>One attempt at the record. A handler failure is returned to Polly as an exception outcome (not thrown), so that it can retry or count it.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome<ProcessingOutcome>> AttemptAsync()
     {
+        if (_replayedFailure is { } replayed)
+        {
+            // The failure of the first attempt, made outside the pipeline (see FirstAttemptAsync).
+            _replayedFailure = null;
+            return Outcome.FromException<ProcessingOutcome>(replayed);
+        }
+
         _context.Attempt = ++_attempts;
         var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
         if (outcome.IsSuccess || outcome.Canceled)

@@ -27,6 +27,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         var lifetime = services.GetService<IHostApplicationLifetime>();
         var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification };
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
+        context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
         _runner = new ConsumerRunner(context, processor, lifetime is null ? null : lifetime.StopApplication);
         _runner.Start();
         return Task.CompletedTask;

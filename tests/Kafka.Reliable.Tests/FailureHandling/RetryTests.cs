@@ -7,8 +7,12 @@ namespace Kafka.Reliable.Tests.FailureHandling;
 
 public sealed class RetryTests(KafkaBrokerFixture broker)
 {
-    [Fact]
-    public async Task TransientFailureTwiceThenSuccess_IsHandledOnce_AfterThreeAttempts_AndNothingIsDeadLettered()
+    // With the circuit breaker off, a record's first attempt runs outside the Polly pipeline; with it on, every attempt runs
+    // through it. Both paths must give the same attempts.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TransientFailureTwiceThenSuccess_IsHandledOnce_AfterThreeAttempts_AndNothingIsDeadLettered(bool circuitBreaker)
     {
         var topic = await broker.CreateTopicAsync(1);
         await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
@@ -21,7 +25,7 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
                 : ValueTask.CompletedTask,
         };
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler);
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o => o.CircuitBreaker.Enabled = circuitBreaker);
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 10, "all 10 records are committed");
 
         Assert.Equal([1, 2, 3], handler.Attempts.Where(a => a.Id == 3).Select(a => a.Attempt));
@@ -82,8 +86,10 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
         Assert.False(dead.Message.Headers.TryGetLastBytes(DeadLetterHeaders.ExceptionStackTrace, out _), "stack traces are off by default");
     }
 
-    [Fact]
-    public async Task RetriesExhausted_DeadLettersAfterExactlyMaxAttempts_ThenTheLaterRecordsOfThePartitionFollowInOrder()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RetriesExhausted_DeadLettersAfterExactlyMaxAttempts_ThenTheLaterRecordsOfThePartitionFollowInOrder(bool circuitBreaker)
     {
         var topic = await broker.CreateTopicAsync(1);
         await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
@@ -98,6 +104,7 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
         {
             o.Retry.MaxAttempts = 4;
             o.DeadLetter.IncludeStackTrace = true;
+            o.CircuitBreaker.Enabled = circuitBreaker;
         });
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 20, "all 20 records are committed");
 

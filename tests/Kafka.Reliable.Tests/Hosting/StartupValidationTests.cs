@@ -27,6 +27,8 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:Commit:Interval", "00:00:00", "Kafka:Orders:Commit:Interval is 00:00:00")]
     [InlineData("Kafka:Orders:Commit:Count", "-1", "Kafka:Orders:Commit:Count is -1")]
     [InlineData("Kafka:Orders:Retry:MaxDelay", "00:00:00.001", "Kafka:Orders:Retry:MaxDelay is 00:00:00.0010000")]
+    [InlineData("Kafka:Orders:Retry:MaxAttempts", "0", "Kafka:Orders:Retry:MaxAttempts is 0: use a value from 1 (no retry)")]
+    [InlineData("Kafka:Orders:MaxPayloadBytes", "0", "Kafka:Orders:MaxPayloadBytes is 0")]
     [InlineData("Kafka:Orders:KafkaSettings:enable.auto.commit", "true", "Kafka:Orders:KafkaSettings:enable.auto.commit is managed by Kafka.Reliable: remove it and set Kafka:Orders:Commit:Strategy instead")]
     [InlineData("Kafka:Orders:KafkaSettings:group.id", "x", "set Kafka:Orders:GroupId instead")]
     [InlineData("Kafka:Orders:KafkaSettings:session.timeout.ms", "abc", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
@@ -52,6 +54,23 @@ public sealed class StartupValidationTests
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
         Assert.Contains("Kafka:Orders:StartPosition", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_InvalidCircuitBreaker_NamesEachSetting()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:CircuitBreaker:Enabled"] = "true",
+            ["Kafka:Orders:CircuitBreaker:FailureRatio"] = "1.5",
+            ["Kafka:Orders:CircuitBreaker:MinimumThroughput"] = "1",
+            ["Kafka:Orders:CircuitBreaker:BreakDuration"] = "00:00:00.1",
+        });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:CircuitBreaker:FailureRatio is 1.5", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Kafka:Orders:CircuitBreaker:MinimumThroughput is 1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Kafka:Orders:CircuitBreaker:BreakDuration is 00:00:00.1", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -102,6 +121,16 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:RevokeTimeout"] = "00:00:03",
             ["Kafka:Orders:Retry:Delay"] = "00:00:01",
             ["Kafka:Orders:Retry:MaxDelay"] = "00:00:09",
+            ["Kafka:Orders:Retry:MaxAttempts"] = "3",
+            ["Kafka:Orders:Retry:BackoffType"] = "Linear",
+            ["Kafka:Orders:Retry:UseJitter"] = "false",
+            ["Kafka:Orders:CircuitBreaker:Enabled"] = "true",
+            ["Kafka:Orders:CircuitBreaker:FailureRatio"] = "0.25",
+            ["Kafka:Orders:CircuitBreaker:MinimumThroughput"] = "4",
+            ["Kafka:Orders:CircuitBreaker:SamplingDuration"] = "00:01:00",
+            ["Kafka:Orders:CircuitBreaker:BreakDuration"] = "00:00:15",
+            ["Kafka:Orders:Tombstones"] = "Skip",
+            ["Kafka:Orders:MaxPayloadBytes"] = "2048",
             ["Kafka:Orders:KafkaSettings:session.timeout.ms"] = "12000",
         };
         using var host = BuildHost(settings);
@@ -118,6 +147,16 @@ public sealed class StartupValidationTests
         Assert.Equal(TimeSpan.FromSeconds(3), options.RevokeTimeout);
         Assert.Equal(TimeSpan.FromSeconds(1), options.Retry.Delay);
         Assert.Equal(TimeSpan.FromSeconds(9), options.Retry.MaxDelay);
+        Assert.Equal(3, options.Retry.MaxAttempts);
+        Assert.Equal(Polly.DelayBackoffType.Linear, options.Retry.BackoffType);
+        Assert.False(options.Retry.UseJitter);
+        Assert.True(options.CircuitBreaker.Enabled);
+        Assert.Equal(0.25, options.CircuitBreaker.FailureRatio);
+        Assert.Equal(4, options.CircuitBreaker.MinimumThroughput);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.CircuitBreaker.SamplingDuration);
+        Assert.Equal(TimeSpan.FromSeconds(15), options.CircuitBreaker.BreakDuration);
+        Assert.Equal(TombstonePolicy.Skip, options.Tombstones);
+        Assert.Equal(2048, options.MaxPayloadBytes);
         Assert.Equal("12000", options.KafkaSettings["session.timeout.ms"]);
     }
 
