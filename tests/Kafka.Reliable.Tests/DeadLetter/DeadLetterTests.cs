@@ -11,7 +11,7 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
     {
         var topic = await broker.CreateTopicAsync(1);
         var deadLetterTopic = topic + ".dlq";
-        await CreateTopicNamedAsync(deadLetterTopic);
+        await broker.CreateTopicNamedAsync(deadLetterTopic, 1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         var records = TestConsumer.Events(10, 1).ToList();
         records[4] = (0, "poison-key", "{\"Id\": 4, \"Key\": ");
@@ -94,18 +94,5 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         await consumer.StopAsync();
         Assert.Equal(1, cluster.GetHighWatermarks(Topic + ".dlq")[0]);
         Assert.Equal(1, consumer.Logs.Count(205));
-    }
-
-    private async Task CreateTopicNamedAsync(string name)
-    {
-        if (broker.Embedded is not null)
-        {
-            broker.Embedded.CreateTopic(name, 1);
-        }
-        else
-        {
-            using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
-            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = name, NumPartitions = 1, ReplicationFactor = 1 }]);
-        }
     }
 }
