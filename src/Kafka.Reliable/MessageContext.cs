@@ -49,6 +49,13 @@ public sealed class MessageContext
     /// <summary>Gets the attempt number, starting at 1 and growing with each retry of the same record.</summary>
     public int Attempt { get; internal set; }
 
+    /// <summary>
+    /// Gets the database transaction the handler writes through, with a transactional idempotency store
+    /// (<c>UsePostgreSqlIdempotency</c> in transactional mode): the handler's writes commit with the idempotency record, or not
+    /// at all. <see langword="null"/> otherwise. The store's package has typed accessors.
+    /// </summary>
+    public IdempotencyTransaction? Transaction { get; internal set; }
+
     internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
 
     internal void Initialize(ConsumeResult<byte[]?, byte[]?> record)
@@ -75,5 +82,6 @@ public sealed class MessageContext
         HasKey = false;
         _headers = null;
         Attempt = 0;
+        Transaction = null;
     }
 }

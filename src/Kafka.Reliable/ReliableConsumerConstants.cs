@@ -21,6 +21,9 @@ internal static class ReliableConsumerConstants
     public const int DefaultMaxPayloadBytes = 1024 * 1024;
     public static readonly TimeSpan MaxDuration = TimeSpan.FromHours(1);
 
+    /// <summary>How long the lookup of committed offsets on assignment may take, with an idempotency store that keeps offsets.</summary>
+    public static readonly TimeSpan CommittedLookupTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a failed commit waits before it is tried again.</summary>
     public static readonly TimeSpan CommitRetryDelay = TimeSpan.FromMilliseconds(200);
 

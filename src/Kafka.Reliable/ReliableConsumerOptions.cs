@@ -31,6 +31,9 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the settings of in-place retries of failed records.</summary>
     public RetryOptions Retry { get; } = new();
 
+    /// <summary>Gets the idempotency settings, used when the consumer has an idempotency store.</summary>
+    public IdempotencyOptions Idempotency { get; } = new();
+
     /// <summary>Gets the settings of the circuit breaker over the handler (off by default).</summary>
     public CircuitBreakerOptions CircuitBreaker { get; } = new();
 

@@ -99,7 +99,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private IConsumer<byte[]?, byte[]?> BuildConsumer() =>
         new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
-            .SetPartitionsAssignedHandler((_, partitions) => OnAssigned(partitions))
+            .SetPartitionsAssignedHandler((consumer, partitions) => OnAssigned(consumer, partitions))
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
             .SetErrorHandler((_, error) => OnError(error))
@@ -315,7 +315,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
-    private void OnAssigned(List<TopicPartition> partitions)
+    private List<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
     {
         foreach (var partition in partitions)
         {
@@ -332,6 +332,55 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Log.PartitionsAssigned(Logger, Name, Describe(partitions));
+        return StartOffsets(consumer, partitions);
+    }
+
+    /// <summary>
+    /// Where each assigned partition starts: where the group committed, unless the idempotency store keeps offsets with the
+    /// handler's effects and its offset is ahead (the process died between the database commit and the Kafka commit).
+    /// </summary>
+    private List<TopicPartitionOffset> StartOffsets(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
+    {
+        var start = partitions.ConvertAll(p => new TopicPartitionOffset(p, Offset.Unset));
+        if (_context.StoredOffsets is not { } storedOffsets || partitions.Count == 0)
+        {
+            return start;
+        }
+
+        var stored = storedOffsets.GetStoredOffsets(_options.GroupId, partitions);
+        if (stored.Count == 0)
+        {
+            return start;
+        }
+
+        List<TopicPartitionOffset> committed;
+        try
+        {
+            committed = consumer.Committed(partitions, ReliableConsumerConstants.CommittedLookupTimeout);
+        }
+        catch (KafkaException)
+        {
+            committed = [];
+        }
+
+        for (var i = 0; i < start.Count; i++)
+        {
+            var partition = start[i].TopicPartition;
+            var kept = stored.FirstOrDefault(o => o.TopicPartition == partition);
+            if (kept is null)
+            {
+                continue;
+            }
+
+            var groupOffset = committed.FirstOrDefault(o => o.TopicPartition == partition)?.Offset.Value ?? -1;
+            if (kept.Offset.Value > groupOffset)
+            {
+                start[i] = kept;
+                Log.StartingFromStoredOffset(Logger, Name, partition.Topic, partition.Partition.Value, kept.Offset.Value);
+            }
+        }
+
+        return start;
     }
 
     private void OnRevoked(List<TopicPartitionOffset> partitions)

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Confluent.Kafka;
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.Logging;
@@ -17,6 +18,7 @@ namespace Kafka.Reliable.Consuming;
 /// </summary>
 internal sealed class PartitionWorker : IDisposable
 {
+    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
     private readonly AsyncSignal _signal = new();
     private readonly CancellationTokenSource _stop = new();
@@ -194,6 +196,11 @@ internal sealed class PartitionWorker : IDisposable
             {
                 if (outcome.IsSuccess)
                 {
+                    if (outcome.Duplicate)
+                    {
+                        Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
+                    }
+
                     return true;
                 }
 
@@ -202,11 +209,14 @@ internal sealed class PartitionWorker : IDisposable
                     return false;
                 }
 
-                if (outcome.Exception is BrokenCircuitException broken)
+                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException)
                 {
-                    // Not the record's fault: wait for the circuit without spending attempts, then try again.
+                    // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
                     Hold(true);
-                    if (!await DelayAsync(broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration, stop).ConfigureAwait(false))
+                    var wait = outcome.Exception is IdempotencyKeyHeldException held
+                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))
+                        : ((BrokenCircuitException)outcome.Exception).RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration;
+                    if (!await DelayAsync(wait, stop).ConfigureAwait(false))
                     {
                         return false;
                     }

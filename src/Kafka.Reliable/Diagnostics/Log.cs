@@ -51,6 +51,18 @@ internal static partial class Log
     [LoggerMessage(211, LogLevel.Information, "Consumer {Consumer}: circuit closed; partitions resume")]
     public static partial void CircuitClosed(ILogger logger, string consumer);
 
+    [LoggerMessage(212, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled before (its idempotency key is completed); skipped as a duplicate")]
+    public static partial void DuplicateSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
+
+    [LoggerMessage(213, LogLevel.Warning, "Consumer {Consumer}: idempotency store cleanup failed ({Reason}); it is tried again in {Interval}")]
+    public static partial void IdempotencyCleanupFailed(ILogger logger, string consumer, string reason, TimeSpan interval);
+
+    [LoggerMessage(214, LogLevel.Debug, "Consumer {Consumer}: idempotency store cleanup removed {Removed} key(s)")]
+    public static partial void IdempotencyCleanedUp(ILogger logger, string consumer, long removed);
+
+    [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
+    public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
+
     [LoggerMessage(201, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] paused, {Buffered} records buffered")]
     public static partial void PartitionPaused(ILogger logger, string consumer, string topic, int partition, int buffered);
 

@@ -13,14 +13,20 @@ internal sealed class ConsumerRegistration(string name, string? configurationPat
     /// <summary>Gets or sets the factory of the message deserializer; null until one is chosen (JSON by default).</summary>
     public Func<IServiceProvider, object>? DeserializerFactory { get; set; }
 
-    /// <summary>Gets or sets the factory of the pipeline; set by <c>WithHandler</c>.</summary>
-    public Func<IServiceProvider, IRecordProcessor>? ProcessorFactory { get; set; }
+    /// <summary>Gets or sets the factory of the pipeline, given the idempotency gate if any; set by <c>WithHandler</c>.</summary>
+    public Func<IServiceProvider, Idempotency.IdempotencyGate?, IRecordProcessor>? ProcessorFactory { get; set; }
 
     /// <summary>Gets how handler exceptions are classified; changed by <c>ClassifyExceptions</c>.</summary>
     public ExceptionClassification Classification { get; } = new();
 
     /// <summary>Gets or sets the user's own resilience pipeline, which replaces the one built from the retry and circuit breaker options.</summary>
     public Func<IServiceProvider, Polly.ResiliencePipeline>? ResiliencePipelineFactory { get; set; }
+
+    /// <summary>Gets or sets the factory of the idempotency store (an <see cref="IIdempotencyStore"/> or an <see cref="ITransactionalIdempotencyStore"/>); null without one.</summary>
+    public Func<IServiceProvider, object>? IdempotencyStoreFactory { get; set; }
+
+    /// <summary>Gets or sets the idempotency key function, a <c>Func&lt;TMessage, MessageContext, string?&gt;</c>.</summary>
+    public Delegate? IdempotencyKeySelector { get; set; }
 
     public string SettingName(string property) => ConfigurationPath is null ? property : $"{ConfigurationPath}:{property}";
 }

@@ -33,6 +33,33 @@ public interface IReliableConsumerBuilder<TMessage>
     /// <returns>This builder.</returns>
     IReliableConsumerBuilder<TMessage> WithResiliencePipeline(Polly.ResiliencePipeline pipeline);
 
+    /// <summary>
+    /// Makes the handler's effects happen once per message (G2): before the handler runs, the message's key is taken in the
+    /// store; a message whose key is completed is skipped as a duplicate and counts as done. Store packages add shortcuts
+    /// (<c>UseSqliteIdempotency</c>, <c>UsePostgreSqlIdempotency</c>, <c>UseRedisIdempotency</c>).
+    /// </summary>
+    /// <param name="storeFactory">Creates the store when the consumer starts.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> UseIdempotencyStore(Func<IServiceProvider, IIdempotencyStore> storeFactory);
+
+    /// <summary>Uses a transactional idempotency store: the handler writes through <see cref="MessageContext.Transaction"/>, and its writes commit with the idempotency record (G3).</summary>
+    /// <param name="storeFactory">Creates the store when the consumer starts.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> UseTransactionalIdempotencyStore(Func<IServiceProvider, ITransactionalIdempotencyStore> storeFactory);
+
+    /// <summary>Keeps handled message keys in memory: for tests and single-instance consumers (nothing survives a restart).</summary>
+    /// <param name="maxEntries">The most completed keys kept; the oldest go first.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> UseInMemoryIdempotency(int maxEntries = 100_000);
+
+    /// <summary>
+    /// Sets the idempotency key of a message, for example its order id, so that the same order produced twice is handled
+    /// once. Returning null or empty falls back to the <see cref="IdempotencyOptions.KeyHeader"/> header, then to topic-partition-offset.
+    /// </summary>
+    /// <param name="keySelector">Computes the key from the deserialized message.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithIdempotencyKey(Func<TMessage, MessageContext, string?> keySelector);
+
     /// <summary>Uses a deserializer resolved from dependency injection (registered as a singleton if it is not registered yet).</summary>
     /// <typeparam name="TDeserializer">The deserializer type.</typeparam>
     /// <returns>This builder.</returns>

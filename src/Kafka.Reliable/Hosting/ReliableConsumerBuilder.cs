@@ -33,6 +33,33 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
         return this;
     }
 
+    public IReliableConsumerBuilder<TMessage> UseIdempotencyStore(Func<IServiceProvider, IIdempotencyStore> storeFactory)
+    {
+        ArgumentNullException.ThrowIfNull(storeFactory);
+        registration.IdempotencyStoreFactory = storeFactory;
+        return this;
+    }
+
+    public IReliableConsumerBuilder<TMessage> UseTransactionalIdempotencyStore(Func<IServiceProvider, ITransactionalIdempotencyStore> storeFactory)
+    {
+        ArgumentNullException.ThrowIfNull(storeFactory);
+        registration.IdempotencyStoreFactory = storeFactory;
+        return this;
+    }
+
+    public IReliableConsumerBuilder<TMessage> UseInMemoryIdempotency(int maxEntries = 100_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+        return UseIdempotencyStore(sp => new InMemoryIdempotencyStore(maxEntries, sp.GetService<TimeProvider>()));
+    }
+
+    public IReliableConsumerBuilder<TMessage> WithIdempotencyKey(Func<TMessage, MessageContext, string?> keySelector)
+    {
+        ArgumentNullException.ThrowIfNull(keySelector);
+        registration.IdempotencyKeySelector = keySelector;
+        return this;
+    }
+
     public IReliableConsumerBuilder<TMessage> WithDeserializer<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDeserializer>()
         where TDeserializer : class, IMessageDeserializer<TMessage>
     {
@@ -76,12 +103,14 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
 
         Services.TryAdd(new ServiceDescriptor(typeof(THandler), typeof(THandler), lifetime));
         var singleton = lifetime == ServiceLifetime.Singleton;
-        registration.ProcessorFactory = sp => new RecordProcessor<TMessage, TDomain>(
+        registration.ProcessorFactory = (sp, idempotency) => new RecordProcessor<TMessage, TDomain>(
             ResolveDeserializer(sp),
             translatorFactory(sp),
             static scoped => scoped.GetRequiredService<THandler>(),
             singleton,
-            sp);
+            sp,
+            idempotency,
+            (Func<TMessage, MessageContext, string?>?)registration.IdempotencyKeySelector);
     }
 
     private IMessageDeserializer<TMessage> ResolveDeserializer(IServiceProvider services) =>

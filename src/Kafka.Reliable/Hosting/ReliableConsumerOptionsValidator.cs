@@ -122,6 +122,19 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("CircuitBreaker:BreakDuration"), breaker.BreakDuration, ReliableConsumerConstants.MinCircuitDuration, ReliableConsumerConstants.MaxCircuitDuration);
         }
 
+        if (registration.IdempotencyStoreFactory is not null)
+        {
+            var idempotency = options.Idempotency;
+            if (string.IsNullOrWhiteSpace(idempotency.KeyHeader))
+            {
+                errors.AddError($"{Setting("Idempotency:KeyHeader")} is empty: name the header that carries a message id, for example 'message-id'.");
+            }
+
+            CheckDuration(errors, Setting("Idempotency:LeaseDuration"), idempotency.LeaseDuration, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
+            CheckDuration(errors, Setting("Idempotency:Retention"), idempotency.Retention, TimeSpan.FromMinutes(1), TimeSpan.FromDays(3650));
+            CheckDuration(errors, Setting("Idempotency:CleanupInterval"), idempotency.CleanupInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
+        }
+
         if (!Enum.IsDefined(options.Tombstones))
         {
             errors.AddError($"{Setting("Tombstones")} is {options.Tombstones}: use one of {string.Join(", ", Enum.GetNames<TombstonePolicy>())}.");

@@ -12,14 +12,21 @@ internal enum ProcessingStage
 /// <summary>The result of one attempt at a record, passed between stages instead of an exception.</summary>
 internal readonly struct ProcessingOutcome
 {
-    private ProcessingOutcome(ProcessingStage failedStage, Exception? exception, bool canceled)
+    private ProcessingOutcome(ProcessingStage failedStage, Exception? exception, bool canceled, bool duplicate = false)
     {
         FailedStage = failedStage;
         Exception = exception;
         Canceled = canceled;
+        Duplicate = duplicate;
     }
 
     public static ProcessingOutcome Success => default;
+
+    /// <summary>Gets the outcome of a message the idempotency store says was handled already: done, without calling the handler.</summary>
+    public static ProcessingOutcome SkippedDuplicate => new(ProcessingStage.None, null, canceled: false, duplicate: true);
+
+    /// <summary>Gets a value indicating whether the record was skipped as a duplicate.</summary>
+    public bool Duplicate { get; }
 
     /// <summary>Gets the stage that failed, or <see cref="ProcessingStage.None"/> on success.</summary>
     public ProcessingStage FailedStage { get; }

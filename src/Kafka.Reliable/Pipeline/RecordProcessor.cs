@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Kafka.Reliable.Idempotency;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Kafka.Reliable.Pipeline;
@@ -14,14 +15,20 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
     private readonly IMessageHandler<TDomain>? _singletonHandler;
     private readonly Func<IServiceProvider, IMessageHandler<TDomain>> _handlerFactory;
     private readonly IServiceScopeFactory _scopeFactory;
+    private readonly IdempotencyGate? _idempotency;
+    private readonly Func<TMessage, MessageContext, string?>? _keySelector;
 
     public RecordProcessor(
         IMessageDeserializer<TMessage> deserializer,
         IMessageTranslator<TMessage, TDomain> translator,
         Func<IServiceProvider, IMessageHandler<TDomain>> handlerFactory,
         bool handlerIsSingleton,
-        IServiceProvider services)
+        IServiceProvider services,
+        IdempotencyGate? idempotency = null,
+        Func<TMessage, MessageContext, string?>? keySelector = null)
     {
+        _idempotency = idempotency;
+        _keySelector = keySelector;
         _deserializer = deserializer;
         _translator = translator;
         _handlerFactory = handlerFactory;
@@ -53,22 +60,14 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
             return ProcessingOutcome.Failed(ProcessingStage.Translate, ex);
         }
 
+        if (_idempotency is not null)
+        {
+            return await ProcessOnceAsync(_idempotency, message, domain, context, cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
-            if (_singletonHandler is not null)
-            {
-                await _singletonHandler.HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                var scope = _scopeFactory.CreateAsyncScope();
-                await using (scope.ConfigureAwait(false))
-                {
-                    var handler = _handlerFactory(scope.ServiceProvider);
-                    await handler.HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
-                }
-            }
-
+            await HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
             return ProcessingOutcome.Success;
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
@@ -78,6 +77,73 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
         catch (Exception ex)
         {
             return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+        }
+    }
+
+    /// <summary>The handle stage behind the idempotency gate: take the key, handle, complete it; or skip a message handled already.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProcessingOutcome> ProcessOnceAsync(IdempotencyGate gate, TMessage message, TDomain domain, MessageContext context, CancellationToken cancellationToken)
+    {
+        string key;
+        GateDecision decision;
+        TimeSpan retryAfter;
+        try
+        {
+            key = gate.KeyFor(_keySelector?.Invoke(message, context), context);
+            (decision, retryAfter) = await gate.BeginAsync(key, context, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            return ProcessingOutcome.Cancel(ex);
+        }
+        catch (Exception ex)
+        {
+            // The store is unreachable: a failure of the handle stage like any dependency's, retried and counted by the circuit.
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+        }
+
+        if (decision == GateDecision.Duplicate)
+        {
+            return ProcessingOutcome.SkippedDuplicate;
+        }
+
+        if (decision == GateDecision.Held)
+        {
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, new IdempotencyKeyHeldException(retryAfter));
+        }
+
+        try
+        {
+            await HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
+            await gate.CompleteAsync(key, context, cancellationToken).ConfigureAwait(false);
+            return ProcessingOutcome.Success;
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            await gate.ReleaseAsync(key, context).ConfigureAwait(false);
+            return ProcessingOutcome.Cancel(ex);
+        }
+        catch (Exception ex)
+        {
+            await gate.ReleaseAsync(key, context).ConfigureAwait(false);
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleAsync(TDomain domain, MessageContext context, CancellationToken cancellationToken)
+    {
+        if (_singletonHandler is not null)
+        {
+            await _singletonHandler.HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var scope = _scopeFactory.CreateAsyncScope();
+        await using (scope.ConfigureAwait(false))
+        {
+            var handler = _handlerFactory(scope.ServiceProvider);
+            await handler.HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
         }
     }
 }
