@@ -25,6 +25,9 @@ internal sealed class ConsumerRegistration(string name, string? configurationPat
     /// <summary>Gets or sets the factory of the idempotency store (an <see cref="IIdempotencyStore"/> or an <see cref="ITransactionalIdempotencyStore"/>); null without one.</summary>
     public Func<IServiceProvider, object>? IdempotencyStoreFactory { get; set; }
 
+    /// <summary>Gets or sets a value indicating whether the idempotency store is used in transactional mode.</summary>
+    public bool IdempotencyTransactional { get; set; }
+
     /// <summary>Gets or sets the idempotency key function, a <c>Func&lt;TMessage, MessageContext, string?&gt;</c>.</summary>
     public Delegate? IdempotencyKeySelector { get; set; }
 

@@ -37,6 +37,7 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
     {
         ArgumentNullException.ThrowIfNull(storeFactory);
         registration.IdempotencyStoreFactory = storeFactory;
+        registration.IdempotencyTransactional = false;
         return this;
     }
 
@@ -44,6 +45,7 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
     {
         ArgumentNullException.ThrowIfNull(storeFactory);
         registration.IdempotencyStoreFactory = storeFactory;
+        registration.IdempotencyTransactional = true;
         return this;
     }
 

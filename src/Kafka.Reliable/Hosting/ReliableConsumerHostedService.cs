@@ -15,6 +15,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
     private readonly CancellationTokenSource _stopping = new();
     private ConsumerRunner? _runner;
     private Task _cleanup = Task.CompletedTask;
+    private IdempotencyGate? _gate;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -35,8 +36,9 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         IdempotencyGate? gate = null;
         if (registration.IdempotencyStoreFactory is { } storeFactory)
         {
-            gate = new IdempotencyGate(storeFactory(services), options.GroupId, options.Idempotency);
-            context.StoredOffsets = gate.Store as IStoredOffsets;
+            gate = new IdempotencyGate(storeFactory(services), registration.IdempotencyTransactional, options.GroupId, options.Idempotency);
+            _gate = gate;
+            context.StoredOffsets = registration.IdempotencyTransactional ? gate.Store as IStoredOffsets : null;
             _cleanup = CleanupLoopAsync(gate, context, _stopping.Token);
         }
 
@@ -62,6 +64,11 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         if (_runner is not null)
         {
             await _runner.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_gate?.Store is IAsyncDisposable store)
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
         }
 
         _stopping.Dispose();

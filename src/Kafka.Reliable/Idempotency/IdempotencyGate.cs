@@ -24,14 +24,10 @@ internal sealed class IdempotencyGate
     private readonly string _keyPrefix;
     private readonly string _instance = Guid.NewGuid().ToString("N");
 
-    public IdempotencyGate(object store, string groupId, IdempotencyOptions options)
+    public IdempotencyGate(object store, bool transactional, string groupId, IdempotencyOptions options)
     {
-        _transactional = store as ITransactionalIdempotencyStore;
-        _store = _transactional is null ? store as IIdempotencyStore : null;
-        if (_store is null && _transactional is null)
-        {
-            throw new InvalidOperationException($"{store.GetType().FullName} is neither an {nameof(IIdempotencyStore)} nor an {nameof(ITransactionalIdempotencyStore)}.");
-        }
+        _transactional = transactional ? (ITransactionalIdempotencyStore)store : null;
+        _store = transactional ? null : (IIdempotencyStore)store;
 
         _options = options;
         _keyPrefix = groupId + "/";

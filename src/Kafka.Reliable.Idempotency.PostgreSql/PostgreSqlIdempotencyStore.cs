@@ -1,0 +1,366 @@
+using System.Text.RegularExpressions;
+using Confluent.Kafka;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Kafka.Reliable;
+
+/// <summary>
+/// An idempotency store in PostgreSQL, shared by every instance of a consumer group. Keys are taken under a lease with
+/// <c>INSERT ... ON CONFLICT</c> (no table locks), or, in transactional mode, recorded in the transaction the handler writes
+/// through, together with the partition's next offset (G3: exactly-once effects).
+/// </summary>
+public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITransactionalIdempotencyStore, IStoredOffsets, IAsyncDisposable
+{
+    private const short InProgress = 0;
+    private const short Completed = 1;
+    private readonly PostgreSqlIdempotencyOptions _options;
+    private readonly TimeProvider _time;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _table;
+    private readonly string _offsetsTable;
+    private readonly SemaphoreSlim _schemaLock = new(1, 1);
+    private volatile bool _schemaReady;
+
+    /// <summary>Initializes a new instance of the <see cref="PostgreSqlIdempotencyStore"/> class.</summary>
+    /// <param name="options">The settings.</param>
+    /// <param name="timeProvider">The clock; the system clock by default.</param>
+    /// <exception cref="ArgumentException">The connection string is missing, or the schema or table name is not a plain identifier.</exception>
+    public PostgreSqlIdempotencyStore(PostgreSqlIdempotencyOptions options, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            throw new ArgumentException("ConnectionString is required, for example 'Host=db;Username=orders;Password=...;Database=orders'.", nameof(options));
+        }
+
+        foreach (var (name, value) in new[] { ("Schema", options.Schema), ("TableName", options.TableName) })
+        {
+            if (!Identifier().IsMatch(value))
+            {
+                throw new ArgumentException($"{name} '{value}' is not a plain identifier: use lower-case letters, digits and '_', starting with a letter.", nameof(options));
+            }
+        }
+
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _dataSource = NpgsqlDataSource.Create(options.ConnectionString);
+        _table = $"{options.Schema}.{options.TableName}";
+        _offsetsTable = $"{options.Schema}.{options.TableName}_offsets";
+        _schemaReady = !options.CreateSchema;
+    }
+
+    /// <summary>Gets the SQL that creates the store's tables, for those who manage the schema themselves.</summary>
+    public string SchemaScript => $"""
+        CREATE SCHEMA IF NOT EXISTS {_options.Schema};
+        CREATE TABLE IF NOT EXISTS {_table} (
+            key text PRIMARY KEY,
+            owner text NOT NULL,
+            status smallint NOT NULL,
+            lease_until timestamptz NOT NULL,
+            completed_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS {_options.TableName}_expiry ON {_table} (status, completed_at);
+        CREATE TABLE IF NOT EXISTS {_offsetsTable} (
+            group_id text NOT NULL,
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            next_offset bigint NOT NULL,
+            PRIMARY KEY (group_id, topic, partition)
+        );
+        """;
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyBeginResult> TryBeginAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            // Take the key if it is absent, if its holder's lease expired, or if we hold it already (a retry of the same record).
+            await using var take = Command(connection, $"""
+                INSERT INTO {_table} AS t (key, owner, status, lease_until) VALUES (@key, @owner, {InProgress}, @lease_until)
+                ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
+                WHERE t.status = {InProgress} AND (t.lease_until <= @now OR t.owner = EXCLUDED.owner)
+                RETURNING status
+                """, ("key", key), ("owner", owner), ("lease_until", now + lease), ("now", now));
+            if (await take.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return IdempotencyBeginResult.Acquired;
+            }
+
+            await using var look = Command(connection, $"SELECT status, lease_until FROM {_table} WHERE key = @key", ("key", key));
+            await using var reader = await look.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return IdempotencyBeginResult.HeldByAnother(TimeSpan.Zero);
+            }
+
+            if (reader.GetInt16(0) == Completed)
+            {
+                return IdempotencyBeginResult.AlreadyCompleted;
+            }
+
+            var leaseUntil = reader.GetFieldValue<DateTimeOffset>(1);
+            return IdempotencyBeginResult.HeldByAnother(leaseUntil > now ? leaseUntil - now : TimeSpan.Zero);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var complete = Command(connection, $"UPDATE {_table} SET status = {Completed}, completed_at = @now WHERE key = @key AND owner = @owner AND status = {InProgress}",
+                ("key", key), ("owner", owner), ("now", _time.GetUtcNow()));
+            await complete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask ReleaseAsync(string key, string owner, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var release = Command(connection, $"DELETE FROM {_table} WHERE key = @key AND owner = @owner AND status = {InProgress}", ("key", key), ("owner", owner));
+            await release.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> CleanupAsync(DateTimeOffset completedBefore, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var cleanup = Command(connection, $"""
+                DELETE FROM {_table}
+                WHERE (status = {Completed} AND completed_at < @before) OR (status = {InProgress} AND lease_until <= @now)
+                """, ("before", completedBefore), ("now", _time.GetUtcNow()));
+            return await cleanup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
+
+            // A concurrent transaction inserting the same key waits for this one, then finds the key there: handled once.
+            await using var record = Command(connection, $"""
+                INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES (@key, '', {Completed}, @now, @now)
+                ON CONFLICT (key) DO NOTHING
+                """, ("key", key), ("now", _time.GetUtcNow()));
+            record.Transaction = transaction;
+            if (await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                await transaction.DisposeAsync().ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
+                return null;
+            }
+
+            return new PostgreSqlIdempotencyTransaction(this, connection, transaction);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<TopicPartitionOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        if (!_options.Transactional || !_options.StoreOffsets || partitions.Count == 0)
+        {
+            return [];
+        }
+
+        // Called on the consumer's poll thread during assignment, which is synchronous by nature.
+        using var connection = _dataSource.OpenConnection();
+        EnsureSchema(connection);
+        using var read = Command(connection, $"SELECT topic, partition, next_offset FROM {_offsetsTable} WHERE group_id = @group AND topic = ANY(@topics)",
+            ("group", groupId), ("topics", partitions.Select(p => p.Topic).Distinct().ToArray()));
+        using var reader = read.ExecuteReader();
+        var offsets = new List<TopicPartitionOffset>();
+        while (reader.Read())
+        {
+            var partition = new TopicPartition(reader.GetString(0), new Partition(reader.GetInt32(1)));
+            if (partitions.Contains(partition))
+            {
+                offsets.Add(new TopicPartitionOffset(partition, new Offset(reader.GetInt64(2))));
+            }
+        }
+
+        return offsets;
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+
+    internal async ValueTask StoreOffsetAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, MessageContext context, CancellationToken cancellationToken)
+    {
+        if (!_options.StoreOffsets)
+        {
+            return;
+        }
+
+        await using var store = Command(connection, $"""
+            INSERT INTO {_offsetsTable} AS o (group_id, topic, partition, next_offset) VALUES (@group, @topic, @partition, @next)
+            ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset)
+            """, ("group", context.GroupId), ("topic", context.Topic), ("partition", context.Partition), ("next", context.Offset + 1));
+        store.Transaction = transaction;
+        await store.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_schemaReady)
+            {
+                await _schemaLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await EnsureSchemaAsync(connection, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _schemaLock.Release();
+                }
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async ValueTask EnsureSchemaAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        if (_schemaReady)
+        {
+            return;
+        }
+
+        // Instances starting together would race on CREATE TABLE IF NOT EXISTS: an advisory lock makes them take turns.
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var create = Command(connection, $"SELECT pg_advisory_xact_lock(hashtext(@table)); {SchemaScript}", ("table", _table)))
+        {
+            create.Transaction = transaction;
+            await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        _schemaReady = true;
+    }
+
+    private void EnsureSchema(NpgsqlConnection connection)
+    {
+        if (_schemaReady)
+        {
+            return;
+        }
+
+        using var transaction = connection.BeginTransaction();
+        using (var create = Command(connection, $"SELECT pg_advisory_xact_lock(hashtext(@table)); {SchemaScript}", ("table", _table)))
+        {
+            create.Transaction = transaction;
+            create.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        _schemaReady = true;
+    }
+
+    private static NpgsqlCommand Command(NpgsqlConnection connection, string sql, params (string Name, object Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.Add(value is DateTimeOffset at
+                ? new NpgsqlParameter(name, NpgsqlDbType.TimestampTz) { Value = at.UtcDateTime }
+                : new NpgsqlParameter(name, value));
+        }
+
+        return command;
+    }
+
+    [GeneratedRegex("^[a-z][a-z0-9_]{0,62}$")]
+    private static partial Regex Identifier();
+}
+
+/// <summary>The transaction a handler writes through with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>
+public sealed class PostgreSqlIdempotencyTransaction : IdempotencyTransaction
+{
+    private readonly PostgreSqlIdempotencyStore _store;
+    private bool _committed;
+
+    internal PostgreSqlIdempotencyTransaction(PostgreSqlIdempotencyStore store, NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        _store = store;
+        Connection = connection;
+        Transaction = transaction;
+    }
+
+    /// <summary>Gets the open connection; commands created on it run in <see cref="Transaction"/>.</summary>
+    public NpgsqlConnection Connection { get; }
+
+    /// <summary>Gets the open transaction.</summary>
+    public NpgsqlTransaction Transaction { get; }
+
+    /// <inheritdoc />
+    public override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken).ConfigureAwait(false);
+        await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        _committed = true;
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        if (!_committed)
+        {
+            try
+            {
+                await Transaction.RollbackAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+            {
+                // The connection is broken: PostgreSQL rolls the transaction back itself.
+            }
+        }
+
+        await Transaction.DisposeAsync().ConfigureAwait(false);
+        await Connection.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>Gives a handler the PostgreSQL connection and transaction of its message, with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>
+public static class PostgreSqlMessageContextExtensions
+{
+    /// <summary>Gets the transaction the handler writes through, so that its writes commit with the idempotency record and offset.</summary>
+    /// <param name="context">The message's context.</param>
+    /// <returns>The transaction (its <c>Connection</c> and <c>Transaction</c>).</returns>
+    /// <exception cref="InvalidOperationException">The consumer does not use the PostgreSQL store in transactional mode.</exception>
+    public static PostgreSqlIdempotencyTransaction GetNpgsqlTransaction(this MessageContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Transaction as PostgreSqlIdempotencyTransaction
+            ?? throw new InvalidOperationException("This message has no PostgreSQL transaction: register the consumer with UsePostgreSqlIdempotency(..., o => o.Transactional = true).");
+    }
+}

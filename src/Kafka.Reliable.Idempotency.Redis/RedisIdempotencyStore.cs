@@ -1,0 +1,129 @@
+using StackExchange.Redis;
+
+namespace Kafka.Reliable;
+
+/// <summary>
+/// An idempotency store in Redis, shared by every instance of a consumer group. A key is taken with <c>SET key owner NX PX
+/// lease</c>; completing it replaces the lease by a completion marker that Redis expires after the retention, so no cleanup
+/// job is needed. Each transition is one atomic command or script.
+/// </summary>
+/// <remarks>
+/// Redis acknowledges writes before they reach its disk (depending on <c>appendfsync</c>) and replicates asynchronously: a
+/// Redis crash can forget recent completions, which then lets a redelivered message be handled again. Use the PostgreSQL
+/// store in transactional mode where effects must happen exactly once.
+/// </remarks>
+public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
+{
+    private const string CompletedMarker = "c";
+    private const string OwnerPrefix = "p:";
+
+    // KEYS[1] the key; ARGV[1] the owner marker; ARGV[2] the lease in ms. Returns {1} taken, {2} completed, {3, pttl} held.
+    private static readonly LuaScript Begin = LuaScript.Prepare("""
+        local value = redis.call('GET', @key)
+        if not value then
+          redis.call('SET', @key, @owner, 'PX', @lease)
+          return {1, 0}
+        end
+        if value == 'c' then return {2, 0} end
+        if value == @owner then
+          redis.call('SET', @key, @owner, 'PX', @lease)
+          return {1, 0}
+        end
+        return {3, redis.call('PTTL', @key)}
+        """);
+
+    private static readonly LuaScript Complete = LuaScript.Prepare("""
+        if redis.call('GET', @key) == @owner then
+          redis.call('SET', @key, 'c', 'PX', @retention)
+          return 1
+        end
+        return 0
+        """);
+
+    private static readonly LuaScript Release = LuaScript.Prepare("""
+        if redis.call('GET', @key) == @owner then
+          return redis.call('DEL', @key)
+        end
+        return 0
+        """);
+
+    private readonly RedisIdempotencyOptions _options;
+    private readonly Lazy<Task<ConnectionMultiplexer>> _connection;
+
+    /// <summary>Initializes a new instance of the <see cref="RedisIdempotencyStore"/> class.</summary>
+    /// <param name="options">The settings.</param>
+    /// <exception cref="ArgumentException">The configuration string is missing or the retention is not positive.</exception>
+    public RedisIdempotencyStore(RedisIdempotencyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.Configuration))
+        {
+            throw new ArgumentException("Configuration is required, for example 'localhost:6379'.", nameof(options));
+        }
+
+        if (options.Retention <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"Retention is {options.Retention}: use a positive duration, for example 7 days.", nameof(options));
+        }
+
+        _options = options;
+        _connection = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectionMultiplexer.ConnectAsync(options.Configuration));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyBeginResult> TryBeginAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var database = await DatabaseAsync().ConfigureAwait(false);
+        RedisKey redisKey = _options.KeyPrefix + key;
+        RedisValue ownerMarker = OwnerPrefix + owner;
+        if (await database.StringSetAsync(redisKey, ownerMarker, lease, When.NotExists).ConfigureAwait(false))
+        {
+            return IdempotencyBeginResult.Acquired;
+        }
+
+        var result = (RedisResult[])(await database.ScriptEvaluateAsync(Begin, new { key = redisKey, owner = ownerMarker, lease = (long)lease.TotalMilliseconds }).ConfigureAwait(false))!;
+        return (int)result[0] switch
+        {
+            1 => IdempotencyBeginResult.Acquired,
+            2 => IdempotencyBeginResult.AlreadyCompleted,
+            _ => IdempotencyBeginResult.HeldByAnother(TimeSpan.FromMilliseconds(Math.Max(0, (long)result[1]))),
+        };
+    }
+
+    /// <inheritdoc />
+    public async ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    {
+        var database = await DatabaseAsync().ConfigureAwait(false);
+        await database.ScriptEvaluateAsync(Complete, new
+        {
+            key = (RedisKey)(_options.KeyPrefix + key),
+            owner = (RedisValue)(OwnerPrefix + owner),
+            retention = (long)_options.Retention.TotalMilliseconds,
+        }).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask ReleaseAsync(string key, string owner, CancellationToken cancellationToken)
+    {
+        var database = await DatabaseAsync().ConfigureAwait(false);
+        await database.ScriptEvaluateAsync(Release, new { key = (RedisKey)(_options.KeyPrefix + key), owner = (RedisValue)(OwnerPrefix + owner) }).ConfigureAwait(false);
+    }
+
+    /// <summary>Does nothing: Redis expires completed keys after the retention, and leases after their duration, by itself.</summary>
+    /// <param name="completedBefore">Ignored.</param>
+    /// <param name="cancellationToken">Ignored.</param>
+    /// <returns>0.</returns>
+    public ValueTask<long> CleanupAsync(DateTimeOffset completedBefore, CancellationToken cancellationToken) => ValueTask.FromResult(0L);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection.IsValueCreated)
+        {
+            var connection = await _connection.Value.ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<IDatabase> DatabaseAsync() => (await _connection.Value.ConfigureAwait(false)).GetDatabase(_options.Database);
+}
