@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Kafka.Reliable.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Idempotency.Tests.Infrastructure;
+
+/// <summary>Counts the effects of each message id, as the side effects a handler must not repeat.</summary>
+public sealed class EffectCounter : IMessageHandler<int>
+{
+    private readonly ConcurrentDictionary<int, int> _effects = new();
+
+    public Func<int, MessageContext, CancellationToken, ValueTask>? Behavior { get; set; }
+
+    public IReadOnlyDictionary<int, int> Effects => _effects;
+
+    public int Total => _effects.Values.Sum();
+
+    public async ValueTask HandleAsync(int message, MessageContext context, CancellationToken cancellationToken)
+    {
+        if (Behavior is { } behavior)
+        {
+            await behavior(message, context, cancellationToken);
+        }
+
+        _effects.AddOrUpdate(message, 1, static (_, count) => count + 1);
+    }
+}
+
+/// <summary>A host running one reliable consumer of integer ids with an idempotency store, and what it logged.</summary>
+public sealed class StoreConsumer : IAsyncDisposable
+{
+    private StoreConsumer(IHost host, EventLog logs)
+    {
+        Host = host;
+        Logs = logs;
+    }
+
+    public IHost Host { get; }
+
+    public EventLog Logs { get; }
+
+    public static async Task<StoreConsumer> StartAsync(
+        string bootstrapServers, string topic, string group, EffectCounter handler, Action<IReliableConsumerBuilder<int>> useStore, Action<ReliableConsumerOptions>? configure = null)
+    {
+        var logs = new EventLog();
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Information);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+        builder.Services.AddSingleton(handler);
+        var consumer = builder.Services.AddReliableConsumer<int>("ids", o =>
+            {
+                o.BootstrapServers = bootstrapServers;
+                o.GroupId = group;
+                o.Topics.Add(topic);
+                o.Commit.Interval = TimeSpan.FromMilliseconds(200);
+                o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+                o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
+                o.KafkaSettings["session.timeout.ms"] = "3000";
+                o.KafkaSettings["heartbeat.interval.ms"] = "300";
+                o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+                configure?.Invoke(o);
+            })
+            .WithDeserializer(new IdDeserializer());
+        useStore(consumer);
+        consumer.WithHandler<EffectCounter>(ServiceLifetime.Singleton);
+        var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return new StoreConsumer(host, logs);
+    }
+
+    public static Task ProduceIdsAsync(EmbeddedKafkaCluster cluster, string topic, IEnumerable<int> ids) =>
+        cluster.ProduceAllAsync(topic, ids.Select(id => new Message<byte[]?, byte[]?>
+        {
+            Key = Encoding.ASCII.GetBytes(id.ToString(CultureInfo.InvariantCulture)),
+            Value = Encoding.ASCII.GetBytes(id.ToString(CultureInfo.InvariantCulture)),
+        }), TestContext.Current.CancellationToken);
+
+    /// <summary>
+    /// Sets the group's committed offsets back to the beginning, as an operator replaying a topic would: joins the (idle)
+    /// group as its only member, so that the commit is accepted, and leaves.
+    /// </summary>
+    public static void ResetOffsets(string bootstrapServers, string topic, string group, int partitions)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = group,
+            EnableAutoCommit = false,
+            SessionTimeoutMs = 3000,
+        }).Build();
+        consumer.Subscribe(topic);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (consumer.Assignment.Count < partitions)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the reset joined the group but got {consumer.Assignment.Count} of {partitions} partitions");
+            consumer.Consume(TimeSpan.FromMilliseconds(100));
+        }
+
+        consumer.Commit(Enumerable.Range(0, partitions).Select(p => new TopicPartitionOffset(topic, p, 0)));
+        consumer.Close();
+    }
+
+    public Task StopAsync() => Host.StopAsync(CancellationToken.None);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.StopAsync(CancellationToken.None);
+        Host.Dispose();
+    }
+
+    private sealed class IdDeserializer : IMessageDeserializer<int>
+    {
+        public int Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context) =>
+            int.Parse(Encoding.ASCII.GetString(value), CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>Keeps the event ids and messages the library logged.</summary>
+public sealed class EventLog : ILoggerProvider
+{
+    private readonly ConcurrentQueue<(int EventId, LogLevel Level, string Message)> _entries = new();
+
+    public int Count(int eventId) => _entries.Count(e => e.EventId == eventId);
+
+    public string Dump(int last = 30) => string.Join(Environment.NewLine, _entries.TakeLast(last).Select(e => $"[{e.Level} {e.EventId}] {e.Message}"));
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(EventLog log) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            log._entries.Enqueue((eventId.Id, logLevel, formatter(state, exception)));
+    }
+}
+
+/// <summary>Waits for a condition, failing with what was expected.</summary>
+public static class Eventually
+{
+    public static async Task TrueAsync(Func<bool> condition, string expectation, TimeSpan? timeout = null, Func<string>? state = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Timed out waiting until {expectation}.{(state is null ? string.Empty : Environment.NewLine + state())}");
+            }
+
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+    }
+}
