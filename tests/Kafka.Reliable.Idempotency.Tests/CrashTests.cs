@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text;
+using Kafka.Reliable.Idempotency.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Kafka.Reliable.Idempotency.Tests;
+
+/// <summary>
+/// The headline test of G3: a consumer in a child process writes one effect per record, in the idempotency store's
+/// transaction, and is killed with SIGKILL at random points; after a final clean run, every record has exactly one effect.
+/// </summary>
+public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
+{
+    private const int Records = 20_000;
+    private const int Partitions = 4;
+    private const int Kills = 5;
+
+    [Fact]
+    public async Task PostgreSqlTransactional_KilledFiveTimesDuring20000Records_EveryRecordHasExactlyOneEffect()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(TestContext.Current.CancellationToken);
+            await using var create = new NpgsqlCommand("CREATE TABLE effects (id integer NOT NULL, partition integer NOT NULL, record_offset bigint NOT NULL)", connection);
+            await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+        }
+
+        await RunAsync("pg", connectionString, async () =>
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var count = new NpgsqlCommand("SELECT count(*), count(DISTINCT id) FROM effects", connection);
+            await using var reader = await count.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return (reader.GetInt64(0), reader.GetInt64(1));
+        });
+    }
+
+    [Fact]
+    public async Task SqliteTransactional_KilledFiveTimesDuring20000Records_EveryRecordHasExactlyOneEffect()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"kafka-reliable-crash-{Guid.NewGuid():N}.db");
+        try
+        {
+            await using (var connection = new SqliteConnection($"Data Source={path}"))
+            {
+                await connection.OpenAsync(TestContext.Current.CancellationToken);
+                await using var create = new SqliteCommand("PRAGMA journal_mode = WAL; CREATE TABLE effects (id INTEGER NOT NULL, partition INTEGER NOT NULL, record_offset INTEGER NOT NULL)", connection);
+                await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            }
+
+            await RunAsync("sqlite", path, async () =>
+            {
+                await using var connection = new SqliteConnection($"Data Source={path};Pooling=false");
+                await connection.OpenAsync();
+                await using var count = new SqliteCommand("SELECT count(*), count(DISTINCT id) FROM effects", connection);
+                await using var reader = await count.ExecuteReaderAsync();
+                await reader.ReadAsync();
+                return (reader.GetInt64(0), reader.GetInt64(1));
+            });
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    private async Task RunAsync(string store, string connection, Func<Task<(long Total, long Distinct)>> countEffects)
+    {
+        var output = TestContext.Current.TestOutputHelper!;
+        var topic = broker.CreateTopic(Partitions);
+        var group = "crash-" + Guid.NewGuid().ToString("N")[..8];
+        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        output.WriteLine($"{store}: {Records} records over {Partitions} partitions; kill points drawn with seed {seed}");
+
+        for (var kill = 1; kill <= Kills; kill++)
+        {
+            using var child = StartChild(store, topic, group, connection);
+            var (before, _) = await countEffects();
+            var target = Math.Min(before + random.Next(200, 2500), Records - 1);
+            await Eventually.TrueAsync(
+                () => child.Process.HasExited || countEffects().GetAwaiter().GetResult().Total >= target,
+                $"the consumer writes effects up to {target} before kill {kill}",
+                TimeSpan.FromSeconds(120),
+                child.Describe);
+            Assert.False(child.Process.HasExited, $"the consumer exited by itself before kill {kill}: {child.Describe()}");
+            child.Process.Kill(entireProcessTree: true);
+            await child.Process.WaitForExitAsync(TestContext.Current.CancellationToken);
+            var (total, _) = await countEffects();
+            output.WriteLine($"kill {kill} (SIGKILL) with {total} effects written");
+        }
+
+        using (var final = StartChild(store, topic, group, connection))
+        {
+            await Eventually.TrueAsync(
+                () => countEffects().GetAwaiter().GetResult().Total >= Records && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records,
+                "the final run writes every effect and commits every record",
+                TimeSpan.FromSeconds(180),
+                final.Describe);
+            using (var term = Process.Start("kill", ["-TERM", final.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync(TestContext.Current.CancellationToken);
+            }
+
+            await final.Process.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.True(final.Process.ExitCode == 0, $"the final run stops cleanly: {final.Describe()}");
+        }
+
+        var (effects, distinct) = await countEffects();
+        var duplicates = effects - distinct;
+        var losses = Records - distinct;
+        output.WriteLine($"{store}: records {Records}, kills {Kills}, effects {effects}, duplicates {duplicates}, losses {losses}");
+        Assert.Equal(0, duplicates);
+        Assert.Equal(0, losses);
+    }
+
+    private ChildConsumer StartChild(string store, string topic, string group, string connection)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "Kafka.Reliable.Idempotency.CrashHost.dll"), broker.Cluster.BootstrapServers, topic, group, store, connection })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return new ChildConsumer(Process.Start(start)!);
+    }
+
+    private sealed class ChildConsumer : IDisposable
+    {
+        private readonly StringBuilder _log = new();
+
+        public ChildConsumer(Process process)
+        {
+            Process = process;
+            process.OutputDataReceived += (_, e) => Append(e.Data);
+            process.ErrorDataReceived += (_, e) => Append(e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        public Process Process { get; }
+
+        public string Describe()
+        {
+            lock (_log)
+            {
+                return $"child {Process.Id}, exited: {Process.HasExited}; its last output:{Environment.NewLine}{(_log.Length > 4000 ? _log.ToString(_log.Length - 4000, 4000) : _log.ToString())}";
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+                Process.WaitForExit();
+            }
+
+            Process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_log)
+                {
+                    _log.AppendLine(line);
+                }
+            }
+        }
+    }
+}
