@@ -9,6 +9,11 @@ internal static class DemoStream
 {
     public const int ValidOrders = 3000;
 
+    /// <summary>How many orders are sent twice, as a producer that retried after a lost acknowledgement would.</summary>
+    public const int Resent = ValidOrders / ResendEvery;
+
+    private const int ResendEvery = 120;
+
     /// <summary>Gets malformed records: each is a kind of bad input a loader meets in production.</summary>
     public static IReadOnlyList<(string Key, byte[]? Value, string Why)> Malformed { get; } =
     [
@@ -39,11 +44,17 @@ internal static class DemoStream
                 $"customer-{i % 97}",
                 19.90m + i % 7,
                 [new LineItemMessage($"sku-{i % 13}", 1 + i % 3, 9.95m)]);
-            yield return new Message<byte[]?, byte[]?>
+            var message = new Message<byte[]?, byte[]?>
             {
                 Key = Encoding.UTF8.GetBytes(orderId),
                 Value = JsonSerializer.SerializeToUtf8Bytes(order, OrdersJsonContext.Default.OrderEventMessage),
             };
+            yield return message;
+            if (i % ResendEvery == ResendEvery - 1)
+            {
+                // The same order again: a different record (a new offset), the same order id.
+                yield return new Message<byte[]?, byte[]?> { Key = message.Key, Value = message.Value };
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable;
@@ -30,12 +31,20 @@ if (cluster is not null)
     var stream = DemoStream.Create().ToList();
     await cluster.ProduceAllAsync(Topic, stream);
     produced = stream.Count;
-    Console.WriteLine($"Embedded broker at {cluster.BootstrapServers}: published {produced} order events ({DemoStream.ValidOrders} valid, {DemoStream.Malformed.Count} malformed) to '{Topic}' over 6 partitions.");
+    Console.WriteLine($"Embedded broker at {cluster.BootstrapServers}: published {produced} order events ({DemoStream.ValidOrders} valid, {DemoStream.Resent} of them sent twice, {DemoStream.Malformed.Count} malformed) to '{Topic}' over 6 partitions.");
 }
+
+// Orders already stored are recognized by their order id, across restarts: the SQLite file keeps the ids of handled orders.
+// The demo uses a fresh file per run; against a real cluster, keep it where the consumer runs.
+var idempotencyDatabase = demo
+    ? Path.Combine(Path.GetTempPath(), $"orders-idempotency-{Guid.NewGuid():N}.db")
+    : builder.Configuration["Orders:IdempotencyDatabase"] ?? "orders-idempotency.db";
 
 builder.Services.AddSingleton<OrderStore>();
 builder.Services.AddReliableConsumer<OrderEventMessage>(orders)
     .WithJsonDeserializer(OrdersJsonContext.Default.OrderEventMessage)
+    .UseSqliteIdempotency(idempotencyDatabase)
+    .WithIdempotencyKey(static (order, _) => order.OrderId)
     .WithTranslator<OrderEventTranslator, Order>()
     .WithHandler<LoadOrderHandler>();
 
@@ -47,10 +56,11 @@ if (cluster is null)
 }
 
 var store = host.Services.GetRequiredService<OrderStore>();
+using var duplicates = new DuplicateCounter();
 await host.StartAsync();
 var deadline = DateTime.UtcNow.AddSeconds(120);
 long DeadLettered() => cluster.GetHighWatermarks(Topic + ".dlq").Values.Sum();
-while (store.Writes + DeadLettered() < produced && DateTime.UtcNow < deadline)
+while (store.Writes + DeadLettered() + duplicates.Count < produced && DateTime.UtcNow < deadline)
 {
     await Task.Delay(100);
 }
@@ -63,8 +73,9 @@ var high = cluster.GetHighWatermarks(Topic);
 
 Console.WriteLine();
 Console.WriteLine("Summary");
-Console.WriteLine($"  consumed       {store.Writes + deadLettered,6}");
+Console.WriteLine($"  consumed       {store.Writes + deadLettered + duplicates.Count,6}");
 Console.WriteLine($"  stored         {stored,6}");
+Console.WriteLine($"  duplicates     {duplicates.Count,6}   orders sent twice, skipped the second time by their order id (SQLite idempotency store)");
 Console.WriteLine($"  retried        {store.Timeouts,6}   transient database timeouts, each handled on a later attempt");
 Console.WriteLine($"  failed (DLQ)   {deadLettered,6}   -> topic '{Topic}.dlq', each with the stage and reason in its headers:");
 foreach (var dead in ReadDeadLetters(cluster.BootstrapServers, Topic + ".dlq", (int)deadLettered))
@@ -78,8 +89,15 @@ foreach (var (partition, offset) in committed.OrderBy(p => p.Key))
     Console.WriteLine($"    {Topic}[{partition}]  {offset,5} / {high[partition],5}");
 }
 
-var complete = stored == DemoStream.ValidOrders && deadLettered == DemoStream.Malformed.Count && committed.All(c => c.Value == high[c.Key]);
-Console.WriteLine(complete ? "Every order is accounted for: nothing lost, nothing skipped." : "INCOMPLETE: not every order was accounted for before the deadline.");
+var complete = stored == DemoStream.ValidOrders && store.Writes == DemoStream.ValidOrders && duplicates.Count == DemoStream.Resent
+    && deadLettered == DemoStream.Malformed.Count && committed.All(c => c.Value == high[c.Key]);
+Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+foreach (var file in new[] { idempotencyDatabase, idempotencyDatabase + "-wal", idempotencyDatabase + "-shm" })
+{
+    File.Delete(file);
+}
+
+Console.WriteLine(complete ? "Every order is accounted for: nothing lost, nothing skipped, nothing stored twice." : "INCOMPLETE: not every order was accounted for before the deadline.");
 return complete ? 0 : 1;
 
 // Reads the dead-letter topic back and describes each record from its provenance headers.
@@ -109,4 +127,28 @@ static List<string> ReadDeadLetters(string bootstrapServers, string topic, int e
     }
 
     return lines;
+}
+
+/// <summary>Counts the records the consumer skipped as duplicates, from the library's metrics.</summary>
+internal sealed class DuplicateCounter : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private long _count;
+
+    public DuplicateCounter()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == KafkaReliableDiagnostics.MeterName && instrument.Name == "kafka.reliable.records.duplicates")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _count, value));
+        _listener.Start();
+    }
+
+    public long Count => Interlocked.Read(ref _count);
+
+    public void Dispose() => _listener.Dispose();
 }

@@ -199,6 +199,7 @@ internal sealed class PartitionWorker : IDisposable
                     if (outcome.Duplicate)
                     {
                         Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
+                        ReliableMetrics.DuplicateSkipped(_consumer.Name, _context.GroupId, _context.Topic);
                     }
 
                     return true;

@@ -74,6 +74,27 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_InvalidIdempotency_NamesEachSetting()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:Idempotency:KeyHeader"] = " ",
+            ["Kafka:Orders:Idempotency:LeaseDuration"] = "00:00:00",
+            ["Kafka:Orders:Idempotency:Retention"] = "00:00:10",
+        });
+        builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"))
+            .UseInMemoryIdempotency()
+            .WithHandler<RecordingHandler>();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:Idempotency:KeyHeader is empty", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Kafka:Orders:Idempotency:LeaseDuration is 00:00:00", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Kafka:Orders:Idempotency:Retention is 00:00:10", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Start_SeveralProblems_ReportsEachOfThem()
     {
         using var host = BuildHost(new Dictionary<string, string?> { ["Kafka:Orders:PartitionBufferSize"] = "5" });
