@@ -23,6 +23,8 @@ public class PipelineBenchmarks
     private RecordProcessor<OrderEvent, OrderEvent> _json = null!;
     private RecordProcessor<OrderEvent, Order> _jsonTranslated = null!;
     private ResilientAttempt _withRetry = null!;
+    private static long s_nextKey;
+    private RecordProcessor<Payload, Payload> _inMemoryIdempotency = null!;
     private ResilientAttempt _withRetryAndBreaker = null!;
 
     [GlobalSetup]
@@ -49,6 +51,12 @@ public class PipelineBenchmarks
         var json = new JsonMessageDeserializer<OrderEvent>(BenchJsonContext.Default.OrderEvent);
         _json = new RecordProcessor<OrderEvent, OrderEvent>(json, IdentityTranslator<OrderEvent>.Instance, static sp => sp.GetRequiredService<NoOpHandler<OrderEvent>>(), handlerIsSingleton: true, services);
         _jsonTranslated = new RecordProcessor<OrderEvent, Order>(json, new OrderTranslator(), static sp => sp.GetRequiredService<NoOpHandler<Order>>(), handlerIsSingleton: true, services);
+
+        // A key per record: each one is taken and completed, as first deliveries are.
+        _inMemoryIdempotency = new RecordProcessor<Payload, Payload>(
+            new PassThroughDeserializer(), IdentityTranslator<Payload>.Instance, static sp => sp.GetRequiredService<NoOpHandler<Payload>>(), handlerIsSingleton: true, services,
+            new Kafka.Reliable.Idempotency.IdempotencyGate(new InMemoryIdempotencyStore(maxEntries: 10_000), transactional: false, "group", new IdempotencyOptions()),
+            static (_, _) => Interlocked.Increment(ref s_nextKey).ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         var retryOnly = new ReliableConsumerOptions();
         _withRetry = new ResilientAttempt(_noOp, _context, HandlerResilience.Build(new ConsumerContext("bench", retryOnly, NullLogger.Instance, TimeProvider.System)));
@@ -86,6 +94,17 @@ public class PipelineBenchmarks
         {
             _context.Initialize(_records[i]);
             await _withRetryAndBreaker.RunAsync();
+            _context.Reset();
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Records, Description = "no-op handler behind the in-memory idempotency store")]
+    public async Task NoOpWithInMemoryIdempotency()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _inMemoryIdempotency.ProcessAsync(_context, CancellationToken.None);
             _context.Reset();
         }
     }
