@@ -60,6 +60,9 @@ internal static partial class Log
     [LoggerMessage(214, LogLevel.Debug, "Consumer {Consumer}: idempotency store cleanup removed {Removed} key(s)")]
     public static partial void IdempotencyCleanedUp(ILogger logger, string consumer, long removed);
 
+    [LoggerMessage(215, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed and its idempotency key could not be released ({Reason}); it is free again when its lease expires")]
+    public static partial void IdempotencyReleaseFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason);
+
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
     public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
 

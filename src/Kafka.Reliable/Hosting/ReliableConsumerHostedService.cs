@@ -36,7 +36,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         IdempotencyGate? gate = null;
         if (registration.IdempotencyStoreFactory is { } storeFactory)
         {
-            gate = new IdempotencyGate(storeFactory(services), registration.IdempotencyTransactional, options.GroupId, options.Idempotency);
+            gate = new IdempotencyGate(storeFactory(services), registration.IdempotencyTransactional, options.GroupId, options.Idempotency, logger);
             _gate = gate;
             context.StoredOffsets = registration.IdempotencyTransactional ? gate.Store as IStoredOffsets : null;
             _cleanup = CleanupLoopAsync(gate, context, _stopping.Token);

@@ -1,5 +1,8 @@
 using System.Globalization;
 using System.Text;
+using Kafka.Reliable.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kafka.Reliable.Idempotency;
 
@@ -24,8 +27,11 @@ internal sealed class IdempotencyGate
     private readonly string _keyPrefix;
     private readonly string _instance = Guid.NewGuid().ToString("N");
 
-    public IdempotencyGate(object store, bool transactional, string groupId, IdempotencyOptions options)
+    private readonly ILogger _logger;
+
+    public IdempotencyGate(object store, bool transactional, string groupId, IdempotencyOptions options, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _transactional = transactional ? (ITransactionalIdempotencyStore)store : null;
         _store = transactional ? null : (IIdempotencyStore)store;
 
@@ -81,8 +87,9 @@ internal sealed class IdempotencyGate
 
     public async ValueTask CompleteAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
-        if (context.Transaction is { } transaction)
+        if (_transactional is not null)
         {
+            var transaction = context.Transaction ?? throw new InvalidOperationException("The message's transaction is gone: the handler must not dispose it.");
             try
             {
                 await transaction.CommitAsync(context, cancellationToken).ConfigureAwait(false);
@@ -104,18 +111,24 @@ internal sealed class IdempotencyGate
     {
         try
         {
-            if (context.Transaction is { } transaction)
+            if (_transactional is not null)
             {
-                context.Transaction = null;
-                await transaction.DisposeAsync().ConfigureAwait(false);
+                // Rolling the transaction back releases the key with the handler's writes.
+                if (context.Transaction is { } transaction)
+                {
+                    context.Transaction = null;
+                    await transaction.DisposeAsync().ConfigureAwait(false);
+                }
+
                 return;
             }
 
             await _store!.ReleaseAsync(key, Owner(context), CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception)
+        catch (Exception ex)
         {
-            // The lease expires by itself; a transaction is rolled back by the database when its connection goes.
+            // Not worth failing for: the lease expires by itself, and the database rolls a transaction back when its connection goes.
+            Log.IdempotencyReleaseFailed(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, ex.Message);
         }
     }
 
