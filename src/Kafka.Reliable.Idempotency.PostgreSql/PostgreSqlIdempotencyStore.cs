@@ -303,51 +303,19 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
 }
 
 /// <summary>The transaction a handler writes through with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>
-public sealed class PostgreSqlIdempotencyTransaction : IdempotencyTransaction
+public sealed class PostgreSqlIdempotencyTransaction : DbIdempotencyTransaction<NpgsqlConnection, NpgsqlTransaction>
 {
     private readonly PostgreSqlIdempotencyStore _store;
-    private bool _committed;
 
     internal PostgreSqlIdempotencyTransaction(PostgreSqlIdempotencyStore store, NpgsqlConnection connection, NpgsqlTransaction transaction)
+        : base(connection, transaction)
     {
         _store = store;
-        Connection = connection;
-        Transaction = transaction;
-    }
-
-    /// <summary>Gets the open connection; commands created on it run in <see cref="Transaction"/>.</summary>
-    public NpgsqlConnection Connection { get; }
-
-    /// <summary>Gets the open transaction.</summary>
-    public NpgsqlTransaction Transaction { get; }
-
-    /// <inheritdoc />
-    public override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        await _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken).ConfigureAwait(false);
-        await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        _committed = true;
     }
 
     /// <inheritdoc />
-    public override async ValueTask DisposeAsync()
-    {
-        if (!_committed)
-        {
-            try
-            {
-                await Transaction.RollbackAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
-            {
-                // The connection is broken: PostgreSQL rolls the transaction back itself.
-            }
-        }
-
-        await Transaction.DisposeAsync().ConfigureAwait(false);
-        await Connection.DisposeAsync().ConfigureAwait(false);
-    }
+    protected override ValueTask BeforeCommitAsync(MessageContext context, CancellationToken cancellationToken) =>
+        _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken);
 }
 
 /// <summary>Gives a handler the PostgreSQL connection and transaction of its message, with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>

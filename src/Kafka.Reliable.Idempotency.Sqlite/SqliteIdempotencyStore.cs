@@ -275,51 +275,19 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
 }
 
 /// <summary>The transaction a handler writes through with <see cref="SqliteIdempotencyOptions.Transactional"/>.</summary>
-public sealed class SqliteIdempotencyTransaction : IdempotencyTransaction
+public sealed class SqliteIdempotencyTransaction : DbIdempotencyTransaction<SqliteConnection, SqliteTransaction>
 {
     private readonly SqliteIdempotencyStore _store;
-    private bool _committed;
 
     internal SqliteIdempotencyTransaction(SqliteIdempotencyStore store, SqliteConnection connection, SqliteTransaction transaction)
+        : base(connection, transaction)
     {
         _store = store;
-        Connection = connection;
-        Transaction = transaction;
-    }
-
-    /// <summary>Gets the open connection; create commands on it and set their <c>Transaction</c> to <see cref="Transaction"/>.</summary>
-    public SqliteConnection Connection { get; }
-
-    /// <summary>Gets the open transaction.</summary>
-    public SqliteTransaction Transaction { get; }
-
-    /// <inheritdoc />
-    public override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        await _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken).ConfigureAwait(false);
-        await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        _committed = true;
     }
 
     /// <inheritdoc />
-    public override async ValueTask DisposeAsync()
-    {
-        if (!_committed)
-        {
-            try
-            {
-                await Transaction.RollbackAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is SqliteException or InvalidOperationException)
-            {
-                // Already rolled back by SQLite (for example after a failed statement).
-            }
-        }
-
-        await Transaction.DisposeAsync().ConfigureAwait(false);
-        await Connection.DisposeAsync().ConfigureAwait(false);
-    }
+    protected override ValueTask BeforeCommitAsync(MessageContext context, CancellationToken cancellationToken) =>
+        _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken);
 }
 
 /// <summary>Gives a handler the SQLite transaction of its message, with <see cref="SqliteIdempotencyOptions.Transactional"/>.</summary>

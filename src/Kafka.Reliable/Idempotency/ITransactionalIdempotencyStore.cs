@@ -45,3 +45,67 @@ public interface IStoredOffsets
     /// <returns>The stored next offset of each partition that has one.</returns>
     IReadOnlyList<TopicPartitionOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions);
 }
+
+/// <summary>
+/// An <see cref="IdempotencyTransaction"/> on an ADO.NET connection: the base of the SQL stores' transactions. The handler
+/// writes through <see cref="Connection"/> and <see cref="Transaction"/>; committing runs the store's last statements (the
+/// partition's offset) in the same transaction first.
+/// </summary>
+/// <typeparam name="TConnection">The provider's connection type.</typeparam>
+/// <typeparam name="TTransaction">The provider's transaction type.</typeparam>
+public abstract class DbIdempotencyTransaction<TConnection, TTransaction> : IdempotencyTransaction
+    where TConnection : System.Data.Common.DbConnection
+    where TTransaction : System.Data.Common.DbTransaction
+{
+    private bool _committed;
+
+    /// <summary>Initializes a new instance of the <see cref="DbIdempotencyTransaction{TConnection, TTransaction}"/> class.</summary>
+    /// <param name="connection">The open connection, owned by this transaction from now on.</param>
+    /// <param name="transaction">The open transaction on it.</param>
+    protected DbIdempotencyTransaction(TConnection connection, TTransaction transaction)
+    {
+        Connection = connection;
+        Transaction = transaction;
+    }
+
+    /// <summary>Gets the open connection; create the handler's commands on it, with <see cref="Transaction"/>.</summary>
+    public TConnection Connection { get; }
+
+    /// <summary>Gets the open transaction.</summary>
+    public TTransaction Transaction { get; }
+
+    /// <inheritdoc />
+    public sealed override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await BeforeCommitAsync(context, cancellationToken).ConfigureAwait(false);
+        await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        _committed = true;
+    }
+
+    /// <inheritdoc />
+    public sealed override async ValueTask DisposeAsync()
+    {
+        if (!_committed)
+        {
+            try
+            {
+                await Transaction.RollbackAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException)
+            {
+                // Already rolled back, or the connection is broken: the database rolls the transaction back itself.
+            }
+        }
+
+        await Transaction.DisposeAsync().ConfigureAwait(false);
+        await Connection.DisposeAsync().ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Runs the store's own statements in the transaction just before it commits (for example, storing the partition's offset).</summary>
+    /// <param name="context">The message's context.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the statements ran.</returns>
+    protected abstract ValueTask BeforeCommitAsync(MessageContext context, CancellationToken cancellationToken);
+}
