@@ -3,6 +3,8 @@ namespace Kafka.Reliable;
 internal static class ReliableConsumerConstants
 {
     public const int DefaultPartitionBufferSize = 1000;
+    public const int DefaultMaxInFlight = 100;
+    public const int MaxMaxInFlight = 100_000;
     public const int MaxPartitionBufferSize = 1_000_000;
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan DefaultRevokeTimeout = TimeSpan.FromSeconds(30);

@@ -48,6 +48,17 @@ public sealed class ReliableConsumerOptions
     /// <value>The default value is 1 MiB (1,048,576 bytes), Kafka's default record size limit. Allowed: 1 byte to 2 GiB.</value>
     public int MaxPayloadBytes { get; set; } = ReliableConsumerConstants.DefaultMaxPayloadBytes;
 
+    /// <summary>Gets or sets how the records of a partition are dispatched to the handler.</summary>
+    /// <value>The default value is <see cref="DispatchMode.Sequential"/>: one record at a time per partition, in offset order.</value>
+    public DispatchMode Dispatch { get; set; } = DispatchMode.Sequential;
+
+    /// <summary>
+    /// Gets or sets the most records the consumer handles at once over all its partitions, with <see cref="DispatchMode.ByKey"/>
+    /// and <see cref="DispatchMode.Unordered"/>. (Sequential dispatch handles one record per assigned partition.)
+    /// </summary>
+    /// <value>The default value is 100. Allowed: 1 to 100,000.</value>
+    public int MaxInFlight { get; set; } = ReliableConsumerConstants.DefaultMaxInFlight;
+
     /// <summary>
     /// Gets or sets how many records of one partition may be buffered ahead of its handler. A full partition is paused
     /// (it stops fetching, the consumer keeps polling) and resumed when half of its buffer is drained; this bounds memory
@@ -82,6 +93,19 @@ public sealed class ReliableConsumerOptions
     /// </summary>
     /// <value>The default value is empty; the assignment strategy defaults to <c>cooperative-sticky</c>.</value>
     public IDictionary<string, string> KafkaSettings { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}
+
+/// <summary>How the records of one partition are dispatched to the handler.</summary>
+public enum DispatchMode
+{
+    /// <summary>One record at a time, in offset order; a failing record pauses its partition. Partitions run in parallel.</summary>
+    Sequential,
+
+    /// <summary>Records with the same key one at a time in offset order, different keys in parallel (up to <see cref="ReliableConsumerOptions.MaxInFlight"/>); a failing record holds back only its key.</summary>
+    ByKey,
+
+    /// <summary>Every record in parallel, in no particular order (up to <see cref="ReliableConsumerOptions.MaxInFlight"/>).</summary>
+    Unordered,
 }
 
 /// <summary>What a consumer does with a record whose value is null (a tombstone).</summary>

@@ -19,6 +19,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 
     public TimeProvider Time { get; } = time;
 
+    /// <summary>Gets the in-flight slots shared by the partitions dispatched by key or unordered.</summary>
+    public SemaphoreSlim InFlight { get; } = new(Math.Max(1, options.MaxInFlight));
+
     /// <summary>Gets or sets the idempotency store's partition offsets, when it keeps them; read on assignment.</summary>
     public IStoredOffsets? StoredOffsets { get; set; }
 

@@ -6,8 +6,6 @@ using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.Logging;
-using Polly;
-using Polly.CircuitBreaker;
 
 namespace Kafka.Reliable.Consuming;
 
@@ -18,23 +16,22 @@ namespace Kafka.Reliable.Consuming;
 /// </summary>
 internal sealed class PartitionWorker : IDisposable
 {
-    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
     private readonly AsyncSignal _signal = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly IRecordProcessor _processor;
     private readonly ConsumerContext _consumer;
-    private readonly MessageContext _context;
+    private readonly DispatchMode _mode;
+
+    // ByKey and Unordered: the keys with a record in flight, each with the records of that key waiting behind it; the idle
+    // executions, reused. Touched by the dispatcher and by completing lanes, under _lanesLock (never by the poll thread).
+    private readonly Dictionary<ulong, Queue<long>> _busyKeys = [];
+    private readonly Stack<RecordExecution> _idle = new();
+    private readonly List<Task> _lanes = [];
+    private readonly Lock _lanesLock = new();
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
     private volatile bool _holding;
-
-    // The record at the head: how many attempts it had and when they failed. Only the worker loop touches these.
-    private int _attempts;
-    private DateTimeOffset _firstFailure;
-    private DateTimeOffset _lastFailure;
-    private CancellationToken _abortToken;
-    private Exception? _replayedFailure;
 
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
@@ -44,7 +41,7 @@ internal sealed class PartitionWorker : IDisposable
         // Headroom over the buffer size: records that librdkafka had already fetched when the partition was paused still fit.
         Tracker = new PartitionOffsetTracker(consumer.Options.PartitionBufferSize * 2);
         _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
-        _context = new MessageContext(consumer.Name, consumer.Options.GroupId);
+        _mode = consumer.Options.Dispatch;
         Completion = Task.CompletedTask;
     }
 
@@ -66,7 +63,11 @@ internal sealed class PartitionWorker : IDisposable
 
     public bool IsAborted => _abort.IsCancellationRequested;
 
-    /// <summary>Gets a value indicating whether the record at the head of the partition is failing (retrying, waiting for the circuit, or for the dead-letter topic): the partition is paused meanwhile.</summary>
+    /// <summary>
+    /// Gets a value indicating whether the record at the head of a sequential partition is failing (retrying, waiting for the
+    /// circuit, or for the dead-letter topic): the partition is paused meanwhile. Partitions dispatched by key or unordered
+    /// never hold: a failing record holds back only its own key, and the bounded buffer pauses the partition when full.
+    /// </summary>
     public bool IsHolding => _holding;
 
     public void Start() => Completion = Task.Run(RunAsync);
@@ -137,10 +138,14 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
-    private async Task RunAsync()
+    private Task RunAsync() => _mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync();
+
+    /// <summary>One record at a time, in offset order.</summary>
+    private async Task RunSequentialAsync()
     {
         var stop = _stop.Token;
         var abort = _abort.Token;
+        var execution = new RecordExecution(_consumer, _processor, Hold);
         long next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -151,268 +156,143 @@ internal sealed class PartitionWorker : IDisposable
             }
 
             var slot = Tracker.SlotOf(next);
-            _context.Initialize(_records[slot]!);
-            var done = await ProcessRecordAsync(stop, abort).ConfigureAwait(false);
-            _context.Reset();
-            if (!done)
+            if (!await execution.RunAsync(_records[slot]!, stop, abort).ConfigureAwait(false))
             {
                 return;
             }
 
-            _records[slot] = null;
-            Tracker.MarkDone(next);
-            _consumer.NotifyProgress();
+            Complete(next);
             next++;
         }
     }
 
     /// <summary>
-    /// Takes the record at the head of the partition until it is done: handled, skipped, or dead-lettered and acknowledged.
-    /// A payload the pipeline can never process (a tombstone under the DeadLetter policy, an oversize value, a deserializer or
-    /// translator failure) is dead-lettered at once. Handler attempts run through the resilience pipeline: transient failures
-    /// are retried with backoff, fatal ones and exhausted retries are dead-lettered, and while the circuit is open the record
-    /// waits without spending attempts. While a record fails, its partition is held (paused) and the others go on.
+    /// Several records at once, up to the consumer's <see cref="ReliableConsumerOptions.MaxInFlight"/>: ByKey keeps the records
+    /// of one key in offset order (a record waits behind the one of its key in flight), Unordered runs each record on its own.
+    /// The tracker takes completions in any order and the watermark only passes a contiguous run of done records (G1).
     /// </summary>
-    /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ProcessRecordAsync(CancellationToken stop, CancellationToken abort)
+    private async Task RunConcurrentAsync()
     {
-        _attempts = 0;
-        _firstFailure = default;
-        _abortToken = abort;
+        var stop = _stop.Token;
+        long next = 0;
         try
         {
-            var proceed = Screen(out var rejected);
-            if (!proceed && rejected.IsSuccess)
+            while (!stop.IsCancellationRequested)
             {
-                return true;
-            }
-
-            var outcome = !proceed ? rejected
-                : _consumer.FirstAttemptOutsidePipeline ? await FirstAttemptAsync(stop).ConfigureAwait(false)
-                : await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
-            var heldRound = 0;
-            while (true)
-            {
-                if (outcome.IsSuccess)
+                if (next == Tracker.Published)
                 {
-                    if (outcome.Duplicate)
-                    {
-                        Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
-                        ReliableMetrics.DuplicateSkipped(_consumer.Name, _context.GroupId, _context.Topic);
-                    }
-
-                    return true;
-                }
-
-                if (outcome.Canceled || stop.IsCancellationRequested)
-                {
-                    return false;
-                }
-
-                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException)
-                {
-                    // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
-                    Hold(true);
-                    var wait = outcome.Exception is IdempotencyKeyHeldException held
-                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))
-                        : ((BrokenCircuitException)outcome.Exception).RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration;
-                    if (!await DelayAsync(wait, stop).ConfigureAwait(false))
-                    {
-                        return false;
-                    }
-
-                    outcome = await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+                    await _signal.WaitAsync().ConfigureAwait(false);
                     continue;
                 }
 
-                if (_firstFailure == default)
+                var record = _records[Tracker.SlotOf(next)]!;
+                var key = _mode == DispatchMode.ByKey ? KeyOf(record.Message.Key) : 0UL;
+                lock (_lanesLock)
                 {
-                    // A screened payload never reached an attempt: it failed now, once.
-                    _attempts = _context.Attempt = 1;
-                    _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
-                    Hold(true);
+                    if (_mode == DispatchMode.ByKey && _busyKeys.TryGetValue(key, out var waiting))
+                    {
+                        waiting.Enqueue(next++);
+                        continue;
+                    }
                 }
 
-                if (_consumer.DeadLetter is { } deadLetter)
+                await _consumer.InFlight.WaitAsync(stop).ConfigureAwait(false);
+                lock (_lanesLock)
                 {
-                    return await DeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
-                }
+                    if (_mode == DispatchMode.ByKey)
+                    {
+                        _busyKeys.Add(key, new Queue<long>());
+                    }
 
-                // Dead-lettering is off: nothing may be skipped, so the partition holds here until the cause is fixed.
-                var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++heldRound);
-                Log.RecordHeld(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage), delay);
-                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
-                {
-                    return false;
+                    var execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null);
+                    _lanes.Add(RunLaneAsync(execution, key, next++));
+                    if (_lanes.Count > 64)
+                    {
+                        _lanes.RemoveAll(static lane => lane.IsCompleted);
+                    }
                 }
-
-                outcome = proceed ? await AttemptThroughPipelineAsync(stop).ConfigureAwait(false) : rejected;
             }
         }
-        finally
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-            Hold(false);
-            _abortToken = default;
-            _replayedFailure = null;
+            // Stopped while waiting for an in-flight slot.
         }
+
+        Task[] lanes;
+        lock (_lanesLock)
+        {
+            lanes = [.. _lanes];
+        }
+
+        await Task.WhenAll(lanes).ConfigureAwait(false);
     }
 
-    /// <summary>Decides what can be decided without deserializing: tombstones and oversize values.</summary>
-    /// <param name="rejected">When the record does not go to the pipeline: success to skip it, or the failure to dead-letter it with.</param>
-    /// <returns><see langword="true"/> when the record goes to the pipeline.</returns>
-    private bool Screen(out ProcessingOutcome rejected)
+    /// <summary>Runs a record, then the records of the same key that queued behind it, until none is left or the worker stops.</summary>
+    private async Task RunLaneAsync(RecordExecution execution, ulong key, long sequence)
     {
-        rejected = ProcessingOutcome.Success;
-        var value = _context.Record!.Message.Value;
-        if (value is null)
-        {
-            switch (_consumer.Options.Tombstones)
-            {
-                case TombstonePolicy.Skip:
-                    Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
-                    return false;
-                case TombstonePolicy.DeadLetter:
-                    rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
-                        "The record has a null value (a tombstone) and the consumer's Tombstones policy is DeadLetter; set Tombstones to Skip or Handle if tombstones are expected."));
-                    return false;
-            }
-        }
-        else if (value.Length > _consumer.Options.MaxPayloadBytes)
-        {
-            rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
-                $"The record's value is {value.Length} bytes, more than MaxPayloadBytes ({_consumer.Options.MaxPayloadBytes}); it was not deserialized."));
-            return false;
-        }
-
-        return true;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ProcessingOutcome> AttemptThroughPipelineAsync(CancellationToken stop)
-    {
-        var resilience = ResilienceContextPool.Shared.Get(stop);
+        await Task.Yield();
+        var stop = _stop.Token;
+        var abort = _abort.Token;
         try
         {
-            var result = await _consumer.Resilience.ExecuteOutcomeAsync(
-                static (_, self) => self.AttemptAsync(), resilience, this).ConfigureAwait(false);
-            return result.Exception is { } exception
-                ? ProcessingOutcome.Failed(ProcessingStage.Handle, exception)
-                : result.Result;
+            while (true)
+            {
+                if (!await execution.RunAsync(_records[Tracker.SlotOf(sequence)]!, stop, abort).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                Complete(sequence);
+                lock (_lanesLock)
+                {
+                    // Free the key in the same critical section that finds its queue empty: the dispatcher cannot slip a record in between.
+                    if (stop.IsCancellationRequested || _mode != DispatchMode.ByKey || !_busyKeys[key].TryDequeue(out sequence))
+                    {
+                        return;
+                    }
+                }
+            }
         }
         finally
         {
-            ResilienceContextPool.Shared.Return(resilience);
+            lock (_lanesLock)
+            {
+                // Records still queued behind a stopped lane stay undone, like any buffered record of a stopped worker.
+                _busyKeys.Remove(key);
+                _idle.Push(execution);
+            }
+
+            _consumer.InFlight.Release();
         }
     }
 
-    /// <summary>
-    /// The first attempt without the pipeline, when the pipeline is the built-in retry alone: a record that succeeds at once
-    /// (nearly all of them) costs no Polly call. A transient failure enters the pipeline, which takes that failure as its first
-    /// attempt's outcome, so that delays and attempt counts are exactly those of running the pipeline from the start.
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ProcessingOutcome> FirstAttemptAsync(CancellationToken stop)
+    private void Complete(long sequence)
     {
-        var first = await AttemptAsync().ConfigureAwait(false);
-        if (first.Exception is not { } exception)
-        {
-            return first.Result;
-        }
-
-        if (_consumer.Classification.Classify(exception) == FailureKind.Fatal)
-        {
-            return ProcessingOutcome.Failed(ProcessingStage.Handle, exception);
-        }
-
-        _replayedFailure = exception;
-        return await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+        _records[Tracker.SlotOf(sequence)] = null;
+        Tracker.MarkDone(sequence);
+        _consumer.NotifyProgress();
     }
 
-    /// <summary>One attempt at the record. A handler failure is returned to Polly as an exception outcome (not thrown), so that it can retry or count it.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Outcome<ProcessingOutcome>> AttemptAsync()
-    {
-        if (_replayedFailure is { } replayed)
-        {
-            // The failure of the first attempt, made outside the pipeline (see FirstAttemptAsync).
-            _replayedFailure = null;
-            return Outcome.FromException<ProcessingOutcome>(replayed);
-        }
-
-        _context.Attempt = ++_attempts;
-        var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
-        if (outcome.IsSuccess || outcome.Canceled)
-        {
-            return Outcome.FromResult(outcome);
-        }
-
-        _lastFailure = _consumer.Time.GetUtcNow();
-        if (_firstFailure == default)
-        {
-            _firstFailure = _lastFailure;
-            Hold(true);
-        }
-
-        var exception = outcome.Exception!;
-        var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
-        Log.RecordFailed(
-            _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-            _attempts, exception.GetType().FullName!, exception.Message, kind);
-        return outcome.FailedStage == ProcessingStage.Handle ? Outcome.FromException<ProcessingOutcome>(exception) : Outcome.FromResult(outcome);
-    }
-
-    /// <summary>Marks the partition as held by a failing record (or released), and tells the poll thread to pause or resume it.</summary>
     private void Hold(bool holding)
     {
-        if (_holding != holding)
-        {
-            _holding = holding;
-            _consumer.NotifyProgress();
-        }
+        _holding = holding;
+        _consumer.NotifyProgress();
     }
 
-    private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
+    /// <summary>A 64-bit FNV-1a hash of the key: equal keys share a lane; a collision only serializes two keys, never reorders one.</summary>
+    private static ulong KeyOf(byte[]? key)
     {
-        var topic = deadLetter.TopicFor(_context.Topic);
-        var writeAttempt = 1;
-        while (true)
+        if (key is null)
         {
-            try
-            {
-                await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
-                Log.RecordDeadLettered(
-                    _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-                    _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
-                return true;
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return false;
-            }
-            catch (Exception ex)
-            {
-                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again.
-                var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
-                Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
-                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
-                {
-                    return false;
-                }
-            }
+            return 0;
         }
-    }
 
-    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
-    {
-        try
+        var hash = 14695981039346656037UL;
+        foreach (var b in key)
         {
-            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
-            return true;
+            hash = (hash ^ b) * 1099511628211UL;
         }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
+
+        return hash | 1;
     }
 }

@@ -135,6 +135,16 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("Idempotency:CleanupInterval"), idempotency.CleanupInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         }
 
+        if (!Enum.IsDefined(options.Dispatch))
+        {
+            errors.AddError($"{Setting("Dispatch")} is {options.Dispatch}: use one of {string.Join(", ", Enum.GetNames<DispatchMode>())}.");
+        }
+
+        if (options.MaxInFlight is < 1 or > ReliableConsumerConstants.MaxMaxInFlight)
+        {
+            errors.AddError($"{Setting("MaxInFlight")} is {options.MaxInFlight}: use a number of records from 1 to {ReliableConsumerConstants.MaxMaxInFlight}.");
+        }
+
         if (!Enum.IsDefined(options.Tombstones))
         {
             errors.AddError($"{Setting("Tombstones")} is {options.Tombstones}: use one of {string.Join(", ", Enum.GetNames<TombstonePolicy>())}.");

@@ -1,0 +1,307 @@
+using System.Runtime.CompilerServices;
+using Confluent.Kafka;
+using Kafka.Reliable.DeadLetter;
+using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
+using Kafka.Reliable.Pipeline;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace Kafka.Reliable.Consuming;
+
+/// <summary>
+/// Takes one record at a time through the pipeline until it is done: the per-record state (context, attempts, failure
+/// times) of one lane of a partition. A sequential partition has one; a partition dispatched by key or unordered has one per
+/// record in flight, reused from record to record.
+/// </summary>
+internal sealed class RecordExecution
+{
+    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
+    private readonly ConsumerContext _consumer;
+    private readonly IRecordProcessor _processor;
+    private readonly MessageContext _context;
+    private readonly Action<bool>? _onHold;
+    private bool _holding;
+    private int _attempts;
+    private DateTimeOffset _firstFailure;
+    private DateTimeOffset _lastFailure;
+    private CancellationToken _abortToken;
+    private Exception? _replayedFailure;
+
+    /// <param name="consumer">What the consumer's partitions share.</param>
+    /// <param name="processor">The pipeline.</param>
+    /// <param name="onHold">Told when the record starts and stops failing (a sequential partition pauses meanwhile); null to ignore.</param>
+    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold)
+    {
+        _consumer = consumer;
+        _processor = processor;
+        _onHold = onHold;
+        _context = new MessageContext(consumer.Name, consumer.Options.GroupId);
+    }
+
+    /// <summary>Processes a record until it is done.</summary>
+    /// <returns><see langword="false"/> when stopped or aborted before the record was done.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> RunAsync(ConsumeResult<byte[]?, byte[]?> record, CancellationToken stop, CancellationToken abort)
+    {
+        _context.Initialize(record);
+        try
+        {
+            return await ProcessRecordAsync(stop, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            _context.Reset();
+        }
+    }
+
+    /// <summary>
+    /// Takes the record at the head of the partition until it is done: handled, skipped, or dead-lettered and acknowledged.
+    /// A payload the pipeline can never process (a tombstone under the DeadLetter policy, an oversize value, a deserializer or
+    /// translator failure) is dead-lettered at once. Handler attempts run through the resilience pipeline: transient failures
+    /// are retried with backoff, fatal ones and exhausted retries are dead-lettered, and while the circuit is open the record
+    /// waits without spending attempts. While a record fails, its partition is held (paused) and the others go on.
+    /// </summary>
+    /// <returns><see langword="false"/> when the worker was stopped or aborted before the record was done.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ProcessRecordAsync(CancellationToken stop, CancellationToken abort)
+    {
+        _attempts = 0;
+        _firstFailure = default;
+        _abortToken = abort;
+        try
+        {
+            var proceed = Screen(out var rejected);
+            if (!proceed && rejected.IsSuccess)
+            {
+                return true;
+            }
+
+            var outcome = !proceed ? rejected
+                : _consumer.FirstAttemptOutsidePipeline ? await FirstAttemptAsync(stop).ConfigureAwait(false)
+                : await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+            var heldRound = 0;
+            while (true)
+            {
+                if (outcome.IsSuccess)
+                {
+                    if (outcome.Duplicate)
+                    {
+                        Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
+                        ReliableMetrics.DuplicateSkipped(_consumer.Name, _context.GroupId, _context.Topic);
+                    }
+
+                    return true;
+                }
+
+                if (outcome.Canceled || stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException)
+                {
+                    // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
+                    Hold(true);
+                    var wait = outcome.Exception is IdempotencyKeyHeldException held
+                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))
+                        : ((BrokenCircuitException)outcome.Exception).RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration;
+                    if (!await DelayAsync(wait, stop).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
+
+                    outcome = await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (_firstFailure == default)
+                {
+                    // A screened payload never reached an attempt: it failed now, once.
+                    _attempts = _context.Attempt = 1;
+                    _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
+                    Hold(true);
+                }
+
+                if (_consumer.DeadLetter is { } deadLetter)
+                {
+                    return await DeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
+                }
+
+                // Dead-lettering is off: nothing may be skipped, so the partition holds here until the cause is fixed.
+                var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++heldRound);
+                Log.RecordHeld(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage), delay);
+                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+
+                outcome = proceed ? await AttemptThroughPipelineAsync(stop).ConfigureAwait(false) : rejected;
+            }
+        }
+        finally
+        {
+            Hold(false);
+            _abortToken = default;
+            _replayedFailure = null;
+        }
+    }
+
+    /// <summary>Decides what can be decided without deserializing: tombstones and oversize values.</summary>
+    /// <param name="rejected">When the record does not go to the pipeline: success to skip it, or the failure to dead-letter it with.</param>
+    /// <returns><see langword="true"/> when the record goes to the pipeline.</returns>
+    private bool Screen(out ProcessingOutcome rejected)
+    {
+        rejected = ProcessingOutcome.Success;
+        var value = _context.Record!.Message.Value;
+        if (value is null)
+        {
+            switch (_consumer.Options.Tombstones)
+            {
+                case TombstonePolicy.Skip:
+                    Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
+                    return false;
+                case TombstonePolicy.DeadLetter:
+                    rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
+                        "The record has a null value (a tombstone) and the consumer's Tombstones policy is DeadLetter; set Tombstones to Skip or Handle if tombstones are expected."));
+                    return false;
+            }
+        }
+        else if (value.Length > _consumer.Options.MaxPayloadBytes)
+        {
+            rejected = ProcessingOutcome.Failed(ProcessingStage.Deserialize, new InvalidDataException(
+                $"The record's value is {value.Length} bytes, more than MaxPayloadBytes ({_consumer.Options.MaxPayloadBytes}); it was not deserialized."));
+            return false;
+        }
+
+        return true;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProcessingOutcome> AttemptThroughPipelineAsync(CancellationToken stop)
+    {
+        var resilience = ResilienceContextPool.Shared.Get(stop);
+        try
+        {
+            var result = await _consumer.Resilience.ExecuteOutcomeAsync(
+                static (_, self) => self.AttemptAsync(), resilience, this).ConfigureAwait(false);
+            return result.Exception is { } exception
+                ? ProcessingOutcome.Failed(ProcessingStage.Handle, exception)
+                : result.Result;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilience);
+        }
+    }
+
+    /// <summary>
+    /// The first attempt without the pipeline, when the pipeline is the built-in retry alone: a record that succeeds at once
+    /// (nearly all of them) costs no Polly call. A transient failure enters the pipeline, which takes that failure as its first
+    /// attempt's outcome, so that delays and attempt counts are exactly those of running the pipeline from the start.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProcessingOutcome> FirstAttemptAsync(CancellationToken stop)
+    {
+        var first = await AttemptAsync().ConfigureAwait(false);
+        if (first.Exception is not { } exception)
+        {
+            return first.Result;
+        }
+
+        if (_consumer.Classification.Classify(exception) == FailureKind.Fatal)
+        {
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, exception);
+        }
+
+        _replayedFailure = exception;
+        return await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
+    }
+
+    /// <summary>One attempt at the record. A handler failure is returned to Polly as an exception outcome (not thrown), so that it can retry or count it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Outcome<ProcessingOutcome>> AttemptAsync()
+    {
+        if (_replayedFailure is { } replayed)
+        {
+            // The failure of the first attempt, made outside the pipeline (see FirstAttemptAsync).
+            _replayedFailure = null;
+            return Outcome.FromException<ProcessingOutcome>(replayed);
+        }
+
+        _context.Attempt = ++_attempts;
+        var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+        if (outcome.IsSuccess || outcome.Canceled)
+        {
+            return Outcome.FromResult(outcome);
+        }
+
+        _lastFailure = _consumer.Time.GetUtcNow();
+        if (_firstFailure == default)
+        {
+            _firstFailure = _lastFailure;
+            Hold(true);
+        }
+
+        var exception = outcome.Exception!;
+        var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
+        Log.RecordFailed(
+            _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+            _attempts, exception.GetType().FullName!, exception.Message, kind);
+        return outcome.FailedStage == ProcessingStage.Handle ? Outcome.FromException<ProcessingOutcome>(exception) : Outcome.FromResult(outcome);
+    }
+
+    /// <summary>Marks the record as failing (or no longer), and tells whoever holds its partition or key.</summary>
+    private void Hold(bool holding)
+    {
+        if (_holding != holding)
+        {
+            _holding = holding;
+            _onHold?.Invoke(holding);
+        }
+    }
+
+    private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
+    {
+        var topic = deadLetter.TopicFor(_context.Topic);
+        var writeAttempt = 1;
+        while (true)
+        {
+            try
+            {
+                await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
+                Log.RecordDeadLettered(
+                    _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+                    _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
+                return true;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return false;
+            }
+            catch (Exception ex)
+            {
+                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again.
+                var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
+                Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
+                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
+    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
+    {
+        try
+        {
+            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}
