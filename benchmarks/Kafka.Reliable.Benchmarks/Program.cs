@@ -1,10 +1,15 @@
 using BenchmarkDotNet.Running;
 using Kafka.Reliable.Benchmarks;
 
-// `throughput` runs the end-to-end harness on the embedded broker; anything else goes to BenchmarkDotNet.
+// `throughput` and `concurrency` run the end-to-end harnesses on the embedded broker; anything else goes to BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "throughput")
 {
     return await ThroughputHarness.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "concurrency")
+{
+    return await ConcurrencyHarness.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
