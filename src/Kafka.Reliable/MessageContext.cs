@@ -58,6 +58,25 @@ public sealed class MessageContext
 
     internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
 
+    /// <summary>Gets or sets the record's acknowledgement, with <see cref="CommitStrategy.Manual"/>.</summary>
+    internal MessageAcknowledgement? PendingAcknowledgement { get; set; }
+
+    /// <summary>
+    /// Acknowledges the record, with <see cref="CommitStrategy.Manual"/>: it is done, and its offset may be committed once the
+    /// records before it are done too. Call it when the record's effects are durable.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The consumer does not use <see cref="CommitStrategy.Manual"/>.</exception>
+    public void Acknowledge() => DeferAcknowledgement().Acknowledge();
+
+    /// <summary>
+    /// Gets a handle that acknowledges the record later, after the handler returned (for example when the batch the record
+    /// was added to is written), with <see cref="CommitStrategy.Manual"/>. Until then the record holds back its partition's watermark.
+    /// </summary>
+    /// <returns>The handle; it stays valid after the call, and acknowledging twice is harmless.</returns>
+    /// <exception cref="InvalidOperationException">The consumer does not use <see cref="CommitStrategy.Manual"/>.</exception>
+    public MessageAcknowledgement DeferAcknowledgement() =>
+        PendingAcknowledgement ?? throw new InvalidOperationException("Records are acknowledged only with Commit:Strategy = Manual; with the other strategies a record is done when the handler returns.");
+
     internal void Initialize(ConsumeResult<byte[]?, byte[]?> record)
     {
         Record = record;
@@ -83,5 +102,6 @@ public sealed class MessageContext
         _headers = null;
         Attempt = 0;
         Transaction = null;
+        PendingAcknowledgement = null;
     }
 }

@@ -23,6 +23,8 @@ internal sealed class PartitionWorker : IDisposable
     private readonly IRecordProcessor _processor;
     private readonly ConsumerContext _consumer;
     private readonly DispatchMode _mode;
+    private readonly bool _manual;
+    private readonly Action<long> _complete;
 
     // ByKey and Unordered: the keys with a record in flight, each with the records of that key waiting behind it; the idle
     // executions, reused. Touched by the dispatcher and by completing lanes, under _lanesLock (never by the poll thread).
@@ -42,6 +44,8 @@ internal sealed class PartitionWorker : IDisposable
         Tracker = new PartitionOffsetTracker(consumer.Options.PartitionBufferSize * 2);
         _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
         _mode = consumer.Options.Dispatch;
+        _manual = consumer.Options.Commit.Strategy == CommitStrategy.Manual;
+        _complete = Complete;
         Completion = Task.CompletedTask;
     }
 
@@ -155,13 +159,11 @@ internal sealed class PartitionWorker : IDisposable
                 continue;
             }
 
-            var slot = Tracker.SlotOf(next);
-            if (!await execution.RunAsync(_records[slot]!, stop, abort).ConfigureAwait(false))
+            if (!await RunRecordAsync(execution, next, stop, abort).ConfigureAwait(false))
             {
                 return;
             }
 
-            Complete(next);
             next++;
         }
     }
@@ -237,12 +239,11 @@ internal sealed class PartitionWorker : IDisposable
         {
             while (true)
             {
-                if (!await execution.RunAsync(_records[Tracker.SlotOf(sequence)]!, stop, abort).ConfigureAwait(false))
+                if (!await RunRecordAsync(execution, sequence, stop, abort).ConfigureAwait(false))
                 {
                     return;
                 }
 
-                Complete(sequence);
                 lock (_lanesLock)
                 {
                     // Free the key in the same critical section that finds its queue empty: the dispatcher cannot slip a record in between.
@@ -263,6 +264,29 @@ internal sealed class PartitionWorker : IDisposable
             }
 
             _consumer.InFlight.Release();
+        }
+    }
+
+    /// <summary>Runs one record and completes it, unless the handler still has to acknowledge it.</summary>
+    /// <returns><see langword="false"/> when the worker stopped before the record was done.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> RunRecordAsync(RecordExecution execution, long sequence, CancellationToken stop, CancellationToken abort)
+    {
+        var record = _records[Tracker.SlotOf(sequence)]!;
+        var acknowledgement = _manual ? new MessageAcknowledgement(_complete, sequence, record.Topic, record.Partition.Value, record.Offset.Value) : null;
+        switch (await execution.RunAsync(record, acknowledgement, stop, abort).ConfigureAwait(false))
+        {
+            case RecordResult.Stopped:
+                return false;
+            case RecordResult.Done when acknowledgement is not null:
+                // Through the acknowledgement, so that a record is completed once even if the handler acknowledged it too.
+                acknowledgement.Acknowledge();
+                return true;
+            case RecordResult.Done:
+                Complete(sequence);
+                return true;
+            default:
+                return true;
         }
     }
 

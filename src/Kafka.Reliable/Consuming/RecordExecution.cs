@@ -9,6 +9,19 @@ using Polly.CircuitBreaker;
 
 namespace Kafka.Reliable.Consuming;
 
+/// <summary>What became of a record.</summary>
+internal enum RecordResult
+{
+    /// <summary>Done: handled, skipped, or dead-lettered.</summary>
+    Done,
+
+    /// <summary>Handled, with <see cref="CommitStrategy.Manual"/>, and not acknowledged yet: its acknowledgement completes it.</summary>
+    Deferred,
+
+    /// <summary>The worker stopped before the record was done.</summary>
+    Stopped,
+}
+
 /// <summary>
 /// Takes one record at a time through the pipeline until it is done: the per-record state (context, attempts, failure
 /// times) of one lane of a partition. A sequential partition has one; a partition dispatched by key or unordered has one per
@@ -27,6 +40,7 @@ internal sealed class RecordExecution
     private DateTimeOffset _lastFailure;
     private CancellationToken _abortToken;
     private Exception? _replayedFailure;
+    private bool _handledByHandler;
 
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
@@ -39,15 +53,26 @@ internal sealed class RecordExecution
         _context = new MessageContext(consumer.Name, consumer.Options.GroupId);
     }
 
-    /// <summary>Processes a record until it is done.</summary>
-    /// <returns><see langword="false"/> when stopped or aborted before the record was done.</returns>
+    /// <summary>Processes a record until it is done, or until the handler handled it and its acknowledgement is pending.</summary>
+    /// <param name="record">The record.</param>
+    /// <param name="acknowledgement">With <see cref="CommitStrategy.Manual"/>, the record's acknowledgement; otherwise null.</param>
+    /// <param name="stop">Stops retries and waits: the record is left undone.</param>
+    /// <param name="abort">Cancels the handler.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<bool> RunAsync(ConsumeResult<byte[]?, byte[]?> record, CancellationToken stop, CancellationToken abort)
+    public async ValueTask<RecordResult> RunAsync(ConsumeResult<byte[]?, byte[]?> record, MessageAcknowledgement? acknowledgement, CancellationToken stop, CancellationToken abort)
     {
         _context.Initialize(record);
+        _context.PendingAcknowledgement = acknowledgement;
+        _handledByHandler = false;
         try
         {
-            return await ProcessRecordAsync(stop, abort).ConfigureAwait(false);
+            if (!await ProcessRecordAsync(stop, abort).ConfigureAwait(false))
+            {
+                return RecordResult.Stopped;
+            }
+
+            // Manual: a record the handler handled is done when the handler acknowledges it, which may be later.
+            return acknowledgement is not null && _handledByHandler && !acknowledgement.IsAcknowledged ? RecordResult.Deferred : RecordResult.Done;
         }
         finally
         {
@@ -85,6 +110,7 @@ internal sealed class RecordExecution
             {
                 if (outcome.IsSuccess)
                 {
+                    _handledByHandler = proceed && !outcome.Duplicate;
                     if (outcome.Duplicate)
                     {
                         Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);

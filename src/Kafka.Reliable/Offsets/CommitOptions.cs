@@ -28,4 +28,13 @@ public enum CommitStrategy
 
     /// <summary>Commits synchronously as soon as a record's completion moves its partition's watermark. The fewest redeliveries after a crash, at the cost of one commit request per record.</summary>
     PerMessage,
+
+    /// <summary>
+    /// A record the handler handled is done only once the handler acknowledges it, through
+    /// <see cref="MessageContext.Acknowledge"/> during the call or the handle from <see cref="MessageContext.DeferAcknowledgement"/>
+    /// later (for example when a batch it belongs to is flushed). An unacknowledged record holds back its partition's
+    /// watermark. Records that never reach the handler (dead-lettered, skipped) are done by themselves. Watermarks are
+    /// committed on the <see cref="CommitOptions.Interval"/> and <see cref="CommitOptions.Count"/> of <see cref="Periodic"/>.
+    /// </summary>
+    Manual,
 }
