@@ -141,6 +141,84 @@ public sealed class PartitionOffsetTrackerTests
         }
     }
 
+    /// <summary>
+    /// Property, with failures: records complete out of order as concurrent dispatch makes them; a failed record stays
+    /// undone while it is retried (some for long) and completes later, some completions are reported twice (an
+    /// acknowledgement after a completion). The watermark never passes a record that is not done.
+    /// </summary>
+    [Theory]
+    [InlineData(7)]
+    [InlineData(99)]
+    [InlineData(31337)]
+    public void Watermark_OutOfOrderCompletionsWithFailuresAndRetries_NeverPassesAnUndoneRecord(int seed)
+    {
+        var random = new Random(seed);
+        var tracker = new PartitionOffsetTracker(256);
+        var inFlight = new List<(long Sequence, long Offset)>();
+        var retrying = new List<(long Sequence, long Offset, int Until)>();
+        var undone = new SortedSet<long>();
+        var completedSequences = new List<long>();
+        long nextOffset = 0;
+        long previous = -1;
+        for (var step = 0; step < 50_000; step++)
+        {
+            while (inFlight.Count < 100 && tracker.TryAdd(nextOffset, out var sequence))
+            {
+                inFlight.Add((sequence, nextOffset));
+                undone.Add(nextOffset++);
+            }
+
+            if (inFlight.Count > 0)
+            {
+                var index = random.Next(inFlight.Count);
+                var (sequence, offset) = inFlight[index];
+                inFlight.RemoveAt(index);
+                if (random.Next(10) == 0)
+                {
+                    retrying.Add((sequence, offset, step + random.Next(1, 2_000)));
+                }
+                else
+                {
+                    tracker.MarkDone(sequence);
+                    undone.Remove(offset);
+                    completedSequences.Add(sequence);
+                }
+            }
+
+            foreach (var retried in retrying.Where(r => r.Until <= step).ToList())
+            {
+                retrying.Remove(retried);
+                tracker.MarkDone(retried.Sequence);
+                undone.Remove(retried.Offset);
+            }
+
+            tracker.Advance();
+            var watermark = tracker.Watermark;
+            if (undone.Count > 0 && watermark >= 0)
+            {
+                Assert.True(watermark <= undone.Min, $"step {step}: the watermark {watermark} passed the undone offset {undone.Min}");
+            }
+
+            Assert.True(watermark >= previous, "the watermark moved backwards");
+            previous = watermark;
+        }
+
+        foreach (var (sequence, offset, _) in retrying)
+        {
+            tracker.MarkDone(sequence);
+            undone.Remove(offset);
+        }
+
+        foreach (var (sequence, offset) in inFlight)
+        {
+            tracker.MarkDone(sequence);
+            undone.Remove(offset);
+        }
+
+        tracker.Advance();
+        Assert.Equal(nextOffset, tracker.Watermark);
+    }
+
     [Fact]
     public async Task MarkDone_FromManyThreads_PollThreadSeesEveryCompletion()
     {
