@@ -22,6 +22,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets the in-flight slots shared by the partitions dispatched by key or unordered.</summary>
     public SemaphoreSlim InFlight { get; } = new(Math.Max(1, options.MaxInFlight));
 
+    /// <summary>Gets or sets the user's rebalance hooks; null without.</summary>
+    public IRebalanceHandler? RebalanceHandler { get; set; }
+
     /// <summary>Gets or sets the idempotency store's partition offsets, when it keeps them; read on assignment.</summary>
     public IStoredOffsets? StoredOffsets { get; set; }
 

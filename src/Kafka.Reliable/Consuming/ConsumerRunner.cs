@@ -332,7 +332,43 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Log.PartitionsAssigned(Logger, Name, Describe(partitions));
-        return StartOffsets(consumer, partitions);
+        var start = StartOffsets(consumer, partitions);
+        if (_context.RebalanceHandler is { } hooks && partitions.Count > 0)
+        {
+            var assignment = new PartitionAssignment(Name, _options.GroupId, partitions);
+            RunHook("OnAssignedAsync", ct => hooks.OnAssignedAsync(assignment, ct));
+            for (var i = 0; i < start.Count; i++)
+            {
+                if (assignment.Seeks.TryGetValue(start[i].TopicPartition, out var offset))
+                {
+                    start[i] = new TopicPartitionOffset(start[i].TopicPartition, new Offset(offset));
+                }
+            }
+        }
+
+        return start;
+    }
+
+    /// <summary>Runs a rebalance hook on the poll thread, inside the rebalance, waiting at most the revoke timeout; a failure is logged, never thrown.</summary>
+    private void RunHook(string hook, Func<CancellationToken, ValueTask> run)
+    {
+        var timeout = _options.RevokeTimeout;
+        using var timeLimit = new CancellationTokenSource(timeout);
+        try
+        {
+            var task = run(timeLimit.Token).AsTask();
+
+            // The poll thread is not async code: blocking it here is what keeps the rebalance from completing before the hook.
+            if (!task.Wait(timeout))
+            {
+                timeLimit.Cancel();
+                Log.RebalanceHookTimedOut(Logger, Name, hook, timeout);
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.RebalanceHookFailed(Logger, Name, hook, ex);
+        }
     }
 
     /// <summary>
@@ -398,6 +434,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             Log.RevokeCommitFailed(Logger, Name, Describe(partitions));
         }
 
+        if (_context.RebalanceHandler is { } hooks)
+        {
+            var topicPartitions = revoked.ConvertAll(w => w.TopicPartition);
+            RunHook("OnRevokedAsync", ct => hooks.OnRevokedAsync(topicPartitions, ct));
+        }
+
         Release(revoked);
         Log.PartitionsRevoked(Logger, Name, Describe(partitions));
     }
@@ -411,6 +453,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         // Another member may own these partitions already: committing anything now could move its offsets backwards.
+        if (_context.RebalanceHandler is { } hooks && lost.Count > 0)
+        {
+            var topicPartitions = lost.ConvertAll(w => w.TopicPartition);
+            RunHook("OnLostAsync", ct => hooks.OnLostAsync(topicPartitions, ct));
+        }
+
         Release(lost);
         Log.PartitionsLost(Logger, Name, Describe(partitions));
     }
@@ -515,6 +563,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
 
             _workers.Clear();
+            if (_context.RebalanceHandler is { } hooks && workers.Count > 0)
+            {
+                // Leaving the group gives every partition up: the same moment as a revoke, after the same drain and commit.
+                var topicPartitions = workers.ConvertAll(w => w.TopicPartition);
+                RunHook("OnRevokedAsync", ct => hooks.OnRevokedAsync(topicPartitions, ct));
+            }
+
             Release(workers);
         }
 

@@ -63,6 +63,12 @@ internal static partial class Log
     [LoggerMessage(215, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed and its idempotency key could not be released ({Reason}); it is free again when its lease expires")]
     public static partial void IdempotencyReleaseFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason);
 
+    [LoggerMessage(405, LogLevel.Warning, "Consumer {Consumer}: rebalance hook {Hook} did not finish within {Timeout}; its cancellation token is signalled and the rebalance goes on")]
+    public static partial void RebalanceHookTimedOut(ILogger logger, string consumer, string hook, TimeSpan timeout);
+
+    [LoggerMessage(406, LogLevel.Error, "Consumer {Consumer}: rebalance hook {Hook} failed; the rebalance goes on")]
+    public static partial void RebalanceHookFailed(ILogger logger, string consumer, string hook, Exception exception);
+
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
     public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
 

@@ -31,6 +31,9 @@ internal sealed class ConsumerRegistration(string name, string? configurationPat
     /// <summary>Gets or sets the idempotency key function, a <c>Func&lt;TMessage, MessageContext, string?&gt;</c>.</summary>
     public Delegate? IdempotencyKeySelector { get; set; }
 
+    /// <summary>Gets or sets the factory of the rebalance hooks; null without.</summary>
+    public Func<IServiceProvider, IRebalanceHandler>? RebalanceHandlerFactory { get; set; }
+
     public string SettingName(string property) => ConfigurationPath is null ? property : $"{ConfigurationPath}:{property}";
 }
 

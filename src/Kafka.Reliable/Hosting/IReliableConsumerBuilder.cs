@@ -33,6 +33,12 @@ public interface IReliableConsumerBuilder<TMessage>
     /// <returns>This builder.</returns>
     IReliableConsumerBuilder<TMessage> WithResiliencePipeline(Polly.ResiliencePipeline pipeline);
 
+    /// <summary>Runs your code when partitions are assigned, revoked or lost (registered as a singleton if it is not registered yet).</summary>
+    /// <typeparam name="THandler">The hooks' type.</typeparam>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithRebalanceHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>()
+        where THandler : class, IRebalanceHandler;
+
     /// <summary>
     /// Makes the handler's effects happen once per message (G2): before the handler runs, the message's key is taken in the
     /// store; a message whose key is completed is skipped as a duplicate and counts as done. Store packages add shortcuts

@@ -33,6 +33,14 @@ internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection servi
         return this;
     }
 
+    public IReliableConsumerBuilder<TMessage> WithRebalanceHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>()
+        where THandler : class, IRebalanceHandler
+    {
+        Services.TryAddSingleton<THandler>();
+        registration.RebalanceHandlerFactory = static sp => sp.GetRequiredService<THandler>();
+        return this;
+    }
+
     public IReliableConsumerBuilder<TMessage> UseIdempotencyStore(Func<IServiceProvider, IIdempotencyStore> storeFactory)
     {
         ArgumentNullException.ThrowIfNull(storeFactory);

@@ -31,6 +31,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         var lifetime = services.GetService<IHostApplicationLifetime>();
         var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification };
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
+        context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
         context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
 
         IdempotencyGate? gate = null;

@@ -55,12 +55,14 @@ public sealed class TestConsumer : IAsyncDisposable
     public TestLogs Logs { get; }
 
     public static IHost Build(
-        string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null)
+        string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         builder.Services.AddSingleton(handler);
+        services?.Invoke(builder.Services);
         var consumer = builder.Services
             .AddReliableConsumer<TestEvent>("test", o =>
             {
@@ -81,15 +83,17 @@ public sealed class TestConsumer : IAsyncDisposable
     }
 
     public static Task<TestConsumer> StartAsync(
-        KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null) =>
-        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure, customize);
+        KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null) =>
+        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure, customize, services);
 
     public static async Task<TestConsumer> StartAsync(
-        string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null, Action<IReliableConsumerBuilder<TestEvent>>? customize = null)
+        string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
     {
         handler ??= new RecordingHandler();
         var logs = new TestLogs();
-        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize);
+        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize, services);
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new TestConsumer(host, handler, logs);
     }

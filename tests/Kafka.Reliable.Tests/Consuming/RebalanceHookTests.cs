@@ -1,0 +1,101 @@
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+using Kafka.Reliable.Tests.Infrastructure;
+
+namespace Kafka.Reliable.Tests.Consuming;
+
+public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task OnAssigned_SeesThePartitions_AndItsSeekDecidesWhereAPartitionStarts()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(20, 2));
+        var hooks = new RecordingHooks { SeekOnAssign = (new TopicPartition(topic, 0), 5) };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, customize: b => b.WithRebalanceHandler<RecordingHooks>(), services: s => s.AddSingleton(hooks));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 20, "both partitions are committed to their end");
+
+        Assert.Equal([0, 1], hooks.Assigned.Select(p => p.Partition.Value).Order());
+        Assert.DoesNotContain(consumer.Handler.Handled, h => h.Partition == 0 && h.Offset < 5);
+        Assert.Equal(5, consumer.Handler.Handled.Count(h => h.Partition == 0));
+        Assert.Equal(10, consumer.Handler.Handled.Count(h => h.Partition == 1));
+    }
+
+    [Fact]
+    public async Task OnRevoked_RunsAfterTheInFlightRecordFinishedAndItsOffsetWasCommitted()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(5, 1));
+        var inFlight = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, _, _) =>
+            {
+                if (message.Id == 4)
+                {
+                    inFlight.SetResult();
+                    await release.Task;
+                }
+            },
+        };
+        var hooks = new RecordingHooks();
+        hooks.OnRevoke = _ => hooks.SeenAtRevoke = (handler.Handled.Count, broker.GetCommittedOffsets(group, topic, 1)[0]);
+
+        var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, customize: b => b.WithRebalanceHandler<RecordingHooks>(), services: s => s.AddSingleton(hooks));
+        await inFlight.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        var stopping = consumer.StopAsync();
+        await Eventually.TrueAsync(() => consumer.Logs.Count(101) > 0, "the consumer starts stopping");
+        Assert.Empty(hooks.Revoked);
+
+        release.SetResult();
+        await stopping;
+        await consumer.DisposeAsync();
+
+        Assert.Equal([0], hooks.Revoked.Select(p => p.Partition.Value));
+        Assert.Equal((5, 5L), hooks.SeenAtRevoke);
+    }
+
+    public sealed class RecordingHooks : IRebalanceHandler
+    {
+        public ConcurrentQueue<TopicPartition> Assigned { get; } = new();
+
+        public ConcurrentQueue<TopicPartition> Revoked { get; } = new();
+
+        public (TopicPartition Partition, long Offset)? SeekOnAssign { get; set; }
+
+        public Action<IReadOnlyList<TopicPartition>>? OnRevoke { get; set; }
+
+        public (int Handled, long Committed) SeenAtRevoke { get; set; }
+
+        public ValueTask OnAssignedAsync(PartitionAssignment assignment, CancellationToken cancellationToken)
+        {
+            foreach (var partition in assignment.Partitions)
+            {
+                Assigned.Enqueue(partition);
+            }
+
+            if (SeekOnAssign is { } seek && assignment.Partitions.Contains(seek.Partition))
+            {
+                assignment.Seek(seek.Partition, seek.Offset);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask OnRevokedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+        {
+            OnRevoke?.Invoke(partitions);
+            foreach (var partition in partitions)
+            {
+                Revoked.Enqueue(partition);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}
