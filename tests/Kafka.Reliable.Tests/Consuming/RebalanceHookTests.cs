@@ -70,6 +70,10 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
 
         public Action<IReadOnlyList<TopicPartition>>? OnRevoke { get; set; }
 
+        public Action<IReadOnlyList<TopicPartition>>? OnLose { get; set; }
+
+        public ConcurrentQueue<TopicPartition> Lost { get; } = new();
+
         public (int Handled, long Committed) SeenAtRevoke { get; set; }
 
         public ValueTask OnAssignedAsync(PartitionAssignment assignment, CancellationToken cancellationToken)
@@ -93,6 +97,17 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
             foreach (var partition in partitions)
             {
                 Revoked.Enqueue(partition);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask OnLostAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+        {
+            OnLose?.Invoke(partitions);
+            foreach (var partition in partitions)
+            {
+                Lost.Enqueue(partition);
             }
 
             return ValueTask.CompletedTask;
