@@ -29,6 +29,7 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:Retry:MaxDelay", "00:00:00.001", "Kafka:Orders:Retry:MaxDelay is 00:00:00.0010000")]
     [InlineData("Kafka:Orders:Retry:MaxAttempts", "0", "Kafka:Orders:Retry:MaxAttempts is 0: use a value from 1 (no retry)")]
     [InlineData("Kafka:Orders:MaxPayloadBytes", "0", "Kafka:Orders:MaxPayloadBytes is 0")]
+    [InlineData("Kafka:Orders:MaxInFlight", "0", "Kafka:Orders:MaxInFlight is 0: use a number of records from 1 to 100000")]
     [InlineData("Kafka:Orders:KafkaSettings:enable.auto.commit", "true", "Kafka:Orders:KafkaSettings:enable.auto.commit is managed by Kafka.Reliable: remove it and set Kafka:Orders:Commit:Strategy instead")]
     [InlineData("Kafka:Orders:KafkaSettings:group.id", "x", "set Kafka:Orders:GroupId instead")]
     [InlineData("Kafka:Orders:KafkaSettings:session.timeout.ms", "abc", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
@@ -152,6 +153,8 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:CircuitBreaker:BreakDuration"] = "00:00:15",
             ["Kafka:Orders:Tombstones"] = "Skip",
             ["Kafka:Orders:MaxPayloadBytes"] = "2048",
+            ["Kafka:Orders:Dispatch"] = "ByKey",
+            ["Kafka:Orders:MaxInFlight"] = "32",
             ["Kafka:Orders:KafkaSettings:session.timeout.ms"] = "12000",
         };
         using var host = BuildHost(settings);
@@ -178,6 +181,8 @@ public sealed class StartupValidationTests
         Assert.Equal(TimeSpan.FromSeconds(15), options.CircuitBreaker.BreakDuration);
         Assert.Equal(TombstonePolicy.Skip, options.Tombstones);
         Assert.Equal(2048, options.MaxPayloadBytes);
+        Assert.Equal(DispatchMode.ByKey, options.Dispatch);
+        Assert.Equal(32, options.MaxInFlight);
         Assert.Equal("12000", options.KafkaSettings["session.timeout.ms"]);
     }
 
