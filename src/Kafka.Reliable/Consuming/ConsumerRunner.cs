@@ -427,6 +427,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return;
         }
 
+        Log.PartitionsRevoking(Logger, Name, Describe(partitions), _options.RevokeTimeout);
         Drain(revoked, _options.RevokeTimeout);
         AdvanceAll(revoked);
         if (!Commit(_consumer!, revoked))

@@ -69,6 +69,9 @@ internal static partial class Log
     [LoggerMessage(406, LogLevel.Error, "Consumer {Consumer}: rebalance hook {Hook} failed; the rebalance goes on")]
     public static partial void RebalanceHookFailed(ILogger logger, string consumer, string hook, Exception exception);
 
+    [LoggerMessage(407, LogLevel.Debug, "Consumer {Consumer}: partitions revoked: {Partitions}; draining their in-flight records for up to {Timeout}")]
+    public static partial void PartitionsRevoking(ILogger logger, string consumer, string partitions, TimeSpan timeout);
+
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
     public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
 

@@ -114,3 +114,60 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
         }
     }
 }
+
+public sealed class RevokeDrainTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task Revoke_WithASlowInFlightRecord_WaitsForIt_ThenCommitsItFromTheRevokingMember()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(20, 2));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var blocked = 0;
+        var first = new RecordingHandler
+        {
+            // Offset 3 of each partition is slow on the first member: whichever partition is revoked has a record in flight.
+            Behavior = async (_, context, _) =>
+            {
+                if (context.Offset == 3)
+                {
+                    Interlocked.Increment(ref blocked);
+                    await release.Task;
+                }
+            },
+        };
+        var hooks = new RebalanceHookTests.RecordingHooks();
+        var slowRecordDoneWhenRevokeHookRan = false;
+        hooks.OnRevoke = partitions => slowRecordDoneWhenRevokeHookRan = first.Handled.Any(h => h.Partition == partitions[0].Partition.Value && h.Offset == 3);
+
+        await using var a = await TestConsumer.StartAsync(broker, topic, group, first, customize: b => b.WithRebalanceHandler<RebalanceHookTests.RecordingHooks>(), services: s => s.AddSingleton(hooks));
+        await Eventually.TrueAsync(() => Volatile.Read(ref blocked) == 2, "both partitions have their slow record in flight");
+
+        await using var b = await TestConsumer.StartAsync(broker, topic, group);
+        await Eventually.TrueAsync(() => a.Logs.Count(407) >= 1, "the first member starts revoking a partition for the second", state: () => a.Logs.Dump());
+        Assert.Empty(hooks.Revoked);
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => !hooks.Revoked.IsEmpty, "the revoke completes once the slow record is done");
+        var revoked = Assert.Single(hooks.Revoked).Partition.Value;
+        Assert.True(slowRecordDoneWhenRevokeHookRan, "the slow record was finished before the partition was released");
+
+        await Eventually.TrueAsync(
+            () => broker.GetCommittedOffsets(group, topic, 2).SequenceEqual(broker.GetHighWatermarks(topic, 2)),
+            "both partitions are committed to their end by their owners");
+
+        // On a real broker, the revoking member's commit covers the slow record, so its next owner never handles it. The
+        // embedded broker refuses commits during a rebalance (see GroupAndLifecycleTests): there, the refusal is reported and
+        // the next owner handles the record again, at least once.
+        var repeated = b.Handler.Handled.Any(h => h.Partition == revoked && h.Offset <= 3);
+        if (broker.Embedded is null)
+        {
+            Assert.False(repeated, "the next owner handled a record the revoking member had committed");
+        }
+        else if (repeated)
+        {
+            Assert.True(a.Logs.Count(403) > 0, "the next owner repeated records without the refused commit being reported");
+        }
+    }
+}
