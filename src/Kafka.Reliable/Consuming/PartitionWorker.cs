@@ -74,7 +74,7 @@ internal sealed class PartitionWorker : IDisposable
     /// </summary>
     public bool IsHolding => _holding;
 
-    public void Start() => Completion = Task.Run(RunAsync);
+    public void Start() => Completion = Task.Run(RunGuardedAsync);
 
     /// <summary>Gets the number of records buffered and not yet done, including those waiting for a slot (poll thread).</summary>
     public int Buffered => Tracker.Count + (_overflow?.Count ?? 0);
@@ -142,7 +142,22 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
-    private Task RunAsync() => _mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync();
+    /// <summary>
+    /// Runs the worker; an exception that escapes the pipeline (a bug, never a handler failure, which the pipeline turns into
+    /// an outcome) stops this partition's worker with a critical log instead of faulting the drain that waits for it. The
+    /// partition then holds: its records are not committed, and its next owner handles them.
+    /// </summary>
+    private async Task RunGuardedAsync()
+    {
+        try
+        {
+            await (_mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync()).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.WorkerFailed(_consumer.Logger, _consumer.Name, TopicPartition.Topic, TopicPartition.Partition.Value, ex);
+        }
+    }
 
     /// <summary>One record at a time, in offset order.</summary>
     private async Task RunSequentialAsync()

@@ -27,6 +27,9 @@ internal static partial class Log
     [LoggerMessage(105, LogLevel.Critical, "Consumer {Consumer} poll loop failed unexpectedly and stops")]
     public static partial void PollLoopFailed(ILogger logger, string consumer, Exception exception);
 
+    [LoggerMessage(106, LogLevel.Critical, "Consumer {Consumer}: the worker of {Topic} [{Partition}] failed unexpectedly and stopped; the partition holds (nothing after its watermark is committed) until it is reassigned")]
+    public static partial void WorkerFailed(ILogger logger, string consumer, string topic, int partition, Exception exception);
+
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);
 
