@@ -18,12 +18,12 @@ internal static class ConcurrencyHarness
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var records = Option(args, "--records", 10_000);
-        var keys = Option(args, "--keys", 1_000);
-        var inFlight = Option(args, "--in-flight", 100);
-        var sequentialRecords = Option(args, "--sequential-records", 2_000);
-        var buffer = Option(args, "--buffer", 1_000);
-        var fetchWaitMs = Option(args, "--fetch-wait-ms", 0);
+        var records = HarnessArguments.Option(args, "--records", 10_000);
+        var keys = HarnessArguments.Option(args, "--keys", 1_000);
+        var inFlight = HarnessArguments.Option(args, "--in-flight", 100);
+        var sequentialRecords = HarnessArguments.Option(args, "--sequential-records", 2_000);
+        var buffer = HarnessArguments.Option(args, "--buffer", 1_000);
+        var fetchWaitMs = HarnessArguments.Option(args, "--fetch-wait-ms", 0);
 
         using var cluster = EmbeddedKafkaCluster.Start();
         foreach (var (topic, count) in new[] { ("by-key", records), ("sequential", sequentialRecords) })
@@ -79,12 +79,6 @@ internal static class ConcurrencyHarness
         await handler.Done;
         await host.StopAsync();
         return new Result(records, handler.Elapsed, records / handler.Elapsed.TotalSeconds, handler.MeanHandlerTime);
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private sealed record Result(int Records, TimeSpan Elapsed, double Throughput, TimeSpan MeanHandler);

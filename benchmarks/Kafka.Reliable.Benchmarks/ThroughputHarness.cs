@@ -17,9 +17,9 @@ internal static class ThroughputHarness
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var records = Option(args, "--records", 200_000);
-        var partitions = Option(args, "--partitions", 6);
-        var rounds = Option(args, "--rounds", 3);
+        var records = HarnessArguments.Option(args, "--records", 200_000);
+        var partitions = HarnessArguments.Option(args, "--partitions", 6);
+        var rounds = HarnessArguments.Option(args, "--rounds", 3);
 
         using var cluster = EmbeddedKafkaCluster.Start();
         const string Topic = "throughput";
@@ -153,12 +153,6 @@ internal static class ThroughputHarness
     {
         var sorted = values.Order().ToList();
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private sealed class LengthDeserializer : IMessageDeserializer<int>
