@@ -22,6 +22,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets the in-flight slots shared by the partitions dispatched by key or unordered.</summary>
     public SemaphoreSlim InFlight { get; } = new(Math.Max(1, options.MaxInFlight));
 
+    /// <summary>Gets or sets how to read the consumer's group metadata, for offsets sent to Kafka transactions (any thread).</summary>
+    public Func<Confluent.Kafka.IConsumerGroupMetadata>? GroupMetadata { get; set; }
+
     /// <summary>Gets or sets the user's rebalance hooks; null without.</summary>
     public IRebalanceHandler? RebalanceHandler { get; set; }
 

@@ -52,6 +52,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     public void Start()
     {
         _consumer = BuildConsumer();
+        var consumer = _consumer;
+        _context.GroupMetadata = () => consumer.ConsumerGroupMetadata;
         if (_options.DeadLetter.Enabled)
         {
             _context.DeadLetter = new DeadLetterPublisher(_options, Name);
@@ -94,6 +96,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         };
         config.PartitionAssignmentStrategy ??= PartitionAssignmentStrategy.CooperativeSticky;
         config.ClientId ??= name;
+        if (options.Commit.Strategy == CommitStrategy.Transactional)
+        {
+            // Consume-transform-produce reads only committed input, as the rest of the chain will.
+            config.IsolationLevel ??= IsolationLevel.ReadCommitted;
+        }
+
         return config;
     }
 

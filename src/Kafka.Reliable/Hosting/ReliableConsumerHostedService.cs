@@ -43,6 +43,13 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
             _cleanup = CleanupLoopAsync(gate, context, _stopping.Token);
         }
 
+        if (options.Commit.Strategy == CommitStrategy.Transactional)
+        {
+            var store = new KafkaTransactionStore(context, TransactionalProducerTemplate(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
+            gate = new IdempotencyGate(store, transactional: true, options.GroupId, options.Idempotency, logger);
+            _gate = gate;
+        }
+
         var processor = registration.ProcessorFactory(services, gate);
         _runner = new ConsumerRunner(context, processor, lifetime is null ? null : lifetime.StopApplication);
         _runner.Start();
@@ -73,6 +80,26 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         }
 
         _stopping.Dispose();
+    }
+
+    private static Confluent.Kafka.ProducerConfig TransactionalProducerTemplate(ReliableConsumerOptions options)
+    {
+        var config = new Confluent.Kafka.ProducerConfig
+        {
+            BootstrapServers = options.BootstrapServers,
+            EnableIdempotence = true,
+            Acks = Confluent.Kafka.Acks.All,
+            LingerMs = 5,
+        };
+        foreach (var (key, value) in options.KafkaSettings)
+        {
+            if (Array.Exists(DeadLetterConstants.SharedSettingPrefixes, prefix => key.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                config.Set(key, value);
+            }
+        }
+
+        return config;
     }
 
     /// <summary>Removes expired keys from the store every <see cref="IdempotencyOptions.CleanupInterval"/>, off the consumer's threads.</summary>

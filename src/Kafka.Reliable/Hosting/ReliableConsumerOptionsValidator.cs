@@ -135,6 +135,19 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("Idempotency:CleanupInterval"), idempotency.CleanupInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         }
 
+        if (options.Commit.Strategy == CommitStrategy.Transactional)
+        {
+            if (options.Dispatch != DispatchMode.Sequential)
+            {
+                errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which needs {Setting("Dispatch")} = Sequential (one record per partition in a transaction at a time); it is {options.Dispatch}.");
+            }
+
+            if (registration.IdempotencyStoreFactory is not null)
+            {
+                errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which cannot be combined with an idempotency store: the Kafka transaction already makes the output and the offset atomic. Remove the Use...Idempotency call, or choose another strategy.");
+            }
+        }
+
         if (!Enum.IsDefined(options.Dispatch))
         {
             errors.AddError($"{Setting("Dispatch")} is {options.Dispatch}: use one of {string.Join(", ", Enum.GetNames<DispatchMode>())}.");

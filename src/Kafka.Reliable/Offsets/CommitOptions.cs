@@ -14,6 +14,13 @@ public sealed class CommitOptions
     /// <summary>Gets or sets, for <see cref="CommitStrategy.Periodic"/>, a number of completed records after which a commit is made before the interval ends; 0 turns the count off.</summary>
     /// <value>The default value is 0 (commit on the interval only).</value>
     public int Count { get; set; }
+
+    /// <summary>
+    /// Gets or sets, for <see cref="CommitStrategy.Transactional"/>, the prefix of the producers' <c>transactional.id</c>:
+    /// each assigned partition gets <c>&lt;prefix&gt;-&lt;topic&gt;-&lt;partition&gt;</c>, so that its next owner fences the previous one.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: the consumer group.</value>
+    public string? TransactionalIdPrefix { get; set; }
 }
 
 /// <summary>When offsets are committed.</summary>
@@ -37,4 +44,12 @@ public enum CommitStrategy
     /// committed on the <see cref="CommitOptions.Interval"/> and <see cref="CommitOptions.Count"/> of <see cref="Periodic"/>.
     /// </summary>
     Manual,
+
+    /// <summary>
+    /// Consume-transform-produce with Kafka transactions: each record is handled in a transaction of its partition's
+    /// producer; what the handler produces through <c>context.GetKafkaTransaction().Produce(...)</c> and the record's offset
+    /// commit together, or not at all. Requires <see cref="DispatchMode.Sequential"/> and a broker with transactions (Kafka
+    /// 2.5 or later); the consumer reads with <c>isolation.level=read_committed</c> unless told otherwise.
+    /// </summary>
+    Transactional,
 }

@@ -96,6 +96,19 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_TransactionalCommitsWithConcurrentDispatch_SaysWhatToChange()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:Commit:Strategy"] = "Transactional",
+            ["Kafka:Orders:Dispatch"] = "ByKey",
+        });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:Commit:Strategy is Transactional, which needs Kafka:Orders:Dispatch = Sequential", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Start_SeveralProblems_ReportsEachOfThem()
     {
         using var host = BuildHost(new Dictionary<string, string?> { ["Kafka:Orders:PartitionBufferSize"] = "5" });

@@ -1,0 +1,151 @@
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Kafka.Reliable.Consuming;
+
+namespace Kafka.Reliable;
+
+/// <summary>
+/// The Kafka transaction of one record, with <see cref="CommitStrategy.Transactional"/>: what the handler produces through
+/// <see cref="Produce"/> and the record's offset commit together, or not at all (consume-transform-produce, exactly once).
+/// </summary>
+public sealed class KafkaTransaction : IdempotencyTransaction
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly KafkaTransactionStore _store;
+    private readonly IProducer<byte[]?, byte[]?> _producer;
+    private readonly TopicPartition _partition;
+    private bool _completed;
+
+    internal KafkaTransaction(KafkaTransactionStore store, IProducer<byte[]?, byte[]?> producer, TopicPartition partition)
+    {
+        _store = store;
+        _producer = producer;
+        _partition = partition;
+    }
+
+    /// <summary>Produces a record in the transaction; it becomes visible to <c>read_committed</c> consumers when the transaction commits.</summary>
+    /// <param name="topic">The output topic.</param>
+    /// <param name="message">The record.</param>
+    public void Produce(string topic, Message<byte[]?, byte[]?> message)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(message);
+        _producer.Produce(topic, message);
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var offsets = new[] { new TopicPartitionOffset(_partition, new Offset(context.Offset + 1)) };
+        var metadata = _store.GroupMetadata();
+
+        // Confluent's transaction calls block on the network: off the worker's thread.
+        await Task.Run(
+            () =>
+            {
+                _producer.SendOffsetsToTransaction(offsets, metadata, Timeout);
+                _producer.CommitTransaction(Timeout);
+            },
+            cancellationToken).ConfigureAwait(false);
+        _completed = true;
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        if (_completed)
+        {
+            return;
+        }
+
+        _completed = true;
+        try
+        {
+            await Task.Run(() => _producer.AbortTransaction(Timeout)).ConfigureAwait(false);
+        }
+        catch (KafkaException)
+        {
+            // Fenced by a newer owner of the partition, or broken: this producer is done; the next record gets a new one.
+            _store.Discard(_partition, _producer);
+        }
+    }
+}
+
+/// <summary>Gives a handler the Kafka transaction of its record, with <see cref="CommitStrategy.Transactional"/>.</summary>
+public static class KafkaTransactionMessageContextExtensions
+{
+    /// <summary>Gets the transaction to produce the handler's output records in.</summary>
+    /// <param name="context">The record's context.</param>
+    /// <returns>The transaction.</returns>
+    /// <exception cref="InvalidOperationException">The consumer does not use <see cref="CommitStrategy.Transactional"/>.</exception>
+    public static KafkaTransaction GetKafkaTransaction(this MessageContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Transaction as KafkaTransaction
+            ?? throw new InvalidOperationException("This record has no Kafka transaction: set Commit:Strategy = Transactional.");
+    }
+}
+
+/// <summary>
+/// One transactional producer per assigned partition (<c>transactional.id</c> = prefix-topic-partition, so a partition's
+/// next owner fences its previous one), opening a transaction per record. Sequential dispatch keeps one record of a
+/// partition in flight, so a producer never has two transactions open.
+/// </summary>
+internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerConfig template, string transactionalIdPrefix) : ITransactionalIdempotencyStore, IAsyncDisposable
+{
+    private static readonly TimeSpan InitTimeout = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<TopicPartition, Lazy<Task<IProducer<byte[]?, byte[]?>>>> _producers = new();
+
+    public IConsumerGroupMetadata GroupMetadata() =>
+        consumer.GroupMetadata?.Invoke() ?? throw new InvalidOperationException("The consumer has not joined its group yet.");
+
+    public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
+    {
+        var partition = new TopicPartition(context.Topic, new Partition(context.Partition));
+        var producer = await _producers.GetOrAdd(partition, p => new Lazy<Task<IProducer<byte[]?, byte[]?>>>(() => CreateAsync(p))).Value.ConfigureAwait(false);
+        producer.BeginTransaction();
+        return new KafkaTransaction(this, producer, partition);
+    }
+
+    public void Discard(TopicPartition partition, IProducer<byte[]?, byte[]?> producer)
+    {
+        if (_producers.TryGetValue(partition, out var current) && current.IsValueCreated && current.Value.IsCompletedSuccessfully && current.Value.Result == producer)
+        {
+            _producers.TryRemove(partition, out _);
+            producer.Dispose();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var producer in _producers.Values)
+        {
+            if (producer.IsValueCreated && producer.Value.IsCompletedSuccessfully)
+            {
+                await Task.Run(() => producer.Value.Result.Dispose()).ConfigureAwait(false);
+            }
+        }
+
+        _producers.Clear();
+    }
+
+    private Task<IProducer<byte[]?, byte[]?>> CreateAsync(TopicPartition partition) => Task.Run(() =>
+    {
+        var config = new ProducerConfig(new Dictionary<string, string>(template))
+        {
+            TransactionalId = $"{transactionalIdPrefix}-{partition.Topic}-{partition.Partition.Value}",
+        };
+        var producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        try
+        {
+            producer.InitTransactions(InitTimeout);
+            return producer;
+        }
+        catch
+        {
+            producer.Dispose();
+            throw;
+        }
+    });
+}
