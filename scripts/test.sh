@@ -43,7 +43,13 @@ for f in glob.glob(sys.argv[1] + "/*.trx"):
         continue
     passed += int(counters.get("passed", 0))
     failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
-    skipped += int(counters.get("notExecuted", 0))
+    # xunit's TRX leaves skipped tests out of "executed" rather than counting them as notExecuted.
+    total, executed = int(counters.get("total", 0)), int(counters.get("executed", 0))
+    skipped += max(int(counters.get("notExecuted", 0)), total - executed)
+    for result in ET.parse(f).getroot().iter("{*}UnitTestResult"):
+        if result.get("outcome") == "NotExecuted":
+            reason = result.find("{*}Output/{*}ErrorInfo/{*}Message")
+            print(f"skipped: {result.get('testName')}: {reason.text if reason is not None else 'no reason given'}")
 print(f"Tests: {passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit $status
