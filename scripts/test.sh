@@ -46,7 +46,7 @@ for f in glob.glob(sys.argv[1] + "/*.trx"):
     # xunit's TRX leaves skipped tests out of "executed" rather than counting them as notExecuted.
     total, executed = int(counters.get("total", 0)), int(counters.get("executed", 0))
     skipped += max(int(counters.get("notExecuted", 0)), total - executed)
-    for result in ET.parse(f).getroot().iter("{*}UnitTestResult"):
+    for result in ET.parse(f).getroot().iterfind(".//{*}UnitTestResult"):
         if result.get("outcome") == "NotExecuted":
             reason = result.find("{*}Output/{*}ErrorInfo/{*}Message")
             print(f"skipped: {result.get('testName')}: {reason.text if reason is not None else 'no reason given'}")
