@@ -10,6 +10,7 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 {
     private int _progress;
     private volatile bool _circuitOpen;
+    private int _inFlight;
 
     public string Name { get; } = name;
 
@@ -18,6 +19,13 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     public ILogger Logger { get; } = logger;
 
     public TimeProvider Time { get; } = time;
+
+    /// <summary>Gets the number of records being processed now, over all partitions (any thread).</summary>
+    public int InFlightRecords => Volatile.Read(ref _inFlight);
+
+    public void RecordStarted() => Interlocked.Increment(ref _inFlight);
+
+    public void RecordEnded() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Gets the in-flight slots shared by the partitions dispatched by key or unordered.</summary>
     public SemaphoreSlim InFlight { get; } = new(Math.Max(1, options.MaxInFlight));

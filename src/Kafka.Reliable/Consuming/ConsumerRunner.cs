@@ -28,6 +28,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly int _resumeThreshold;
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
+    private volatile PartitionWorker[] _snapshot = [];
     private Thread? _thread;
     private volatile string? _fatalReason;
 
@@ -61,6 +62,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
 
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
+        ReliableMetrics.Register(this);
         _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
         _thread.Start();
     }
@@ -167,6 +169,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
             consumer.Dispose();
             _context.DeadLetter?.Dispose();
+            _snapshot = [];
+            ReliableMetrics.Unregister(this);
             _stopped.TrySetResult();
         }
     }
@@ -284,12 +288,18 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return true;
         }
 
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             consumer.Commit(_commitBuffer);
+            if (ReliableMetrics.CommitDuration.Enabled)
+            {
+                ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _commitBuffer[0].Topic);
+            }
+
             foreach (var committed in _commitBuffer)
             {
-                MarkCommitted(committed);
+                MarkCommitted(consumer, committed);
             }
 
             Log.Committed(Logger, Name, _commitBuffer.Count);
@@ -301,27 +311,51 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             {
                 if (!result.Error.IsError)
                 {
-                    MarkCommitted(result.TopicPartitionOffset);
+                    MarkCommitted(consumer, result.TopicPartitionOffset);
                 }
             }
 
+            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
             Log.CommitFailed(Logger, Name, ex.Error.Reason);
             return false;
         }
         catch (KafkaException ex)
         {
+            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
             Log.CommitFailed(Logger, Name, ex.Error.Reason);
             return false;
         }
     }
 
-    private void MarkCommitted(TopicPartitionOffset committed)
+    private void MarkCommitted(IConsumer<byte[]?, byte[]?> consumer, TopicPartitionOffset committed)
     {
         if (_workers.TryGetValue(new PartitionKey(committed.Topic, committed.Partition.Value), out var worker))
         {
             worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
+
+            // The high watermark librdkafka last saw in a fetch response: no request. Lag is measured at each commit.
+            var high = consumer.GetWatermarkOffsets(worker.TopicPartition).High.Value;
+            worker.Lag = high >= 0 ? Math.Max(0, high - worker.LastCommitted) : -1;
         }
     }
+
+    /// <summary>Gets the context the consumer's threads share.</summary>
+    public ConsumerContext Context => _context;
+
+    /// <summary>Gets each assigned partition's lag, for metrics (any thread).</summary>
+    public IEnumerable<(string Topic, int Partition, long Lag)> Lags()
+    {
+        foreach (var worker in _snapshot)
+        {
+            if (worker.Lag >= 0)
+            {
+                yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Lag);
+            }
+        }
+    }
+
+    /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
+    public int PausedPartitions() => _snapshot.Count(w => w.Paused);
 
     private List<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
     {
@@ -340,6 +374,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Log.PartitionsAssigned(Logger, Name, Describe(partitions));
+        _snapshot = [.. _workers.Values];
+        ReliableMetrics.Rebalance(_context, "assigned", partitions.Count);
         var start = StartOffsets(consumer, partitions);
         if (_context.RebalanceHandler is { } hooks && partitions.Count > 0)
         {
@@ -450,6 +486,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Release(revoked);
+        _snapshot = [.. _workers.Values];
+        ReliableMetrics.Rebalance(_context, "revoked", partitions.Count);
         Log.PartitionsRevoked(Logger, Name, Describe(partitions));
     }
 
@@ -469,6 +507,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Release(lost);
+        _snapshot = [.. _workers.Values];
+        ReliableMetrics.Rebalance(_context, "lost", partitions.Count);
         Log.PartitionsLost(Logger, Name, Describe(partitions));
     }
 

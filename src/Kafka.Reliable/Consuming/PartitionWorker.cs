@@ -62,6 +62,9 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
     public long LastCommitted { get; set; } = -1;
 
+    /// <summary>Gets or sets the partition's lag: its high watermark minus its committed offset; -1 until both are known (written by the poll thread, read by metrics).</summary>
+    public long Lag { get; set; } = -1;
+
     /// <summary>Gets the worker loop; it completes once the worker was stopped and its in-flight record is finished.</summary>
     public Task Completion { get; private set; }
 
@@ -289,7 +292,18 @@ internal sealed class PartitionWorker : IDisposable
     {
         var record = _records[Tracker.SlotOf(sequence)]!;
         var acknowledgement = _manual ? new MessageAcknowledgement(_complete, sequence, record.Topic, record.Partition.Value, record.Offset.Value) : null;
-        switch (await execution.RunAsync(record, acknowledgement, stop, abort).ConfigureAwait(false))
+        RecordResult result;
+        _consumer.RecordStarted();
+        try
+        {
+            result = await execution.RunAsync(record, acknowledgement, stop, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            _consumer.RecordEnded();
+        }
+
+        switch (result)
         {
             case RecordResult.Stopped:
                 return false;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Confluent.Kafka;
 using Kafka.Reliable.DeadLetter;
@@ -114,7 +115,7 @@ internal sealed class RecordExecution
                     if (outcome.Duplicate)
                     {
                         Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
-                        ReliableMetrics.DuplicateSkipped(_consumer.Name, _context.GroupId, _context.Topic);
+                        ReliableMetrics.DuplicateSkipped(_consumer, _context.Topic);
                     }
 
                     return true;
@@ -256,10 +257,31 @@ internal sealed class RecordExecution
         }
 
         _context.Attempt = ++_attempts;
+        if (_attempts > 1 && ReliableMetrics.Retried.Enabled)
+        {
+            ReliableMetrics.Add(ReliableMetrics.Retried, _consumer, _context.Topic);
+        }
+
+        var started = ReliableMetrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+        if (started != 0)
+        {
+            ReliableMetrics.Record(ReliableMetrics.HandlerDuration, started, _consumer, _context.Topic);
+        }
+
         if (outcome.IsSuccess || outcome.Canceled)
         {
+            if (outcome.IsSuccess && !outcome.Duplicate && ReliableMetrics.Processed.Enabled)
+            {
+                ReliableMetrics.Add(ReliableMetrics.Processed, _consumer, _context.Topic);
+            }
+
             return Outcome.FromResult(outcome);
+        }
+
+        if (ReliableMetrics.Failed.Enabled)
+        {
+            ReliableMetrics.Add(ReliableMetrics.Failed, _consumer, _context.Topic);
         }
 
         _lastFailure = _consumer.Time.GetUtcNow();
@@ -296,6 +318,11 @@ internal sealed class RecordExecution
             try
             {
                 await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
+                if (ReliableMetrics.DeadLettered.Enabled)
+                {
+                    ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
+                }
+
                 Log.RecordDeadLettered(
                     _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
                     _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);

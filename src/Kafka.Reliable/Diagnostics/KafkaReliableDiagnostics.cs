@@ -14,4 +14,10 @@ public static class KafkaReliableDiagnostics
 
     /// <summary>The tag that carries the topic (OpenTelemetry's messaging convention).</summary>
     public const string TopicTag = "messaging.destination.name";
+
+    /// <summary>The tag that carries the partition (OpenTelemetry's messaging convention).</summary>
+    public const string PartitionTag = "messaging.destination.partition.id";
+
+    /// <summary>The name of the library's <see cref="System.Diagnostics.ActivitySource"/>: add it to your tracer (<c>AddSource("Kafka.Reliable")</c>).</summary>
+    public const string ActivitySourceName = "Kafka.Reliable";
 }

@@ -1,20 +1,94 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Kafka.Reliable.Consuming;
 
 namespace Kafka.Reliable.Diagnostics;
 
-/// <summary>The library's instruments, on the meter <see cref="KafkaReliableDiagnostics.MeterName"/>.</summary>
+/// <summary>
+/// The library's instruments, on the meter <see cref="KafkaReliableDiagnostics.MeterName"/>. Counters and histograms are
+/// tagged with the consumer, its group and the topic; the observable gauges read the live consumers when collected.
+/// Nothing is measured (and nothing allocated) while no listener enables an instrument.
+/// </summary>
 internal static class ReliableMetrics
 {
     private static readonly Meter Meter = new(KafkaReliableDiagnostics.MeterName, typeof(ReliableMetrics).Assembly.GetName().Version?.ToString());
+    private static readonly ConcurrentDictionary<ConsumerRunner, byte> Live = new();
 
-    /// <summary>Records skipped because their idempotency key was completed before (redeliveries, re-sent messages).</summary>
+    public static readonly Counter<long> Processed = Meter.CreateCounter<long>(
+        "kafka.reliable.records.processed", "{record}", "Records the handler handled successfully.");
+
+    public static readonly Counter<long> Failed = Meter.CreateCounter<long>(
+        "kafka.reliable.records.failed", "{record}", "Failed attempts at records, in any stage.");
+
+    public static readonly Counter<long> Retried = Meter.CreateCounter<long>(
+        "kafka.reliable.records.retried", "{record}", "Attempts at records after a failed one.");
+
+    public static readonly Counter<long> DeadLettered = Meter.CreateCounter<long>(
+        "kafka.reliable.records.dead_lettered", "{record}", "Records written to the dead-letter topic and acknowledged.");
+
     public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>(
         "kafka.reliable.records.duplicates", "{record}", "Records skipped because the idempotency store says they were handled before.");
 
-    public static void DuplicateSkipped(string consumer, string groupId, string topic) =>
-        Duplicates.Add(
-            1,
-            new KeyValuePair<string, object?>(KafkaReliableDiagnostics.ConsumerTag, consumer),
-            new KeyValuePair<string, object?>(KafkaReliableDiagnostics.ConsumerGroupTag, groupId),
-            new KeyValuePair<string, object?>(KafkaReliableDiagnostics.TopicTag, topic));
+    public static readonly Histogram<double> HandlerDuration = Meter.CreateHistogram<double>(
+        "kafka.reliable.handler.duration", "s", "How long one attempt at a record took, from deserialization to the handler's return.");
+
+    public static readonly Counter<long> Rebalances = Meter.CreateCounter<long>(
+        "kafka.reliable.rebalances", "{rebalance}", "Partition assignments, revocations and losses (tag kafka.reliable.rebalance.kind).");
+
+    public static readonly Histogram<double> CommitDuration = Meter.CreateHistogram<double>(
+        "kafka.reliable.commit.duration", "s", "How long a synchronous offset commit took.");
+
+    public static readonly Counter<long> CommitFailures = Meter.CreateCounter<long>(
+        "kafka.reliable.commit.failures", "{commit}", "Offset commits that failed (and were tried again).");
+
+    static ReliableMetrics()
+    {
+        Meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");
+        Meter.CreateObservableUpDownCounter("kafka.reliable.records.in_flight", ObserveInFlight, "{record}", "Records being handled now.");
+        Meter.CreateObservableUpDownCounter("kafka.reliable.partitions.paused", ObservePaused, "{partition}", "Assigned partitions that are paused (full buffer, failing record, open circuit).");
+    }
+
+    public static void Register(ConsumerRunner runner) => Live.TryAdd(runner, 0);
+
+    public static void Unregister(ConsumerRunner runner) => Live.TryRemove(runner, out _);
+
+    public static void Add(Counter<long> counter, ConsumerContext consumer, string topic) =>
+        counter.Add(1, Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag(KafkaReliableDiagnostics.TopicTag, topic));
+
+    public static void DuplicateSkipped(ConsumerContext consumer, string topic) => Add(Duplicates, consumer, topic);
+
+    public static void Record(Histogram<double> histogram, long startTimestamp, ConsumerContext consumer, string topic) =>
+        histogram.Record(
+            Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds,
+            Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag(KafkaReliableDiagnostics.TopicTag, topic));
+
+    public static void Rebalance(ConsumerContext consumer, string kind, int partitions) =>
+        Rebalances.Add(
+            partitions,
+            Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag("kafka.reliable.rebalance.kind", kind));
+
+    private static IEnumerable<Measurement<long>> ObserveLag()
+    {
+        foreach (var runner in Live.Keys)
+        {
+            foreach (var (topic, partition, lag) in runner.Lags())
+            {
+                yield return new Measurement<long>(
+                    lag,
+                    Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
+                    Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
+                    Tag(KafkaReliableDiagnostics.TopicTag, topic),
+                    Tag(KafkaReliableDiagnostics.PartitionTag, partition.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        }
+    }
+
+    private static IEnumerable<Measurement<long>> ObserveInFlight() =>
+        Live.Keys.Select(runner => new Measurement<long>(runner.Context.InFlightRecords, Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+
+    private static IEnumerable<Measurement<long>> ObservePaused() =>
+        Live.Keys.Select(runner => new Measurement<long>(runner.PausedPartitions(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+
+    private static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
 }

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Kafka.Reliable.Tests.Infrastructure;
+
+namespace Kafka.Reliable.Tests.Diagnostics;
+
+public sealed class MetricsTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task KnownWorkload_CountsAreExact_AndLagReachesZero()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        var records = TestConsumer.Events(100, 2).ToList();
+        records[10] = (0, "k", "not json");
+        records[21] = (1, "k", "[1]");
+        await broker.ProduceAsync(topic, records);
+        using var metrics = new GroupMetrics(group);
+        var handler = new RecordingHandler
+        {
+            // Five records fail once, transiently.
+            Behavior = (message, context, _) => message.Id % 20 == 3 && context.Attempt == 1 ? throw new TimeoutException("once") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler);
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 100, "every record is committed");
+        await Eventually.TrueAsync(
+            () => metrics.Lag() is { Count: 2 } lag && lag.Values.All(v => v == 0),
+            "the lag of both partitions is observed at 0",
+            state: () => string.Join(", ", metrics.Lag().Select(l => $"{l.Key}={l.Value}")));
+
+        Assert.Equal(98, metrics.Sum("kafka.reliable.records.processed"));
+        Assert.Equal(7, metrics.Sum("kafka.reliable.records.failed"));
+        Assert.Equal(5, metrics.Sum("kafka.reliable.records.retried"));
+        Assert.Equal(2, metrics.Sum("kafka.reliable.records.dead_lettered"));
+        Assert.Equal(0, metrics.Sum("kafka.reliable.records.duplicates"));
+        Assert.Equal(105, metrics.Count("kafka.reliable.handler.duration"));
+        Assert.Equal(2, metrics.Sum("kafka.reliable.rebalances"));
+        Assert.True(metrics.Count("kafka.reliable.commit.duration") >= 1, "commits are timed");
+        Assert.Equal(0, metrics.Sum("kafka.reliable.commit.failures"));
+    }
+
+    /// <summary>Listens to the library's meter and keeps what was measured for one consumer group (tests run side by side).</summary>
+    private sealed class GroupMetrics : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly string _group;
+        private readonly ConcurrentQueue<(string Instrument, double Value, Dictionary<string, object?> Tags)> _measurements = new();
+
+        public GroupMetrics(string group)
+        {
+            _group = group;
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == KafkaReliableDiagnostics.MeterName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Keep(instrument, value, tags));
+            _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Keep(instrument, value, tags));
+            _listener.Start();
+        }
+
+        public double Sum(string instrument) => _measurements.Where(m => m.Instrument == instrument).Sum(m => m.Value);
+
+        public int Count(string instrument) => _measurements.Count(m => m.Instrument == instrument);
+
+        /// <summary>Collects the observable instruments now, and returns the latest lag per partition.</summary>
+        public Dictionary<string, double> Lag()
+        {
+            _listener.RecordObservableInstruments();
+            var lag = new Dictionary<string, double>();
+            foreach (var measurement in _measurements.Where(m => m.Instrument == "kafka.reliable.consumer.lag"))
+            {
+                lag[(string)measurement.Tags[KafkaReliableDiagnostics.PartitionTag]!] = measurement.Value;
+            }
+
+            return lag;
+        }
+
+        public void Dispose() => _listener.Dispose();
+
+        private void Keep(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var copy = new Dictionary<string, object?>();
+            foreach (var tag in tags)
+            {
+                copy[tag.Key] = tag.Value;
+            }
+
+            if (copy.TryGetValue(KafkaReliableDiagnostics.ConsumerGroupTag, out var group) && (string?)group == _group)
+            {
+                _measurements.Enqueue((instrument.Name, value, copy));
+            }
+        }
+    }
+}
