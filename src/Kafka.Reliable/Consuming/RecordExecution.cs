@@ -42,6 +42,8 @@ internal sealed class RecordExecution
     private CancellationToken _abortToken;
     private Exception? _replayedFailure;
     private bool _handledByHandler;
+    private Activity? _activity;
+    private Exception? _deadLettered;
 
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
@@ -65,6 +67,8 @@ internal sealed class RecordExecution
         _context.Initialize(record);
         _context.PendingAcknowledgement = acknowledgement;
         _handledByHandler = false;
+        _deadLettered = null;
+        _activity = ReliableTracing.StartProcess(record, _context.GroupId);
         try
         {
             if (!await ProcessRecordAsync(stop, abort).ConfigureAwait(false))
@@ -77,6 +81,13 @@ internal sealed class RecordExecution
         }
         finally
         {
+            if (_activity is not null)
+            {
+                ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
+                _activity.Dispose();
+                _activity = null;
+            }
+
             _context.Reset();
         }
     }
@@ -146,6 +157,7 @@ internal sealed class RecordExecution
                 {
                     // A screened payload never reached an attempt: it failed now, once.
                     _attempts = _context.Attempt = 1;
+                    ReliableTracing.AttemptFailed(_activity, 1, DeadLetterPublisher.StageName(outcome.FailedStage), outcome.Exception!, FailureKind.Fatal);
                     _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
                     Hold(true);
                 }
@@ -293,6 +305,7 @@ internal sealed class RecordExecution
 
         var exception = outcome.Exception!;
         var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
+        ReliableTracing.AttemptFailed(_activity, _attempts, DeadLetterPublisher.StageName(outcome.FailedStage), exception, kind);
         Log.RecordFailed(
             _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
             _attempts, exception.GetType().FullName!, exception.Message, kind);
@@ -318,6 +331,7 @@ internal sealed class RecordExecution
             try
             {
                 await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
+                _deadLettered = outcome.Exception;
                 if (ReliableMetrics.DeadLettered.Enabled)
                 {
                     ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
+using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Pipeline;
 
 namespace Kafka.Reliable.DeadLetter;
@@ -87,7 +88,17 @@ internal sealed class DeadLetterPublisher : IDisposable
             Value = record.Message.Value,
             Headers = headers,
         };
-        await Producer.ProduceAsync(TopicFor(record.Topic), message, cancellationToken).ConfigureAwait(false);
+        var topic = TopicFor(record.Topic);
+        using var activity = ReliableTracing.StartDeadLetter(topic, headers);
+        try
+        {
+            await Producer.ProduceAsync(topic, message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
+            throw;
+        }
     }
 
     public void Dispose()
