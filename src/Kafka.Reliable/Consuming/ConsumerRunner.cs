@@ -29,6 +29,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
     private volatile PartitionWorker[] _snapshot = [];
+    private long _lastLagRefresh;
     private Thread? _thread;
     private volatile string? _fatalReason;
 
@@ -231,6 +232,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
         }
 
+        RefreshLag(consumer);
         var now = _scheduler.Now();
         if (_scheduler.IsDue(now))
         {
@@ -338,6 +340,33 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             worker.Lag = high >= 0 ? Math.Max(0, high - worker.LastCommitted) : -1;
         }
     }
+
+    /// <summary>Measures each partition's lag about once a second, from the high watermark librdkafka last saw (no request).</summary>
+    private void RefreshLag(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var now = _context.Time.GetTimestamp();
+        if (now - _lastLagRefresh < _context.Time.TimestampFrequency)
+        {
+            return;
+        }
+
+        _lastLagRefresh = now;
+        foreach (var worker in _workers.Values)
+        {
+            var position = worker.LastCommitted >= 0 ? worker.LastCommitted : worker.FirstOffset;
+            var high = consumer.GetWatermarkOffsets(worker.TopicPartition).High.Value;
+            worker.Lag = high >= 0 && position >= 0 ? Math.Max(0, high - position) : -1;
+        }
+    }
+
+    /// <summary>Gets a value indicating whether the poll loop runs.</summary>
+    public bool IsRunning => _thread is { IsAlive: true } && !_stopped.Task.IsCompleted && _fatalReason is null;
+
+    /// <summary>Gets why the consumer stopped on a fatal error, if it did.</summary>
+    public string? FatalReason => _fatalReason;
+
+    /// <summary>Gets the assigned partitions' workers, for health checks and metrics (any thread).</summary>
+    public IReadOnlyList<PartitionWorker> Partitions => _snapshot;
 
     /// <summary>Gets the context the consumer's threads share.</summary>
     public ConsumerContext Context => _context;

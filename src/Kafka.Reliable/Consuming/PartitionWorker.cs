@@ -17,6 +17,8 @@ namespace Kafka.Reliable.Consuming;
 internal sealed class PartitionWorker : IDisposable
 {
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
+    private readonly long[] _bufferedAt;
+    private long _lastProgress;
     private readonly AsyncSignal _signal = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
@@ -43,6 +45,8 @@ internal sealed class PartitionWorker : IDisposable
         // Headroom over the buffer size: records that librdkafka had already fetched when the partition was paused still fit.
         Tracker = new PartitionOffsetTracker(consumer.Options.PartitionBufferSize * 2);
         _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
+        _bufferedAt = new long[Tracker.Capacity];
+        _lastProgress = consumer.Time.GetTimestamp();
         _mode = consumer.Options.Dispatch;
         _manual = consumer.Options.Commit.Strategy == CommitStrategy.Manual;
         _complete = Complete;
@@ -61,6 +65,15 @@ internal sealed class PartitionWorker : IDisposable
 
     /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
     public long LastCommitted { get; set; } = -1;
+
+    /// <summary>Gets the offset of the first record buffered in this assignment; -1 before one.</summary>
+    public long FirstOffset { get; private set; } = -1;
+
+    /// <summary>Gets when a record of this partition was last done, or when the partition was assigned (any thread; a <see cref="TimeProvider"/> timestamp).</summary>
+    public long LastProgressTimestamp => Volatile.Read(ref _lastProgress);
+
+    /// <summary>Gets when the oldest record not yet done was buffered, or 0 when none is pending (any thread, approximate).</summary>
+    public long OldestPendingTimestamp => Tracker.PendingCount > 0 ? Volatile.Read(ref _bufferedAt[Tracker.SlotOf(Tracker.HeadSequence)]) : 0;
 
     /// <summary>Gets or sets the partition's lag: its high watermark minus its committed offset; -1 until both are known (written by the poll thread, read by metrics).</summary>
     public long Lag { get; set; } = -1;
@@ -110,7 +123,14 @@ internal sealed class PartitionWorker : IDisposable
 
     private void Add(ConsumeResult<byte[]?, byte[]?> record)
     {
-        _records[Tracker.SlotOf(Tracker.NextSequence)] = record;
+        var slot = Tracker.SlotOf(Tracker.NextSequence);
+        _records[slot] = record;
+        _bufferedAt[slot] = _consumer.Time.GetTimestamp();
+        if (FirstOffset < 0)
+        {
+            FirstOffset = record.Offset.Value;
+        }
+
         Tracker.TryAdd(record.Offset.Value, out _);
         _signal.Set();
     }
@@ -321,6 +341,7 @@ internal sealed class PartitionWorker : IDisposable
 
     private void Complete(long sequence)
     {
+        Volatile.Write(ref _lastProgress, _consumer.Time.GetTimestamp());
         _records[Tracker.SlotOf(sequence)] = null;
         Tracker.MarkDone(sequence);
         _consumer.NotifyProgress();

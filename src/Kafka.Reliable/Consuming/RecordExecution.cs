@@ -44,6 +44,7 @@ internal sealed class RecordExecution
     private bool _handledByHandler;
     private Activity? _activity;
     private Exception? _deadLettered;
+    private bool _deadLetterFailing;
 
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
@@ -324,6 +325,22 @@ internal sealed class RecordExecution
 
     private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
     {
+        try
+        {
+            return await WriteDeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (_deadLetterFailing)
+            {
+                _deadLetterFailing = false;
+                _consumer.DeadLetterRecovered();
+            }
+        }
+    }
+
+    private async ValueTask<bool> WriteDeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
+    {
         var topic = deadLetter.TopicFor(_context.Topic);
         var writeAttempt = 1;
         while (true)
@@ -348,7 +365,14 @@ internal sealed class RecordExecution
             }
             catch (Exception ex)
             {
-                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again.
+                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again. Meanwhile
+                // the consumer's health check reports the dead-letter topic as not writable.
+                if (!_deadLetterFailing)
+                {
+                    _deadLetterFailing = true;
+                    _consumer.DeadLetterFailed();
+                }
+
                 var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
                 Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
                 if (!await DelayAsync(delay, stop).ConfigureAwait(false))

@@ -34,6 +34,9 @@ internal sealed class ConsumerRegistration(string name, string? configurationPat
     /// <summary>Gets or sets the factory of the rebalance hooks; null without.</summary>
     public Func<IServiceProvider, IRebalanceHandler>? RebalanceHandlerFactory { get; set; }
 
+    /// <summary>Gets or sets the running consumer, for health checks; null before it starts.</summary>
+    public Consuming.ConsumerRunner? Runner { get; set; }
+
     public string SettingName(string property) => ConfigurationPath is null ? property : $"{ConfigurationPath}:{property}";
 }
 

@@ -53,6 +53,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         var processor = registration.ProcessorFactory(services, gate);
         _runner = new ConsumerRunner(context, processor, lifetime is null ? null : lifetime.StopApplication);
         _runner.Start();
+        registration.Runner = _runner;
         return Task.CompletedTask;
     }
 

@@ -39,6 +39,12 @@ internal sealed class PartitionOffsetTracker
     /// <summary>Gets the number of records added and not yet released (poll thread).</summary>
     public int Count => (int)(_tail - _head);
 
+    /// <summary>Gets the number of records added and not yet released, read from any thread (approximate while it changes).</summary>
+    public int PendingCount => (int)(Volatile.Read(ref _tail) - Volatile.Read(ref _head));
+
+    /// <summary>Gets the sequence of the oldest record not yet released, read from any thread (approximate while it changes).</summary>
+    public long HeadSequence => Volatile.Read(ref _head);
+
     /// <summary>Gets a value indicating whether no slot is free (poll thread).</summary>
     public bool IsFull => _tail - _head == _states.Length;
 

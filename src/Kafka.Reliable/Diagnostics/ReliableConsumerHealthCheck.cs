@@ -1,0 +1,105 @@
+using System.Globalization;
+using Kafka.Reliable.Hosting;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Kafka.Reliable;
+
+/// <summary>Thresholds of a reliable consumer's health check (<c>AddHealthChecks().AddReliableConsumer("Orders")</c>).</summary>
+public sealed class ReliableConsumerHealthOptions
+{
+    /// <summary>Gets or sets the lag of a partition (high watermark minus committed offset) above which the consumer is degraded.</summary>
+    /// <value>The default value is 10,000 records.</value>
+    public long MaxLag { get; set; } = 10_000;
+
+    /// <summary>Gets or sets how long a record may wait, buffered and not done, before the consumer is degraded.</summary>
+    /// <value>The default value is 5 minutes.</value>
+    public TimeSpan MaxRecordAge { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets how long a partition with records pending may go without finishing one before the consumer is
+    /// unhealthy (a stuck consumer: a handler that hangs, a record that retries forever).
+    /// </summary>
+    /// <value>The default value is 10 minutes.</value>
+    public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>
+/// Reports a reliable consumer's health: unhealthy when it is not running, when its dead-letter topic cannot be written,
+/// or when a partition with pending records makes no progress for <see cref="ReliableConsumerHealthOptions.StallTimeout"/>;
+/// degraded when its circuit breaker is open, when a partition lags more than
+/// <see cref="ReliableConsumerHealthOptions.MaxLag"/>, or when a record waits longer than
+/// <see cref="ReliableConsumerHealthOptions.MaxRecordAge"/>; healthy otherwise. It reads the consumer's state; it sends no request.
+/// </summary>
+internal sealed class ReliableConsumerHealthCheck(ConsumerRegistry registry, string consumerName, ReliableConsumerHealthOptions options, TimeProvider time) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Check());
+
+    private HealthCheckResult Check()
+    {
+        if (!registry.TryGet(consumerName, out var registration))
+        {
+            return HealthCheckResult.Unhealthy($"No reliable consumer named '{consumerName}' is registered.");
+        }
+
+        if (registration.Runner is not { } runner || !runner.IsRunning)
+        {
+            return HealthCheckResult.Unhealthy(registration.Runner?.FatalReason is { } reason
+                ? $"Consumer '{consumerName}' stopped on a fatal error: {reason}"
+                : $"Consumer '{consumerName}' is not running.");
+        }
+
+        var now = time.GetTimestamp();
+        var data = new Dictionary<string, object>
+        {
+            ["in_flight"] = runner.Context.InFlightRecords,
+            ["paused_partitions"] = runner.PausedPartitions(),
+        };
+        var unhealthy = new List<string>();
+        var degraded = new List<string>();
+        if (runner.Context.DeadLetterFailing is > 0 and var failing)
+        {
+            unhealthy.Add($"{failing} record(s) cannot be written to the dead-letter topic; their partitions hold");
+        }
+
+        if (runner.Context.CircuitOpen)
+        {
+            degraded.Add("the circuit breaker is open: every partition is paused");
+        }
+
+        foreach (var partition in runner.Partitions)
+        {
+            var name = $"{partition.TopicPartition.Topic}[{partition.TopicPartition.Partition.Value}]";
+            if (partition.Lag >= 0)
+            {
+                data["lag:" + name] = partition.Lag;
+                if (partition.Lag > options.MaxLag)
+                {
+                    degraded.Add($"{name} lags {partition.Lag.ToString(CultureInfo.InvariantCulture)} records (more than {options.MaxLag.ToString(CultureInfo.InvariantCulture)})");
+                }
+            }
+
+            var oldest = partition.OldestPendingTimestamp;
+            if (oldest == 0)
+            {
+                continue;
+            }
+
+            var age = time.GetElapsedTime(oldest, now);
+            if (age > options.MaxRecordAge)
+            {
+                degraded.Add($"{name} has a record waiting for {age:g} (more than {options.MaxRecordAge:g})");
+            }
+
+            var sinceProgress = time.GetElapsedTime(partition.LastProgressTimestamp, now);
+            if (sinceProgress > options.StallTimeout)
+            {
+                unhealthy.Add($"{name} has records pending and finished none for {sinceProgress:g} (more than {options.StallTimeout:g})");
+            }
+        }
+
+        return unhealthy.Count > 0 ? HealthCheckResult.Unhealthy($"Consumer '{consumerName}': {string.Join("; ", unhealthy.Concat(degraded))}.", data: data)
+            : degraded.Count > 0 ? HealthCheckResult.Degraded($"Consumer '{consumerName}': {string.Join("; ", degraded)}.", data: data)
+            : HealthCheckResult.Healthy($"Consumer '{consumerName}' is consuming.", data);
+    }
+}
