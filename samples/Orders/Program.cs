@@ -6,6 +6,8 @@ using Kafka.Reliable.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using Orders;
 
 // The orders loader of seeds/004, done right: deserialize -> translate (validate) -> store -> commit, with no gaps.
@@ -16,7 +18,17 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 {
     ["--bootstrap-servers"] = "Kafka:Orders:BootstrapServers",
     ["--group"] = "Kafka:Orders:GroupId",
+    ["--telemetry"] = "Telemetry",
 });
+
+// One switch exports the library's traces and metrics to the console: --telemetry console.
+if (string.Equals(builder.Configuration["Telemetry"], "console", StringComparison.OrdinalIgnoreCase))
+{
+    builder.Services.AddOpenTelemetry()
+        .WithTracing(tracing => tracing.AddSource(KafkaReliableDiagnostics.ActivitySourceName).AddConsoleExporter())
+        .WithMetrics(metrics => metrics.AddMeter(KafkaReliableDiagnostics.MeterName)
+            .AddConsoleExporter((_, reader) => reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = 5_000));
+}
 
 var orders = builder.Configuration.GetSection("Kafka:Orders");
 var demo = string.IsNullOrWhiteSpace(orders["BootstrapServers"]);
