@@ -215,6 +215,14 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+
+            // In WAL mode, NORMAL syncs at checkpoints rather than at every commit: a commit survives the process being killed,
+            // and only a power loss can take the last ones back (with their effects, in transactional mode). Per connection.
+            using (var synchronous = Command(connection, "PRAGMA synchronous = NORMAL"))
+            {
+                await synchronous.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             if (!_schemaReady)
             {
                 await _schemaLock.WaitAsync(cancellationToken).ConfigureAwait(false);

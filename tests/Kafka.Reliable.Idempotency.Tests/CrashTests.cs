@@ -10,6 +10,7 @@ namespace Kafka.Reliable.Idempotency.Tests;
 /// The headline test of G3: a consumer in a child process writes one effect per record, in the idempotency store's
 /// transaction, and is killed with SIGKILL at random points; after a final clean run, every record has exactly one effect.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
 {
     private const int Records = 20_000;
@@ -103,8 +104,8 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
             await Eventually.TrueAsync(
                 () => countEffects().GetAwaiter().GetResult().Total >= Records && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records,
                 "the final run writes every effect and commits every record",
-                TimeSpan.FromSeconds(180),
-                final.Describe);
+                TimeSpan.FromSeconds(300),
+                () => $"effects {countEffects().GetAwaiter().GetResult().Total}, committed {string.Join(", ", broker.Cluster.GetCommittedOffsets(group, topic).OrderBy(c => c.Key).Select(c => $"{c.Key}:{c.Value}"))}; {final.Describe()}");
             using (var term = Process.Start("kill", ["-TERM", final.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             {
                 await term.WaitForExitAsync(TestContext.Current.CancellationToken);

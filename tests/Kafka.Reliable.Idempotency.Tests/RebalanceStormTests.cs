@@ -6,6 +6,7 @@ using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 
 namespace Kafka.Reliable.Idempotency.Tests;
 
+[Collection(HeavyTests.Name)]
 public sealed class RebalanceStormTests(BrokerFixture broker, PostgresServer postgres)
 {
     [Fact]

@@ -279,6 +279,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         foreach (var worker in workers)
         {
             var watermark = worker.Tracker.Watermark;
+            if (watermark < 0)
+            {
+                watermark = worker.StartOffset;
+            }
+
             if (watermark > worker.LastCommitted)
             {
                 _commitBuffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
@@ -485,6 +490,15 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             if (kept.Offset.Value > groupOffset)
             {
                 start[i] = kept;
+
+                // The records before it are applied already: commit it too, so that the group's offset (and its lag) tell the
+                // truth even if no record of the partition is fetched again.
+                if (_workers.TryGetValue(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
+                {
+                    worker.StartOffset = kept.Offset.Value;
+                    _scheduler.OnReleased(1);
+                }
+
                 Log.StartingFromStoredOffset(Logger, Name, partition.Topic, partition.Partition.Value, kept.Offset.Value);
             }
         }

@@ -66,6 +66,9 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
     public long LastCommitted { get; set; } = -1;
 
+    /// <summary>Gets or sets the offset the partition starts at when it is taken from the idempotency store's offsets; -1 otherwise (poll thread).</summary>
+    public long StartOffset { get; set; } = -1;
+
     /// <summary>Gets the offset of the first record buffered in this assignment; -1 before one.</summary>
     public long FirstOffset { get; private set; } = -1;
 
