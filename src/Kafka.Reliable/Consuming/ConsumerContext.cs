@@ -10,7 +10,6 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 {
     private int _progress;
     private volatile bool _circuitOpen;
-    private int _inFlight;
     private int _deadLetterFailing;
 
     public string Name { get; } = name;
@@ -21,19 +20,12 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 
     public TimeProvider Time { get; } = time;
 
-    /// <summary>Gets the number of records being processed now, over all partitions (any thread).</summary>
-    public int InFlightRecords => Volatile.Read(ref _inFlight);
-
     /// <summary>Gets the number of records whose dead-letter write is failing now (any thread).</summary>
     public int DeadLetterFailing => Volatile.Read(ref _deadLetterFailing);
 
     public void DeadLetterFailed() => Interlocked.Increment(ref _deadLetterFailing);
 
     public void DeadLetterRecovered() => Interlocked.Decrement(ref _deadLetterFailing);
-
-    public void RecordStarted() => Interlocked.Increment(ref _inFlight);
-
-    public void RecordEnded() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Gets the in-flight slots shared by the partitions dispatched by key or unordered.</summary>
     public SemaphoreSlim InFlight { get; } = new(Math.Max(1, options.MaxInFlight));

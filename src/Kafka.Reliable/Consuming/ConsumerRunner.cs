@@ -279,11 +279,6 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         foreach (var worker in workers)
         {
             var watermark = worker.Tracker.Watermark;
-            if (watermark < 0)
-            {
-                watermark = worker.StartOffset;
-            }
-
             if (watermark > worker.LastCommitted)
             {
                 _commitBuffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
@@ -295,18 +290,18 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return true;
         }
 
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var started = ReliableMetrics.CommitDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             consumer.Commit(_commitBuffer);
-            if (ReliableMetrics.CommitDuration.Enabled)
+            if (started != 0)
             {
                 ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _commitBuffer[0].Topic);
             }
 
             foreach (var committed in _commitBuffer)
             {
-                MarkCommitted(consumer, committed);
+                MarkCommitted(committed);
             }
 
             Log.Committed(Logger, Name, _commitBuffer.Count);
@@ -318,7 +313,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             {
                 if (!result.Error.IsError)
                 {
-                    MarkCommitted(consumer, result.TopicPartitionOffset);
+                    MarkCommitted(result.TopicPartitionOffset);
                 }
             }
 
@@ -334,15 +329,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
-    private void MarkCommitted(IConsumer<byte[]?, byte[]?> consumer, TopicPartitionOffset committed)
+    private void MarkCommitted(TopicPartitionOffset committed)
     {
         if (_workers.TryGetValue(new PartitionKey(committed.Topic, committed.Partition.Value), out var worker))
         {
             worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
-
-            // The high watermark librdkafka last saw in a fetch response: no request. Lag is measured at each commit.
-            var high = consumer.GetWatermarkOffsets(worker.TopicPartition).High.Value;
-            worker.Lag = high >= 0 ? Math.Max(0, high - worker.LastCommitted) : -1;
         }
     }
 
@@ -391,6 +382,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
     public int PausedPartitions() => _snapshot.Count(w => w.Paused);
 
+    /// <summary>Gets the number of records being processed now, over all partitions (any thread).</summary>
+    public int InFlightRecords() => _snapshot.Sum(w => w.InFlight);
+
     private List<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
     {
         foreach (var partition in partitions)
@@ -408,8 +402,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Log.PartitionsAssigned(Logger, Name, Describe(partitions));
-        _snapshot = [.. _workers.Values];
-        ReliableMetrics.Rebalance(_context, "assigned", partitions.Count);
+        AssignmentChanged("assigned", partitions.Count);
         var start = StartOffsets(consumer, partitions);
         if (_context.RebalanceHandler is { } hooks && partitions.Count > 0)
         {
@@ -425,6 +418,24 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         return start;
+    }
+
+    /// <summary>Publishes the new set of workers to the threads that read it (metrics, health) and counts the rebalance (poll thread).</summary>
+    private void AssignmentChanged(string kind, int partitions)
+    {
+        _snapshot = [.. _workers.Values];
+        ReliableMetrics.Rebalance(_context, kind, partitions);
+    }
+
+    /// <summary>Runs the user's revoke or loss hook, if any, for the partitions of the given workers (poll thread).</summary>
+    private void RunPartitionsHook(
+        string hook, List<PartitionWorker> workers, Func<IRebalanceHandler, IReadOnlyList<TopicPartition>, CancellationToken, ValueTask> call)
+    {
+        if (_context.RebalanceHandler is { } hooks && workers.Count > 0)
+        {
+            var partitions = workers.ConvertAll(w => w.TopicPartition);
+            RunHook(hook, ct => call(hooks, partitions, ct));
+        }
     }
 
     /// <summary>Runs a rebalance hook on the poll thread, inside the rebalance, waiting at most the revoke timeout; a failure is logged, never thrown.</summary>
@@ -495,7 +506,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 // truth even if no record of the partition is fetched again.
                 if (_workers.TryGetValue(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
                 {
-                    worker.StartOffset = kept.Offset.Value;
+                    worker.Tracker.StartAt(kept.Offset.Value);
                     _scheduler.OnReleased(1);
                 }
 
@@ -522,15 +533,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             Log.RevokeCommitFailed(Logger, Name, Describe(partitions));
         }
 
-        if (_context.RebalanceHandler is { } hooks)
-        {
-            var topicPartitions = revoked.ConvertAll(w => w.TopicPartition);
-            RunHook("OnRevokedAsync", ct => hooks.OnRevokedAsync(topicPartitions, ct));
-        }
-
+        RunPartitionsHook("OnRevokedAsync", revoked, static (hooks, released, ct) => hooks.OnRevokedAsync(released, ct));
         Release(revoked);
-        _snapshot = [.. _workers.Values];
-        ReliableMetrics.Rebalance(_context, "revoked", partitions.Count);
+        AssignmentChanged("revoked", partitions.Count);
         Log.PartitionsRevoked(Logger, Name, Describe(partitions));
     }
 
@@ -543,15 +548,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         // Another member may own these partitions already: committing anything now could move its offsets backwards.
-        if (_context.RebalanceHandler is { } hooks && lost.Count > 0)
-        {
-            var topicPartitions = lost.ConvertAll(w => w.TopicPartition);
-            RunHook("OnLostAsync", ct => hooks.OnLostAsync(topicPartitions, ct));
-        }
-
+        RunPartitionsHook("OnLostAsync", lost, static (hooks, released, ct) => hooks.OnLostAsync(released, ct));
         Release(lost);
-        _snapshot = [.. _workers.Values];
-        ReliableMetrics.Rebalance(_context, "lost", partitions.Count);
+        AssignmentChanged("lost", partitions.Count);
         Log.PartitionsLost(Logger, Name, Describe(partitions));
     }
 
@@ -655,13 +654,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
 
             _workers.Clear();
-            if (_context.RebalanceHandler is { } hooks && workers.Count > 0)
-            {
-                // Leaving the group gives every partition up: the same moment as a revoke, after the same drain and commit.
-                var topicPartitions = workers.ConvertAll(w => w.TopicPartition);
-                RunHook("OnRevokedAsync", ct => hooks.OnRevokedAsync(topicPartitions, ct));
-            }
 
+            // Leaving the group gives every partition up: the same moment as a revoke, after the same drain and commit.
+            RunPartitionsHook("OnRevokedAsync", workers, static (hooks, released, ct) => hooks.OnRevokedAsync(released, ct));
             Release(workers);
         }
 

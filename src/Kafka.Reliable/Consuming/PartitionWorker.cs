@@ -19,6 +19,7 @@ internal sealed class PartitionWorker : IDisposable
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
     private readonly long[] _bufferedAt;
     private long _lastProgress;
+    private int _inFlight;
     private readonly AsyncSignal _signal = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
@@ -66,9 +67,6 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Gets or sets the last offset committed for this partition in this assignment (poll thread).</summary>
     public long LastCommitted { get; set; } = -1;
 
-    /// <summary>Gets or sets the offset the partition starts at when it is taken from the idempotency store's offsets; -1 otherwise (poll thread).</summary>
-    public long StartOffset { get; set; } = -1;
-
     /// <summary>Gets the offset of the first record buffered in this assignment; -1 before one.</summary>
     public long FirstOffset { get; private set; } = -1;
 
@@ -80,6 +78,9 @@ internal sealed class PartitionWorker : IDisposable
 
     /// <summary>Gets or sets the partition's lag: its high watermark minus its committed offset; -1 until both are known (written by the poll thread, read by metrics).</summary>
     public long Lag { get; set; } = -1;
+
+    /// <summary>Gets the number of this partition's records being processed now (any thread).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>Gets the worker loop; it completes once the worker was stopped and its in-flight record is finished.</summary>
     public Task Completion { get; private set; }
@@ -316,14 +317,15 @@ internal sealed class PartitionWorker : IDisposable
         var record = _records[Tracker.SlotOf(sequence)]!;
         var acknowledgement = _manual ? new MessageAcknowledgement(_complete, sequence, record.Topic, record.Partition.Value, record.Offset.Value) : null;
         RecordResult result;
-        _consumer.RecordStarted();
+        // Counted per partition, not on a counter all partitions share: no contention between them on the hot path.
+        Interlocked.Increment(ref _inFlight);
         try
         {
             result = await execution.RunAsync(record, acknowledgement, stop, abort).ConfigureAwait(false);
         }
         finally
         {
-            _consumer.RecordEnded();
+            Interlocked.Decrement(ref _inFlight);
         }
 
         switch (result)

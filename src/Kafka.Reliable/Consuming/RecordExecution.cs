@@ -44,7 +44,6 @@ internal sealed class RecordExecution
     private bool _handledByHandler;
     private Activity? _activity;
     private Exception? _deadLettered;
-    private bool _deadLetterFailing;
 
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
@@ -127,7 +126,7 @@ internal sealed class RecordExecution
                     if (outcome.Duplicate)
                     {
                         Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
-                        ReliableMetrics.DuplicateSkipped(_consumer, _context.Topic);
+                        ReliableMetrics.Add(ReliableMetrics.Duplicates, _consumer, _context.Topic);
                     }
 
                     return true;
@@ -270,7 +269,7 @@ internal sealed class RecordExecution
         }
 
         _context.Attempt = ++_attempts;
-        if (_attempts > 1 && ReliableMetrics.Retried.Enabled)
+        if (_attempts > 1)
         {
             ReliableMetrics.Add(ReliableMetrics.Retried, _consumer, _context.Topic);
         }
@@ -284,7 +283,7 @@ internal sealed class RecordExecution
 
         if (outcome.IsSuccess || outcome.Canceled)
         {
-            if (outcome.IsSuccess && !outcome.Duplicate && ReliableMetrics.Processed.Enabled)
+            if (outcome.IsSuccess && !outcome.Duplicate)
             {
                 ReliableMetrics.Add(ReliableMetrics.Processed, _consumer, _context.Topic);
             }
@@ -292,10 +291,7 @@ internal sealed class RecordExecution
             return Outcome.FromResult(outcome);
         }
 
-        if (ReliableMetrics.Failed.Enabled)
-        {
-            ReliableMetrics.Add(ReliableMetrics.Failed, _consumer, _context.Topic);
-        }
+        ReliableMetrics.Add(ReliableMetrics.Failed, _consumer, _context.Topic);
 
         _lastFailure = _consumer.Time.GetUtcNow();
         if (_firstFailure == default)
@@ -323,62 +319,54 @@ internal sealed class RecordExecution
         }
     }
 
+    /// <summary>Writes the record to the dead-letter topic, trying again until it is acknowledged or the worker stops.</summary>
     private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
-    {
-        try
-        {
-            return await WriteDeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (_deadLetterFailing)
-            {
-                _deadLetterFailing = false;
-                _consumer.DeadLetterRecovered();
-            }
-        }
-    }
-
-    private async ValueTask<bool> WriteDeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
     {
         var topic = deadLetter.TopicFor(_context.Topic);
         var writeAttempt = 1;
-        while (true)
+        var failing = false;
+        try
         {
-            try
+            while (true)
             {
-                await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
-                _deadLettered = outcome.Exception;
-                if (ReliableMetrics.DeadLettered.Enabled)
+                try
                 {
+                    await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
+                    _deadLettered = outcome.Exception;
                     ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
+                    Log.RecordDeadLettered(
+                        _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+                        _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
+                    return true;
                 }
-
-                Log.RecordDeadLettered(
-                    _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-                    _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
-                return true;
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return false;
-            }
-            catch (Exception ex)
-            {
-                // Not acknowledged: the record is not done, so its partition does not advance past it. Try again. Meanwhile
-                // the consumer's health check reports the dead-letter topic as not writable.
-                if (!_deadLetterFailing)
-                {
-                    _deadLetterFailing = true;
-                    _consumer.DeadLetterFailed();
-                }
-
-                var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
-                Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
-                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {
                     return false;
                 }
+                catch (Exception ex)
+                {
+                    // Not acknowledged: the record is not done, so its partition does not advance past it. Try again. Meanwhile
+                    // the consumer's health check reports the dead-letter topic as not writable.
+                    if (!failing)
+                    {
+                        failing = true;
+                        _consumer.DeadLetterFailed();
+                    }
+
+                    var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
+                    Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
+                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (failing)
+            {
+                _consumer.DeadLetterRecovered();
             }
         }
     }

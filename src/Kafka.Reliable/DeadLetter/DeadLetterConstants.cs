@@ -10,7 +10,4 @@ internal static class DeadLetterConstants
 
     /// <summary>The longest exception message written to a header.</summary>
     public const int MaxMessageLength = 4096;
-
-    /// <summary>librdkafka settings the dead-letter producer takes over from the consumer's settings: how to reach and authenticate to the cluster.</summary>
-    public static readonly string[] SharedSettingPrefixes = ["security.", "sasl.", "ssl.", "client.dns.lookup", "socket.", "broker.address.family"];
 }

@@ -21,23 +21,9 @@ internal sealed class DeadLetterPublisher : IDisposable
     {
         _options = options.DeadLetter;
         _group = Encoding.UTF8.GetBytes(options.GroupId);
-        var config = new ProducerConfig
-        {
-            BootstrapServers = options.BootstrapServers,
-            ClientId = clientId + "-dlq",
-            EnableIdempotence = true,
-            Acks = Acks.All,
-            LingerMs = 5,
-            MessageTimeoutMs = DeadLetterConstants.DeliveryTimeoutMs,
-        };
-        foreach (var (key, value) in options.KafkaSettings)
-        {
-            if (Array.Exists(DeadLetterConstants.SharedSettingPrefixes, prefix => key.StartsWith(prefix, StringComparison.Ordinal)))
-            {
-                config.Set(key, value);
-            }
-        }
-
+        var config = Consuming.OwnedProducers.Config(options);
+        config.ClientId = clientId + "-dlq";
+        config.MessageTimeoutMs = DeadLetterConstants.DeliveryTimeoutMs;
         _config = config;
     }
 

@@ -52,7 +52,7 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerRegistry registry, str
         var now = time.GetTimestamp();
         var data = new Dictionary<string, object>
         {
-            ["in_flight"] = runner.Context.InFlightRecords,
+            ["in_flight"] = runner.InFlightRecords(),
             ["paused_partitions"] = runner.PausedPartitions(),
         };
         var unhealthy = new List<string>();

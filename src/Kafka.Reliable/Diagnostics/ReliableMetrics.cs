@@ -53,20 +53,31 @@ internal static class ReliableMetrics
 
     public static void Unregister(ConsumerRunner runner) => Live.TryRemove(runner, out _);
 
-    public static void Add(Counter<long> counter, ConsumerContext consumer, string topic) =>
-        counter.Add(1, Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag(KafkaReliableDiagnostics.TopicTag, topic));
+    /// <summary>Adds one to a counter, tagged with the consumer, its group and the topic; nothing happens while no listener enables it.</summary>
+    public static void Add(Counter<long> counter, ConsumerContext consumer, string topic)
+    {
+        if (counter.Enabled)
+        {
+            counter.Add(1, Tags(consumer, KafkaReliableDiagnostics.TopicTag, topic));
+        }
+    }
 
-    public static void DuplicateSkipped(ConsumerContext consumer, string topic) => Add(Duplicates, consumer, topic);
+    /// <summary>Records the time since <paramref name="startTimestamp"/> (a <see cref="Stopwatch"/> timestamp) in seconds.</summary>
+    public static void Record(Histogram<double> histogram, long startTimestamp, ConsumerContext consumer, string topic)
+    {
+        if (histogram.Enabled)
+        {
+            histogram.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, Tags(consumer, KafkaReliableDiagnostics.TopicTag, topic));
+        }
+    }
 
-    public static void Record(Histogram<double> histogram, long startTimestamp, ConsumerContext consumer, string topic) =>
-        histogram.Record(
-            Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds,
-            Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag(KafkaReliableDiagnostics.TopicTag, topic));
-
-    public static void Rebalance(ConsumerContext consumer, string kind, int partitions) =>
-        Rebalances.Add(
-            partitions,
-            Tag(KafkaReliableDiagnostics.ConsumerTag, consumer.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId), Tag("kafka.reliable.rebalance.kind", kind));
+    public static void Rebalance(ConsumerContext consumer, string kind, int partitions)
+    {
+        if (Rebalances.Enabled)
+        {
+            Rebalances.Add(partitions, Tags(consumer, "kafka.reliable.rebalance.kind", kind));
+        }
+    }
 
     private static IEnumerable<Measurement<long>> ObserveLag()
     {
@@ -85,10 +96,18 @@ internal static class ReliableMetrics
     }
 
     private static IEnumerable<Measurement<long>> ObserveInFlight() =>
-        Live.Keys.Select(runner => new Measurement<long>(runner.Context.InFlightRecords, Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+        Live.Keys.Select(runner => new Measurement<long>(runner.InFlightRecords(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
 
     private static IEnumerable<Measurement<long>> ObservePaused() =>
         Live.Keys.Select(runner => new Measurement<long>(runner.PausedPartitions(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+
+    /// <summary>The consumer's tags and one more; a <see cref="TagList"/> holds them without allocating.</summary>
+    private static TagList Tags(ConsumerContext consumer, string key, string value) => new()
+    {
+        { KafkaReliableDiagnostics.ConsumerTag, consumer.Name },
+        { KafkaReliableDiagnostics.ConsumerGroupTag, consumer.Options.GroupId },
+        { key, value },
+    };
 
     private static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
 }

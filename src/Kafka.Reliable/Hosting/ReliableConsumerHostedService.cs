@@ -45,7 +45,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
 
         if (options.Commit.Strategy == CommitStrategy.Transactional)
         {
-            var store = new KafkaTransactionStore(context, TransactionalProducerTemplate(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
+            var store = new KafkaTransactionStore(context, OwnedProducers.Config(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
             gate = new IdempotencyGate(store, transactional: true, options.GroupId, options.Idempotency, logger);
             _gate = gate;
         }
@@ -81,26 +81,6 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         }
 
         _stopping.Dispose();
-    }
-
-    private static Confluent.Kafka.ProducerConfig TransactionalProducerTemplate(ReliableConsumerOptions options)
-    {
-        var config = new Confluent.Kafka.ProducerConfig
-        {
-            BootstrapServers = options.BootstrapServers,
-            EnableIdempotence = true,
-            Acks = Confluent.Kafka.Acks.All,
-            LingerMs = 5,
-        };
-        foreach (var (key, value) in options.KafkaSettings)
-        {
-            if (Array.Exists(DeadLetterConstants.SharedSettingPrefixes, prefix => key.StartsWith(prefix, StringComparison.Ordinal)))
-            {
-                config.Set(key, value);
-            }
-        }
-
-        return config;
     }
 
     /// <summary>Removes expired keys from the store every <see cref="IdempotencyOptions.CleanupInterval"/>, off the consumer's threads.</summary>

@@ -63,6 +63,18 @@ internal sealed class PartitionOffsetTracker
     /// <summary>Maps a sequence to its slot index, for callers that keep a payload array of <see cref="Capacity"/> entries.</summary>
     public int SlotOf(long sequence) => (int)(sequence & _mask);
 
+    /// <summary>
+    /// Starts an empty tracker at a known offset (poll thread): the watermark is <paramref name="offset"/> until records are
+    /// added, so that a partition whose earlier records are known to be done commits it even if nothing is fetched.
+    /// </summary>
+    public void StartAt(long offset)
+    {
+        if (_head == _tail && _releasedWatermark < 0)
+        {
+            _releasedWatermark = offset;
+        }
+    }
+
     /// <summary>Adds a record (poll thread). Offsets must be added in increasing order.</summary>
     /// <returns><see langword="false"/> when the ring is full.</returns>
     public bool TryAdd(long offset, out long sequence)

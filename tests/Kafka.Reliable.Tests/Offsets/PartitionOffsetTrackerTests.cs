@@ -82,6 +82,23 @@ public sealed class PartitionOffsetTrackerTests
         Assert.Equal(0, tracker.SlotOf(reused));
     }
 
+    [Fact]
+    public void StartAt_EmptyTracker_WatermarkIsTheStartUntilRecordsArrive()
+    {
+        var tracker = new PartitionOffsetTracker(4);
+        tracker.StartAt(42);
+        Assert.Equal(42, tracker.Watermark);
+
+        tracker.TryAdd(42, out var sequence);
+        Assert.Equal(42, tracker.Watermark);
+        tracker.MarkDone(sequence);
+        tracker.Advance();
+        Assert.Equal(43, tracker.Watermark);
+
+        tracker.StartAt(7);
+        Assert.Equal(43, tracker.Watermark);
+    }
+
     /// <summary>
     /// Property: whatever the order in which records complete, and whichever records never complete, the watermark equals the
     /// lowest offset not done (or one past the last offset when all are done) and never moves backwards.
