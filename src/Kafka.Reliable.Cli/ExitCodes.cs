@@ -17,4 +17,7 @@ internal static class ExitCodes
 
     /// <summary>Kafka refused or failed an operation.</summary>
     public const int KafkaError = 5;
+
+    /// <summary>Refused: the consumer group has active members (an offset reset needs every member stopped).</summary>
+    public const int GroupActive = 6;
 }

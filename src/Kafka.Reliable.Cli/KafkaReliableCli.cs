@@ -10,9 +10,15 @@ namespace Kafka.Reliable.Cli;
 /// <summary>The <c>kafka-reliable</c> commands. Output goes to the given writers, so that tests can read it.</summary>
 internal static class KafkaReliableCli
 {
-    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    /// <param name="args">The command line.</param>
+    /// <param name="output">Where results go.</param>
+    /// <param name="error">Where errors and warnings go.</param>
+    /// <param name="cancellationToken">Cancelled on Ctrl+C.</param>
+    /// <param name="interactive">Whether <paramref name="output"/> is a terminal (progress bars are redrawn in place).</param>
+    /// <returns>The exit code (<see cref="ExitCodes"/>).</returns>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken, bool interactive = false)
     {
         var bootstrap = new Option<string>("--bootstrap-servers", "-b")
         {
@@ -21,9 +27,10 @@ internal static class KafkaReliableCli
             Recursive = true,
         };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table", Recursive = true };
-        var root = new RootCommand("kafka-reliable: consumer lag, dead-letter topics and an embedded Kafka broker.") { bootstrap, json };
+        var root = new RootCommand("kafka-reliable: consumer lag, offset resets, dead-letter topics and an embedded Kafka broker.") { bootstrap, json };
         root.Subcommands.Add(LagCommand(bootstrap, json, output));
-        root.Subcommands.Add(DeadLetterCommand(bootstrap, json, output));
+        root.Subcommands.Add(OffsetsResetCommand.Create(bootstrap, json, output, error));
+        root.Subcommands.Add(DeadLetterCommand(bootstrap, json, output, interactive));
         root.Subcommands.Add(EmbeddedCommand(output));
 
         var parse = root.Parse(args);
@@ -79,6 +86,12 @@ internal static class KafkaReliableCli
                 }
             }
 
+            if (rows.All(r => r.Committed is null))
+            {
+                throw new CliException(ExitCodes.NotFound,
+                    $"Group '{parse.GetValue(group)}' has no committed offset on {string.Join(", ", parse.GetValue(topics)!.Select(t => $"'{t}'"))}: check --group (a group has lag only once it has committed).");
+            }
+
             if (parse.GetValue(json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(rows, CliJsonContext.Default.ListLagRow)).ConfigureAwait(false);
@@ -99,7 +112,7 @@ internal static class KafkaReliableCli
         return command;
     }
 
-    private static Command DeadLetterCommand(Option<string> bootstrap, Option<bool> json, TextWriter output)
+    private static Command DeadLetterCommand(Option<string> bootstrap, Option<bool> json, TextWriter output, bool interactive)
     {
         var topic = new Option<string>("--topic", "-t") { Description = "The dead-letter topic, for example orders.dlq", Required = true };
         var originalTopic = new Option<string?>("--original-topic") { Description = "Only records that came from this topic" };
@@ -179,8 +192,9 @@ internal static class KafkaReliableCli
                 throw new CliException(ExitCodes.BadArguments, ex.Message);
             }
 
-            var progress = new SynchronousProgress(p => output.WriteLine($"replayed {p.Replayed} / {p.Pending}, skipped {p.Skipped}"));
+            var progress = new ProgressBar(output, interactive);
             var result = await replayer.ReplayAsync(progress, cancellationToken).ConfigureAwait(false);
+            progress.Finish();
             await output.WriteLineAsync(result.Completed
                 ? $"done: {result.Replayed} replayed, {result.Skipped} skipped (group {replayer.GroupId})"
                 : $"stopped: {result.Replayed} replayed, {result.Skipped} skipped; run again to resume (group {replayer.GroupId})").ConfigureAwait(false);
@@ -280,7 +294,7 @@ internal static class KafkaReliableCli
         return consumer.Consume(RequestTimeout) ?? throw new CliException(ExitCodes.NotFound, $"{topic}[{partition}]@{offset} could not be read within {RequestTimeout}.");
     }
 
-    private static List<TopicPartition> PartitionsOf(string servers, string topic)
+    internal static List<TopicPartition> PartitionsOf(string servers, string topic)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).Build();
         // All topics' metadata, not the one topic's: asking for one topic can create it on a broker that auto-creates topics.
@@ -328,11 +342,6 @@ internal static class KafkaReliableCli
     }
 
     private static string? Shorten(string? text, int length) => text is null || text.Length <= length ? text : text[..(length - 3)] + "...";
-
-    private sealed class SynchronousProgress(Action<DeadLetterReplayProgress> report) : IProgress<DeadLetterReplayProgress>
-    {
-        public void Report(DeadLetterReplayProgress value) => report(value);
-    }
 }
 
 /// <summary>A failure the tool reports with a message and an exit code, without a stack trace.</summary>
@@ -349,4 +358,5 @@ internal sealed record DeadLetterRow(
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(List<LagRow>))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(List<DeadLetterRow>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(OffsetResetReport))]
 internal sealed partial class CliJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

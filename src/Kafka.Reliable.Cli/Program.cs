@@ -7,4 +7,4 @@ Console.CancelKeyPress += (_, e) =>
     cancel.Cancel();
 };
 
-return await KafkaReliableCli.RunAsync(args, Console.Out, Console.Error, cancel.Token);
+return await KafkaReliableCli.RunAsync(args, Console.Out, Console.Error, cancel.Token, interactive: !Console.IsOutputRedirected);

@@ -29,7 +29,7 @@ public sealed class CliTests : IDisposable
             consumer.Commit([new TopicPartitionOffset(Topic, 0, 2), new TopicPartitionOffset(Topic, 1, 5)]);
         }
 
-        var (code, output, error) = await RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic, "--json");
+        var (code, output, error) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic, "--json");
 
         Assert.True(code == 0, error);
         var rows = JsonDocument.Parse(output).RootElement.EnumerateArray()
@@ -37,7 +37,7 @@ public sealed class CliTests : IDisposable
             .ToList();
         Assert.Equal([(0, 2L, 5L, 3L), (1, 5L, 5L, 0L)], rows);
 
-        var (_, table, _) = await RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic);
+        var (_, table, _) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic);
         Assert.Contains("total lag: 3", table, StringComparison.Ordinal);
     }
 
@@ -62,37 +62,43 @@ public sealed class CliTests : IDisposable
         };
         await _cluster.ProduceAllAsync("orders.dlq", [Dead("a", "System.TimeoutException"), Dead("b", "System.ArgumentException"), Dead("c", "System.TimeoutException")], TestContext.Current.CancellationToken);
 
-        var (listed, all, _) = await RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--json");
+        var (listed, all, _) = await Cli.RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--json");
         Assert.Equal(0, listed);
         Assert.Equal(["a", "b", "c"], JsonDocument.Parse(all).RootElement.EnumerateArray().Select(r => r.GetProperty("Key").GetString()));
 
-        var (_, timeouts, _) = await RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException");
+        var (_, timeouts, _) = await Cli.RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException");
         Assert.Contains("2 record(s)", timeouts, StringComparison.Ordinal);
         Assert.Contains("orders[0]@7", timeouts, StringComparison.Ordinal);
 
-        var (shown, one, _) = await RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--partition", "0", "--offset", "1");
+        var (shown, one, _) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--partition", "0", "--offset", "1");
         Assert.Equal(0, shown);
         Assert.Contains("dlq-exception-type: System.ArgumentException", one, StringComparison.Ordinal);
         Assert.Contains("value: {\"order\":\"b\"}", one, StringComparison.Ordinal);
 
-        var (replayed, report, error) = await RunAsync("dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException", "--rate", "1000");
+        var (replayed, report, error) = await Cli.RunAsync("dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException", "--rate", "1000");
         Assert.True(replayed == 0, error);
         Assert.Contains("done: 2 replayed, 1 skipped", report, StringComparison.Ordinal);
+        Assert.Contains("] 100% 3/3 (2 replayed, 1 skipped)", report, StringComparison.Ordinal);
         Assert.Equal(2, _cluster.GetHighWatermarks("orders")[0]);
     }
 
     [Fact]
     public async Task Errors_SayWhatIsWrong_WithTheirExitCodes()
     {
-        var (unknownTopic, _, topicError) = await RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "g", "--topic", "no-such-topic");
+        var (unknownTopic, _, topicError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "g", "--topic", "no-such-topic");
         Assert.Equal(4, unknownTopic);
         Assert.Contains("Topic 'no-such-topic' was not found", topicError, StringComparison.Ordinal);
 
-        var (badArguments, _, argumentsError) = await RunAsync("lag", "--topic", "orders");
+        _cluster.CreateTopic("payments", 1);
+        var (unknownGroup, _, groupError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "no-such-group", "--topic", "payments");
+        Assert.Equal(4, unknownGroup);
+        Assert.Contains("Group 'no-such-group' has no committed offset on 'payments'", groupError, StringComparison.Ordinal);
+
+        var (badArguments, _, argumentsError) = await Cli.RunAsync("lag", "--topic", "orders");
         Assert.Equal(1, badArguments);
         Assert.Contains("--group", argumentsError, StringComparison.Ordinal);
 
-        var (unknownRecord, _, recordError) = await RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", CreateTopic("empty.dlq"), "--partition", "0", "--offset", "3");
+        var (unknownRecord, _, recordError) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", CreateTopic("empty.dlq"), "--partition", "0", "--offset", "3");
         Assert.Equal(4, unknownRecord);
         Assert.Contains("has no record at offset 3", recordError, StringComparison.Ordinal);
     }
@@ -103,11 +109,24 @@ public sealed class CliTests : IDisposable
         return name;
     }
 
-    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
+    [Fact]
+    public void ProgressBar_ShowsTheShareDone_InPlaceOnATerminal_AndAsLinesOtherwise()
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var code = await KafkaReliableCli.RunAsync(args, output, error, TestContext.Current.CancellationToken);
-        return (code, output.ToString(), error.ToString());
+        Assert.Equal("[###############---------------]  50% 500/1000 (480 replayed, 20 skipped)", ProgressBar.Render(new DeadLetterReplayProgress(480, 20, 1000, Completed: false)));
+        Assert.Equal("[##############################] 100% 0/0 (0 replayed, 0 skipped)", ProgressBar.Render(new DeadLetterReplayProgress(0, 0, 0, Completed: true)));
+
+        using var terminal = new StringWriter();
+        var bar = new ProgressBar(terminal, interactive: true);
+        bar.Report(new DeadLetterReplayProgress(1, 0, 2, Completed: false));
+        bar.Report(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
+        bar.Finish();
+        Assert.Equal($"\r{ProgressBar.Render(new DeadLetterReplayProgress(1, 0, 2, false))}\r{ProgressBar.Render(new DeadLetterReplayProgress(2, 0, 2, true))}{Environment.NewLine}", terminal.ToString());
+
+        using var log = new StringWriter();
+        var lines = new ProgressBar(log, interactive: false);
+        lines.Report(new DeadLetterReplayProgress(1, 0, 2, Completed: false));
+        lines.Report(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
+        lines.Finish();
+        Assert.Equal(2, log.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries).Length);
     }
 }
