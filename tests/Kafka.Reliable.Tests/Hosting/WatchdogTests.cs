@@ -20,9 +20,9 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(Records, 1));
         using var metrics = new GroupMetrics(group);
-        var healthService = new TaskCompletionSource<HealthCheckService>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var healthWhenCancelled = new TaskCompletionSource<HealthReportEntry>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var hooks = new HoldFirstRevoke();
         var stuckCalls = 0;
+        var cancelled = 0;
         var handler = new RecordingHandler
         {
             // The first time only, the record hangs until its handler is cancelled (a handler that honours cancellation).
@@ -39,8 +39,7 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
                 }
                 catch (OperationCanceledException)
                 {
-                    // Cancelled by the restart, while the stopping consumer still reports its state.
-                    healthWhenCancelled.TrySetResult(await ReportAsync(await healthService.Task));
+                    Interlocked.Increment(ref cancelled);
                     throw;
                 }
             },
@@ -54,24 +53,26 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
                 o.Watchdog.StuckAfter = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(1);
             },
-            services: s => s.AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromMilliseconds(500)));
+            customize: c => c.WithRebalanceHandler<HoldFirstRevoke>(),
+            services: s => s.AddSingleton(hooks).AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromMilliseconds(500)));
         var health = consumer.Host.Services.GetRequiredService<HealthCheckService>();
-        healthService.SetResult(health);
         var registration = Registration(consumer);
         var firstRunner = registration.Runner!;
 
+        // The stuck consumer is stopping: drained, its handler cancelled, what is done committed; the hook holds it there.
+        await hooks.FirstRevoke.Task.WaitAsync(Eventually.DefaultTimeout, TestContext.Current.CancellationToken);
+        var stuck = Report(health);
+        Assert.True(stuck.Status == HealthStatus.Unhealthy, $"expected unhealthy while the record is stuck; was {stuck.Status}: {stuck.Description}");
+        Assert.Contains("finished none", stuck.Description, StringComparison.Ordinal);
+        Assert.Equal(1, consumer.Logs.Count(RestartingEvent));
+        Assert.True(broker.GetCommittedOffsets(group, topic, 1)[0] <= StuckId, "nothing past the stuck record is committed");
+        hooks.Release();
+
         await Eventually.TrueAsync(
             () => broker.GetCommittedOffsets(group, topic, 1)[0] == Records,
-            $"the consumer restarts and commits all {Records} records",
+            $"the restarted consumer commits all {Records} records",
             state: () => consumer.Logs.Dump());
-
-        var stuck = await healthWhenCancelled.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        Assert.True(stuck.Status == HealthStatus.Unhealthy, $"expected unhealthy while the record was stuck; was {stuck.Status}: {stuck.Description}");
-        Assert.Contains("finished none", stuck.Description, StringComparison.Ordinal);
-        await Eventually.TrueAsync(
-            () => Report(health).Status == HealthStatus.Healthy,
-            "healthy again after the restart",
-            state: () => Report(health).Description ?? string.Empty);
+        await Eventually.TrueAsync(() => Report(health).Status == HealthStatus.Healthy, "healthy again after the restart", state: () => Report(health).Description ?? string.Empty);
 
         Assert.Equal(1, consumer.Logs.Count(RestartingEvent));
         Assert.Equal(1, consumer.Logs.Count(RestartedEvent));
@@ -80,8 +81,9 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         Assert.False(firstRunner.IsRunning, "the stuck runner is stopped");
         Assert.True(registration.Runner!.IsRunning, "the new runner runs");
 
-        // At least once: every record handled; the stuck one attempted twice (cancelled, then handled) and handled once.
+        // At least once: every record handled; the stuck one cancelled once, then handled by the new consumer.
         Assert.Equal(Enumerable.Range(0, Records), handler.Handled.Select(h => h.Id).Distinct().Order());
+        Assert.Equal(1, Volatile.Read(ref cancelled));
         Assert.Equal(2, handler.Attempts.Count(a => a.Id == StuckId));
         Assert.Single(handler.Handled, h => h.Id == StuckId);
     }
@@ -219,6 +221,26 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         Assert.Equal(1, metrics.Sum("kafka.reliable.records.duplicates"));
     }
 
+    /// <summary>Holds the first revocation (the stuck consumer leaving its group) until the test has looked at it.</summary>
+    private sealed class HoldFirstRevoke : IRebalanceHandler
+    {
+        private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _revokes;
+
+        public TaskCompletionSource FirstRevoke { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _release.TrySetResult();
+
+        public async ValueTask OnRevokedAsync(IReadOnlyList<Confluent.Kafka.TopicPartition> partitions, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref _revokes) == 1)
+            {
+                FirstRevoke.TrySetResult();
+                await _release.Task.WaitAsync(cancellationToken);
+            }
+        }
+    }
+
     private static ConsumerRegistration Registration(TestConsumer consumer)
     {
         Assert.True(consumer.Host.Services.GetRequiredService<ConsumerRegistry>().TryGet("test", out var registration), "the consumer 'test' is registered");
@@ -226,10 +248,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         return registration;
     }
 
-    private static HealthReportEntry Report(HealthCheckService health) => ReportAsync(health).GetAwaiter().GetResult();
-
-    private static async Task<HealthReportEntry> ReportAsync(HealthCheckService health) =>
-        (await health.CheckHealthAsync(CancellationToken.None)).Entries.Single().Value;
+    private static HealthReportEntry Report(HealthCheckService health) =>
+        health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value;
 
     private static void InterlockedMax(ref int target, int value)
     {
