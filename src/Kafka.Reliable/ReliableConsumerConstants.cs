@@ -22,6 +22,12 @@ internal static class ReliableConsumerConstants
     public static readonly TimeSpan MaxCircuitDuration = TimeSpan.FromDays(1);
     public const int DefaultMaxPayloadBytes = 1024 * 1024;
     public static readonly TimeSpan MaxDuration = TimeSpan.FromHours(1);
+    public static readonly TimeSpan DefaultStuckAfter = TimeSpan.FromMinutes(10);
+    public static readonly TimeSpan MinStuckAfter = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan MaxStuckAfter = TimeSpan.FromDays(1);
+
+    /// <summary>The longest time between two looks of the watchdog; it looks four times per <c>Watchdog:StuckAfter</c> otherwise.</summary>
+    public static readonly TimeSpan MaxWatchdogInterval = TimeSpan.FromSeconds(30);
 
     /// <summary>How long the lookup of committed offsets on assignment may take, with an idempotency store that keeps offsets.</summary>
     public static readonly TimeSpan CommittedLookupTimeout = TimeSpan.FromSeconds(10);

@@ -37,6 +37,9 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the settings of the circuit breaker over the handler (off by default).</summary>
     public CircuitBreakerOptions CircuitBreaker { get; } = new();
 
+    /// <summary>Gets the settings of the stuck-consumer watchdog, which can restart the consumer (off by default).</summary>
+    public WatchdogOptions Watchdog { get; } = new();
+
     /// <summary>Gets or sets what happens to a record with a null value (a tombstone, the delete marker of compacted topics).</summary>
     /// <value>The default value is <see cref="TombstonePolicy.DeadLetter"/>: a null value is unexpected in an event topic, so it is surfaced, not dropped.</value>
     public TombstonePolicy Tombstones { get; set; } = TombstonePolicy.DeadLetter;

@@ -76,6 +76,27 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Gets when the oldest record not yet done was buffered, or 0 when none is pending (any thread, approximate).</summary>
     public long OldestPendingTimestamp => Tracker.PendingCount > 0 ? Volatile.Read(ref _bufferedAt[Tracker.SlotOf(Tracker.HeadSequence)]) : 0;
 
+    /// <summary>Gets the offset of the oldest record not yet done, or -1 when none is pending (any thread, approximate).</summary>
+    public long OldestPendingOffset => Tracker.PendingCount > 0 && Volatile.Read(ref _records[Tracker.SlotOf(Tracker.HeadSequence)]) is { } record ? record.Offset.Value : -1;
+
+    /// <summary>
+    /// Gets how long the partition has had records pending without finishing one, at <paramref name="now"/> (a
+    /// <see cref="TimeProvider"/> timestamp); zero when none is pending (any thread, approximate). Counted from the later of
+    /// the last finished record and the arrival of the oldest pending one, so that a partition that was idle for a long
+    /// time is not stuck the moment a record arrives.
+    /// </summary>
+    public TimeSpan StalledFor(long now)
+    {
+        var oldest = OldestPendingTimestamp;
+        if (oldest == 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var since = Math.Max(oldest, LastProgressTimestamp);
+        return now > since ? _consumer.Time.GetElapsedTime(since, now) : TimeSpan.Zero;
+    }
+
     /// <summary>Gets or sets the partition's lag: its high watermark minus its committed offset; -1 until both are known (written by the poll thread, read by metrics).</summary>
     public long Lag { get; set; } = -1;
 

@@ -30,6 +30,15 @@ internal static partial class Log
     [LoggerMessage(106, LogLevel.Critical, "Consumer {Consumer}: the worker of {Topic} [{Partition}] failed unexpectedly and stopped; the partition holds (nothing after its watermark is committed) until it is reassigned")]
     public static partial void WorkerFailed(ILogger logger, string consumer, string topic, int partition, Exception exception);
 
+    [LoggerMessage(107, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] has records pending from offset {Offset} and finished none for {StalledFor} (Watchdog:StuckAfter is {StuckAfter}); the watchdog restarts the consumer: records being handled get up to {ShutdownTimeout} to finish, then are cancelled, what is done is committed, and the rest is read again")]
+    public static partial void ConsumerStuckRestarting(ILogger logger, string consumer, string topic, int partition, long offset, TimeSpan stalledFor, TimeSpan stuckAfter, TimeSpan shutdownTimeout);
+
+    [LoggerMessage(108, LogLevel.Information, "Consumer {Consumer} restarted by its watchdog; it reads again from the committed offsets")]
+    public static partial void ConsumerRestarted(ILogger logger, string consumer);
+
+    [LoggerMessage(109, LogLevel.Critical, "Consumer {Consumer}: the watchdog stopped it but could not start it again; the host is asked to stop")]
+    public static partial void ConsumerRestartFailed(ILogger logger, string consumer, Exception exception);
+
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);
 

@@ -91,10 +91,10 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerRegistry registry, str
                 degraded.Add($"{name} has a record waiting for {age:g} (more than {options.MaxRecordAge:g})");
             }
 
-            var sinceProgress = time.GetElapsedTime(partition.LastProgressTimestamp, now);
-            if (sinceProgress > options.StallTimeout)
+            var stalledFor = partition.StalledFor(now);
+            if (stalledFor > options.StallTimeout)
             {
-                unhealthy.Add($"{name} has records pending and finished none for {sinceProgress:g} (more than {options.StallTimeout:g})");
+                unhealthy.Add($"{name} has records pending and finished none for {stalledFor:g} (more than {options.StallTimeout:g})");
             }
         }
 

@@ -42,6 +42,9 @@ internal static class ReliableMetrics
     public static readonly Counter<long> CommitFailures = Meter.CreateCounter<long>(
         "kafka.reliable.commit.failures", "{commit}", "Offset commits that failed (and were tried again).");
 
+    public static readonly Counter<long> Restarts = Meter.CreateCounter<long>(
+        "kafka.reliable.consumer.restarts", "{restart}", "Restarts of a consumer by its watchdog, after a partition (the topic tag's) had records pending and finished none for Watchdog:StuckAfter.");
+
     static ReliableMetrics()
     {
         Meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");

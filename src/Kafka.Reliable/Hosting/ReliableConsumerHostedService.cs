@@ -9,13 +9,24 @@ using Microsoft.Extensions.Options;
 
 namespace Kafka.Reliable.Hosting;
 
-/// <summary>Runs one registered consumer for the lifetime of the host.</summary>
+/// <summary>
+/// Runs one registered consumer for the lifetime of the host. What outlives a restart by the watchdog lives here and in the
+/// <see cref="ConsumerContext"/> (options, resilience pipeline, circuit state, idempotency store); what a restart replaces
+/// lives in the <see cref="ConsumerRunner"/> (the Kafka client, its group membership, the partition workers, the
+/// dead-letter producer) and in the pipeline built for it.
+/// </summary>
 internal sealed class ReliableConsumerHostedService(ConsumerRegistration registration, IServiceProvider services) : IHostedService, IAsyncDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private ConsumerRunner? _runner;
     private Task _cleanup = Task.CompletedTask;
-    private IdempotencyGate? _gate;
+    private Task _watchdog = Task.CompletedTask;
+    private ConsumerContext? _context;
+    private Action? _onFatal;
+
+    // The idempotency store (or the Kafka transaction store), shared by the runners one after the other and disposed once, here.
+    private object? _store;
+    private bool _storeTransactional;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -33,33 +44,39 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
         context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
         context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
+        _context = context;
+        _onFatal = lifetime is null ? null : lifetime.StopApplication;
 
-        IdempotencyGate? gate = null;
         if (registration.IdempotencyStoreFactory is { } storeFactory)
         {
-            gate = new IdempotencyGate(storeFactory(services), registration.IdempotencyTransactional, options.GroupId, options.Idempotency, logger);
-            _gate = gate;
+            _store = storeFactory(services);
+            _storeTransactional = registration.IdempotencyTransactional;
+            var gate = NewGate();
             context.StoredOffsets = registration.IdempotencyTransactional ? gate.Store as IStoredOffsets : null;
             _cleanup = CleanupLoopAsync(gate, context, _stopping.Token);
         }
 
         if (options.Commit.Strategy == CommitStrategy.Transactional)
         {
-            var store = new KafkaTransactionStore(context, OwnedProducers.Config(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
-            gate = new IdempotencyGate(store, transactional: true, options.GroupId, options.Idempotency, logger);
-            _gate = gate;
+            _store = new KafkaTransactionStore(context, OwnedProducers.Config(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
+            _storeTransactional = true;
         }
 
-        var processor = registration.ProcessorFactory(services, gate);
-        _runner = new ConsumerRunner(context, processor, lifetime is null ? null : lifetime.StopApplication);
-        _runner.Start();
-        registration.Runner = _runner;
+        _runner = StartRunner();
+        if (options.Watchdog.RestartWhenStuck)
+        {
+            _watchdog = WatchdogLoopAsync(context, lifetime?.ApplicationStopping ?? CancellationToken.None);
+        }
+
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+
+        // A restart under way finishes first (without starting a new runner once stopping), so that the runner stopped below is the last one.
+        await _watchdog.WaitAsync(cancellationToken).ConfigureAwait(false);
         if (_runner is not null)
         {
             await _runner.StopAsync(cancellationToken).ConfigureAwait(false);
@@ -70,17 +87,123 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _watchdog.ConfigureAwait(false);
         if (_runner is not null)
         {
             await _runner.DisposeAsync().ConfigureAwait(false);
+            _runner = null;
         }
 
-        if (_gate?.Store is IAsyncDisposable store)
+        if (_store is IAsyncDisposable store)
         {
             await store.DisposeAsync().ConfigureAwait(false);
         }
 
         _stopping.Dispose();
+    }
+
+    /// <summary>Builds a runner with a pipeline of its own, starts it, and shows it to the health check.</summary>
+    private ConsumerRunner StartRunner()
+    {
+        // A gate of its own per runner: its lease owner differs from the previous runner's, so that a record read again after
+        // a restart waits for a handler of that runner that ignored its cancellation (it still holds the message's key)
+        // instead of running beside it.
+        var gate = _store is null ? null : NewGate();
+        var processor = registration.ProcessorFactory!(services, gate);
+        var runner = new ConsumerRunner(_context!, processor, _onFatal);
+        runner.Start();
+        registration.Runner = runner;
+        return runner;
+    }
+
+    private IdempotencyGate NewGate()
+    {
+        var options = _context!.Options;
+        return new IdempotencyGate(_store!, _storeTransactional, options.GroupId, options.Idempotency, _context.Logger);
+    }
+
+    /// <summary>
+    /// The stuck-consumer watchdog (<see cref="WatchdogOptions"/>), off the poll thread: a few times per
+    /// <c>Watchdog:StuckAfter</c> it looks for an assigned partition that has had records pending and finished none for that
+    /// long, and restarts the consumer when it finds one; at most once per <c>Watchdog:StuckAfter</c>, and never once the host stops.
+    /// </summary>
+    private async Task WatchdogLoopAsync(ConsumerContext context, CancellationToken applicationStopping)
+    {
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, applicationStopping);
+        var stuckAfter = context.Options.Watchdog.StuckAfter;
+        var interval = TimeSpan.FromTicks(Math.Clamp(stuckAfter.Ticks / 4, TimeSpan.TicksPerMillisecond, ReliableConsumerConstants.MaxWatchdogInterval.Ticks));
+        using var timer = new PeriodicTimer(interval, context.Time);
+        long? lastRestart = null;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping.Token).ConfigureAwait(false))
+            {
+                var now = context.Time.GetTimestamp();
+                if (_runner is not { IsRunning: true } runner
+                    || (lastRestart is { } restarted && context.Time.GetElapsedTime(restarted, now) < stuckAfter)
+                    || FindStuck(runner, now, stuckAfter) is not ({ } stuck, var stalledFor))
+                {
+                    continue;
+                }
+
+                Log.ConsumerStuckRestarting(
+                    context.Logger, context.Name, stuck.TopicPartition.Topic, stuck.TopicPartition.Partition.Value, stuck.OldestPendingOffset, stalledFor,
+                    stuckAfter, context.Options.ShutdownTimeout);
+                ReliableMetrics.Add(ReliableMetrics.Restarts, context, stuck.TopicPartition.Topic);
+                await RestartAsync(runner, stopping.Token).ConfigureAwait(false);
+                lastRestart = context.Time.GetTimestamp();
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // The host stops.
+        }
+    }
+
+    /// <summary>Finds the partition that has been stuck the longest, if one has been for more than <paramref name="stuckAfter"/>.</summary>
+    private static (PartitionWorker? Partition, TimeSpan StalledFor) FindStuck(ConsumerRunner runner, long now, TimeSpan stuckAfter)
+    {
+        (PartitionWorker? Partition, TimeSpan StalledFor) stuck = (null, stuckAfter);
+        foreach (var partition in runner.Partitions)
+        {
+            var stalledFor = partition.StalledFor(now);
+            if (stalledFor > stuck.StalledFor)
+            {
+                stuck = (partition, stalledFor);
+            }
+        }
+
+        return stuck;
+    }
+
+    /// <summary>
+    /// Stops the runner the graceful way (stop fetching; drain for up to ShutdownTimeout, then cancel the handlers still
+    /// running; commit what is done; leave the group), then starts a new one, which reads again from the committed offsets.
+    /// </summary>
+    private async Task RestartAsync(ConsumerRunner stuck, CancellationToken stopping)
+    {
+        _runner = null;
+        await stuck.DisposeAsync().ConfigureAwait(false);
+        if (stopping.IsCancellationRequested)
+        {
+            // The host stops meanwhile: the consumer stays stopped.
+            return;
+        }
+
+        try
+        {
+            _runner = StartRunner();
+        }
+        catch (Exception ex)
+        {
+            // The same client was built before with the same settings, so this is unexpected: a consumer that cannot run is a fatal error.
+            Log.ConsumerRestartFailed(_context!.Logger, _context.Name, ex);
+            _onFatal?.Invoke();
+            return;
+        }
+
+        Log.ConsumerRestarted(_context!.Logger, _context.Name);
     }
 
     /// <summary>Removes expired keys from the store every <see cref="IdempotencyOptions.CleanupInterval"/>, off the consumer's threads.</summary>

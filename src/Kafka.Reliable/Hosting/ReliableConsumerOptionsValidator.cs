@@ -122,6 +122,9 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("CircuitBreaker:BreakDuration"), breaker.BreakDuration, ReliableConsumerConstants.MinCircuitDuration, ReliableConsumerConstants.MaxCircuitDuration);
         }
 
+        // Checked even while RestartWhenStuck is off: turning the watchdog on later must not be what reveals a bad value.
+        CheckDuration(errors, Setting("Watchdog:StuckAfter"), options.Watchdog.StuckAfter, ReliableConsumerConstants.MinStuckAfter, ReliableConsumerConstants.MaxStuckAfter);
+
         if (registration.IdempotencyStoreFactory is not null)
         {
             var idempotency = options.Idempotency;

@@ -30,6 +30,8 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:Retry:MaxAttempts", "0", "Kafka:Orders:Retry:MaxAttempts is 0: use a value from 1 (no retry)")]
     [InlineData("Kafka:Orders:MaxPayloadBytes", "0", "Kafka:Orders:MaxPayloadBytes is 0")]
     [InlineData("Kafka:Orders:MaxInFlight", "0", "Kafka:Orders:MaxInFlight is 0: use a number of records from 1 to 100000")]
+    [InlineData("Kafka:Orders:Watchdog:StuckAfter", "00:00:00", "Kafka:Orders:Watchdog:StuckAfter is 00:00:00: use a duration from 00:00:01 to 1.00:00:00")]
+    [InlineData("Kafka:Orders:Watchdog:StuckAfter", "-00:05:00", "Kafka:Orders:Watchdog:StuckAfter is -00:05:00: use a duration from 00:00:01 to 1.00:00:00")]
     [InlineData("Kafka:Orders:KafkaSettings:enable.auto.commit", "true", "Kafka:Orders:KafkaSettings:enable.auto.commit is managed by Kafka.Reliable: remove it and set Kafka:Orders:Commit:Strategy instead")]
     [InlineData("Kafka:Orders:KafkaSettings:group.id", "x", "set Kafka:Orders:GroupId instead")]
     [InlineData("Kafka:Orders:KafkaSettings:session.timeout.ms", "abc", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
@@ -164,6 +166,8 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:CircuitBreaker:MinimumThroughput"] = "4",
             ["Kafka:Orders:CircuitBreaker:SamplingDuration"] = "00:01:00",
             ["Kafka:Orders:CircuitBreaker:BreakDuration"] = "00:00:15",
+            ["Kafka:Orders:Watchdog:RestartWhenStuck"] = "true",
+            ["Kafka:Orders:Watchdog:StuckAfter"] = "00:02:00",
             ["Kafka:Orders:Tombstones"] = "Skip",
             ["Kafka:Orders:MaxPayloadBytes"] = "2048",
             ["Kafka:Orders:Dispatch"] = "ByKey",
@@ -192,6 +196,8 @@ public sealed class StartupValidationTests
         Assert.Equal(4, options.CircuitBreaker.MinimumThroughput);
         Assert.Equal(TimeSpan.FromMinutes(1), options.CircuitBreaker.SamplingDuration);
         Assert.Equal(TimeSpan.FromSeconds(15), options.CircuitBreaker.BreakDuration);
+        Assert.True(options.Watchdog.RestartWhenStuck);
+        Assert.Equal(TimeSpan.FromMinutes(2), options.Watchdog.StuckAfter);
         Assert.Equal(TombstonePolicy.Skip, options.Tombstones);
         Assert.Equal(2048, options.MaxPayloadBytes);
         Assert.Equal(DispatchMode.ByKey, options.Dispatch);
