@@ -142,7 +142,7 @@ internal sealed class RecordExecution
                     // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
                     Hold(true);
                     var wait = outcome.Exception is IdempotencyKeyHeldException held
-                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))
+                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks)))
                         : ((BrokenCircuitException)outcome.Exception).RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration;
                     if (!await DelayAsync(wait, stop).ConfigureAwait(false))
                     {
