@@ -73,7 +73,7 @@ internal static class KafkaReliableCli
         {
             var servers = parse.GetValue(bootstrap)!;
             var rows = new List<LagRow>();
-            using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = parse.GetValue(group), EnableAutoCommit = false }).Build();
+            using var consumer = Consumer<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = parse.GetValue(group), EnableAutoCommit = false });
             foreach (var topic in parse.GetValue(topics)!)
             {
                 var partitions = PartitionsOf(servers, topic);
@@ -250,13 +250,13 @@ internal static class KafkaReliableCli
     private static IEnumerable<ConsumeResult<byte[]?, byte[]?>> ReadDeadLetters(string servers, string topic, CancellationToken cancellationToken)
     {
         var partitions = PartitionsOf(servers, topic);
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        using var consumer = Consumer<byte[]?, byte[]?>(new ConsumerConfig
         {
             BootstrapServers = servers,
             GroupId = "kafka-reliable-cli",
             EnableAutoCommit = false,
             EnablePartitionEof = true,
-        }).Build();
+        });
         var ends = partitions.ToDictionary(p => p.Partition.Value, p => consumer.QueryWatermarkOffsets(p, RequestTimeout).High.Value);
         var remaining = ends.Count(e => e.Value > 0);
         consumer.Assign(partitions.Where(p => ends[p.Partition.Value] > 0).Select(p => new TopicPartitionOffset(p, Offset.Beginning)));
@@ -283,7 +283,7 @@ internal static class KafkaReliableCli
     private static ConsumeResult<byte[]?, byte[]?> ReadOne(string servers, string topic, int partition, long offset)
     {
         PartitionsOf(servers, topic);
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false }).Build();
+        using var consumer = Consumer<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false });
         var high = consumer.QueryWatermarkOffsets(new TopicPartition(topic, partition), RequestTimeout).High.Value;
         if (offset >= high)
         {
@@ -294,9 +294,17 @@ internal static class KafkaReliableCli
         return consumer.Consume(RequestTimeout) ?? throw new CliException(ExitCodes.NotFound, $"{topic}[{partition}]@{offset} could not be read within {RequestTimeout}.");
     }
 
+    /// <summary>A consumer that keeps librdkafka's own log lines (connection failures, retries) off the console: the tool reports errors itself.</summary>
+    internal static IConsumer<TKey, TValue> Consumer<TKey, TValue>(ConsumerConfig config) =>
+        new ConsumerBuilder<TKey, TValue>(config).SetLogHandler(static (_, _) => { }).Build();
+
+    /// <summary>An admin client that keeps librdkafka's own log lines off the console.</summary>
+    internal static IAdminClient Admin(string servers) =>
+        new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).SetLogHandler(static (_, _) => { }).Build();
+
     internal static List<TopicPartition> PartitionsOf(string servers, string topic)
     {
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).Build();
+        using var admin = Admin(servers);
         // All topics' metadata, not the one topic's: asking for one topic can create it on a broker that auto-creates topics.
         var metadata = admin.GetMetadata(RequestTimeout).Topics.FirstOrDefault(t => t.Topic == topic);
         if (metadata is null || metadata.Error.IsError || metadata.Partitions.Count == 0)

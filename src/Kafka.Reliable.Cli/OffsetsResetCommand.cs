@@ -85,7 +85,7 @@ internal static class OffsetsResetCommand
 
         var chosen = request.Partitions.Length == 0 ? all : all.Where(a => request.Partitions.Contains(a.Partition.Value)).ToList();
         var committed = Committed(request.Servers, request.Group, chosen);
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = request.Servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false }).Build();
+        using var consumer = KafkaReliableCli.Consumer<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = request.Servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false });
         var plan = new List<PlannedOffset>();
         foreach (var partition in chosen)
         {
@@ -155,14 +155,14 @@ internal static class OffsetsResetCommand
 
     private static Dictionary<TopicPartition, long?> Committed(string servers, string group, List<TopicPartition> partitions)
     {
-        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = group, EnableAutoCommit = false }).Build();
+        using var consumer = KafkaReliableCli.Consumer<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = group, EnableAutoCommit = false });
         return consumer.Committed(partitions, KafkaReliableCli.RequestTimeout)
             .ToDictionary(c => c.TopicPartition, c => c.Offset.Value >= 0 ? c.Offset.Value : (long?)null);
     }
 
     private static async Task<GroupActivity> DescribeAsync(Request request)
     {
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = request.Servers }).Build();
+        using var admin = KafkaReliableCli.Admin(request.Servers);
         try
         {
             var result = await admin.DescribeConsumerGroupsAsync([request.Group], new DescribeConsumerGroupsOptions { RequestTimeout = KafkaReliableCli.RequestTimeout }).ConfigureAwait(false);
@@ -179,7 +179,7 @@ internal static class OffsetsResetCommand
     private static async Task ApplyAsync(Request request, List<PlannedOffset> plan, JoinSettings join, CancellationToken cancellationToken)
     {
         var offsets = plan.Select(p => new TopicPartitionOffset(p.TopicPartition, p.Target)).ToList();
-        using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = request.Servers }).Build())
+        using (var admin = KafkaReliableCli.Admin(request.Servers))
         {
             try
             {
@@ -222,6 +222,7 @@ internal static class OffsetsResetCommand
             // The library's consumers' assignor: a group's members must agree on one.
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
         })
+            .SetLogHandler(static (_, _) => { })
             .SetErrorHandler((_, e) => joinError = e.IsFatal || e.Code is ErrorCode.InconsistentGroupProtocol ? e : joinError)
 
             // The first assignment after joining shows whether another member holds partitions of the topic.
@@ -273,7 +274,7 @@ internal static class OffsetsResetCommand
         foreach (var p in plan)
         {
             var change = p.Current is { } current ? (p.Target - current).ToString("+0;-0;0", CultureInfo.InvariantCulture) : "-";
-            await output.WriteLineAsync($"{p.TopicPartition.Partition.Value,9} {p.Current?.ToString(CultureInfo.InvariantCulture) ?? "-",12} {p.Target,12} {change,10} {p.Low,12} {p.High,12}  {p.Note}").ConfigureAwait(false);
+            await output.WriteLineAsync($"{p.TopicPartition.Partition.Value,9} {p.Current?.ToString(CultureInfo.InvariantCulture) ?? "-",12} {p.Target,12} {change,10} {p.Low,12} {p.High,12}  {p.Note}".TrimEnd()).ConfigureAwait(false);
         }
     }
 
