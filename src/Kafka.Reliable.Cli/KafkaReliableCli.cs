@@ -193,8 +193,16 @@ internal static class KafkaReliableCli
             }
 
             var progress = new ProgressBar(output, interactive);
-            var result = await replayer.ReplayAsync(progress, cancellationToken).ConfigureAwait(false);
-            progress.Finish();
+            DeadLetterReplayProgress result;
+            try
+            {
+                result = await replayer.ReplayAsync(progress, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                progress.Finish();
+            }
+
             await output.WriteLineAsync(result.Completed
                 ? $"done: {result.Replayed} replayed, {result.Skipped} skipped (group {replayer.GroupId})"
                 : $"stopped: {result.Replayed} replayed, {result.Skipped} skipped; run again to resume (group {replayer.GroupId})").ConfigureAwait(false);
@@ -259,6 +267,7 @@ internal static class KafkaReliableCli
         });
         var ends = partitions.ToDictionary(p => p.Partition.Value, p => consumer.QueryWatermarkOffsets(p, RequestTimeout).High.Value);
         var remaining = ends.Count(e => e.Value > 0);
+        var finished = new HashSet<int>();
         consumer.Assign(partitions.Where(p => ends[p.Partition.Value] > 0).Select(p => new TopicPartitionOffset(p, Offset.Beginning)));
         while (remaining > 0 && !cancellationToken.IsCancellationRequested)
         {
@@ -268,7 +277,8 @@ internal static class KafkaReliableCli
                 continue;
             }
 
-            if (record.IsPartitionEOF || record.Offset.Value >= ends[record.Partition.Value] - 1)
+            // The last record and the end-of-partition event after it both say a partition is done: count it once.
+            if ((record.IsPartitionEOF || record.Offset.Value >= ends[record.Partition.Value] - 1) && finished.Add(record.Partition.Value))
             {
                 remaining--;
             }

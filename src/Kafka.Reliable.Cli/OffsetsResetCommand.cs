@@ -43,8 +43,11 @@ internal static class OffsetsResetCommand
         {
             var target = Target.From(parse.GetValue(earliest), parse.GetValue(latest), parse.GetValue(offset), parse.GetValue(datetime), parse.GetValue(shift));
             var request = new Request(parse.GetValue(bootstrap)!, parse.GetValue(group)!, parse.GetValue(topic)!, parse.GetValue(partitions) ?? [], target);
-            var plan = Plan(request);
+
+            // Described before the committed offsets are read, so that a member that commits and stops meanwhile is either
+            // seen as active or has its last commit in the plan.
             var activity = await DescribeAsync(request).ConfigureAwait(false);
+            var plan = Plan(request);
             if (!parse.GetValue(execute))
             {
                 await Print(output, parse.GetValue(json), request, plan, executed: false).ConfigureAwait(false);
@@ -60,7 +63,7 @@ internal static class OffsetsResetCommand
                 throw new CliException(ExitCodes.GroupActive, $"Refused: {activity.Describe(request.Group)}. Stop every member of the group, then run the command again.");
             }
 
-            await ApplyAsync(request, plan, new JoinSettings(TimeSpan.FromSeconds(parse.GetValue(joinTimeout)), parse.GetValue(sessionTimeout)), cancellationToken).ConfigureAwait(false);
+            await ApplyAsync(request, plan, activity.Supported, new JoinSettings(TimeSpan.FromSeconds(parse.GetValue(joinTimeout)), parse.GetValue(sessionTimeout)), cancellationToken).ConfigureAwait(false);
             var after = Committed(request.Servers, request.Group, plan.Select(p => p.TopicPartition).ToList());
             var moved = plan.Select(p => p with { Current = after[p.TopicPartition] }).ToList();
             if (moved.FirstOrDefault(p => p.Current != p.Target) is { } wrong)
@@ -85,7 +88,13 @@ internal static class OffsetsResetCommand
 
         var chosen = request.Partitions.Length == 0 ? all : all.Where(a => request.Partitions.Contains(a.Partition.Value)).ToList();
         var committed = Committed(request.Servers, request.Group, chosen);
-        using var consumer = KafkaReliableCli.Consumer<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = request.Servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false });
+        using var consumer = KafkaReliableCli.Consumer<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = request.Servers,
+            GroupId = "kafka-reliable-cli",
+            EnableAutoCommit = false,
+            EnablePartitionEof = true,
+        });
         var plan = new List<PlannedOffset>();
         foreach (var partition in chosen)
         {
@@ -138,15 +147,17 @@ internal static class OffsetsResetCommand
 
     private static string Name(TopicPartition partition) => $"{partition.Topic}[{partition.Partition.Value}]";
 
+    /// <summary>The timestamp of the first record at or after <paramref name="offset"/>; <see cref="DateTimeOffset.MinValue"/> when there is none.</summary>
     private static DateTimeOffset TimestampAt(IConsumer<byte[]?, byte[]?> consumer, TopicPartition partition, long offset)
     {
         consumer.Assign(new TopicPartitionOffset(partition, offset));
         var deadline = DateTime.UtcNow + KafkaReliableCli.RequestTimeout;
         while (DateTime.UtcNow < deadline)
         {
-            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { IsPartitionEOF: false } record)
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } record)
             {
-                return DateTimeOffset.FromUnixTimeMilliseconds(record.Message.Timestamp.UnixTimestampMs);
+                // No record from the offset on (only transaction markers): nothing there is at or after any time.
+                return record.IsPartitionEOF ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(record.Message.Timestamp.UnixTimestampMs);
             }
         }
 
@@ -176,7 +187,7 @@ internal static class OffsetsResetCommand
         }
     }
 
-    private static async Task ApplyAsync(Request request, List<PlannedOffset> plan, JoinSettings join, CancellationToken cancellationToken)
+    private static async Task ApplyAsync(Request request, List<PlannedOffset> plan, bool brokerDescribesGroups, JoinSettings join, CancellationToken cancellationToken)
     {
         var offsets = plan.Select(p => new TopicPartitionOffset(p.TopicPartition, p.Target)).ToList();
         using (var admin = KafkaReliableCli.Admin(request.Servers))
@@ -194,7 +205,15 @@ internal static class OffsetsResetCommand
                     throw new KafkaException(failure);
                 }
 
-                // The broker refused because the group has, or once had, members: find out by joining it.
+                if (brokerDescribesGroups)
+                {
+                    // The group was empty when described: a member joined since. Never join a live group to find out.
+                    throw new CliException(ExitCodes.GroupActive,
+                        $"Refused: a member joined group '{request.Group}' after it was found empty (Kafka answered {failure.Code}). Stop every member of the group, then run the command again.");
+                }
+
+                // A broker without DescribeGroups (the embedded broker) refuses because the group has, or once had,
+                // members: find out by joining it.
             }
         }
 
@@ -234,7 +253,15 @@ internal static class OffsetsResetCommand
             var deadline = DateTime.UtcNow + join.Timeout;
             while (firstAssignment is null && joinError is null && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
             {
-                consumer.Consume(TimeSpan.FromMilliseconds(100));
+                try
+                {
+                    consumer.Consume(TimeSpan.FromMilliseconds(100));
+                }
+                catch (ConsumeException ex)
+                {
+                    // Join errors the client cannot retry (another assignor, a session timeout the broker refuses) come this way.
+                    joinError = ex.Error;
+                }
             }
 
             cancellationToken.ThrowIfCancellationRequested();

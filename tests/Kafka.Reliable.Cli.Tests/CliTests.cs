@@ -83,6 +83,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task DeadLetters_OnSeveralPartitions_AreAllListed()
+    {
+        _cluster.CreateTopic("payments.dlq", 3);
+        using (var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers }).Build())
+        {
+            for (var i = 0; i < 6; i++)
+            {
+                await producer.ProduceAsync(new TopicPartition("payments.dlq", i % 3), new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes($"p{i}"), Value = [1] }, TestContext.Current.CancellationToken);
+            }
+        }
+
+        var (code, output, error) = await Cli.RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "payments.dlq", "--json");
+
+        Assert.True(code == 0, error);
+        Assert.Equal(
+            ["p0", "p1", "p2", "p3", "p4", "p5"],
+            JsonDocument.Parse(output).RootElement.EnumerateArray().Select(r => r.GetProperty("Key").GetString()).Order());
+    }
+
+    [Fact]
     public async Task Errors_SayWhatIsWrong_WithTheirExitCodes()
     {
         var (unknownTopic, _, topicError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "g", "--topic", "no-such-topic");

@@ -69,7 +69,7 @@ public sealed class OffsetsResetTests : IDisposable
             var (code, _, error) = await Cli.RunAsync("offsets", "reset", "-b", _cluster.BootstrapServers, "--group", "live", "--topic", Topic, "--to-earliest", "--execute", "--session-timeout-ms", "6000");
 
             Assert.True(code == 6, $"expected exit code 6 (group active), got {code}: {error}");
-            Assert.Contains("Refused", error, StringComparison.Ordinal);
+            Assert.Contains("Refused: group 'live' has other active members (joining it gave this tool 0 of the 2 partitions of 'orders')", error, StringComparison.Ordinal);
             Assert.Contains("Stop every member of the group", error, StringComparison.Ordinal);
             Assert.Equal(new Dictionary<int, long> { [0] = 4, [1] = 4 }, _cluster.GetCommittedOffsets("live", Topic));
         }

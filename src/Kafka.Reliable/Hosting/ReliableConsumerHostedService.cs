@@ -74,12 +74,17 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
-
-        // A restart under way finishes first (without starting a new runner once stopping), so that the runner stopped below is the last one.
-        await _watchdog.WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (_runner is not null)
+        try
         {
-            await _runner.StopAsync(cancellationToken).ConfigureAwait(false);
+            // A restart under way finishes first (without starting a new runner once stopping), so that the runner stopped below is the last one.
+            await _watchdog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (_runner is not null)
+            {
+                await _runner.StopAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
 
         await _cleanup.ConfigureAwait(false);
@@ -88,19 +93,25 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _watchdog.ConfigureAwait(false);
-        if (_runner is not null)
+        try
         {
-            await _runner.DisposeAsync().ConfigureAwait(false);
-            _runner = null;
+            await _watchdog.ConfigureAwait(false);
         }
-
-        if (_store is IAsyncDisposable store)
+        finally
         {
-            await store.DisposeAsync().ConfigureAwait(false);
-        }
+            if (_runner is not null)
+            {
+                await _runner.DisposeAsync().ConfigureAwait(false);
+                _runner = null;
+            }
 
-        _stopping.Dispose();
+            if (_store is IAsyncDisposable store)
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
+
+            _stopping.Dispose();
+        }
     }
 
     /// <summary>Builds a runner with a pipeline of its own, starts it, and shows it to the health check.</summary>
@@ -142,6 +153,10 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
                 var now = context.Time.GetTimestamp();
                 if (_runner is not { IsRunning: true } runner
                     || (lastRestart is { } restarted && context.Time.GetElapsedTime(restarted, now) < stuckAfter)
+
+                    // Waiting for an open circuit or for the dead-letter topic is not stuck: a restart would not help.
+                    || context.CircuitOpen
+                    || context.DeadLetterFailing > 0
                     || FindStuck(runner, now, stuckAfter) is not ({ } stuck, var stalledFor))
                 {
                     continue;

@@ -149,6 +149,11 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             {
                 errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which cannot be combined with an idempotency store: the Kafka transaction already makes the output and the offset atomic. Remove the Use...Idempotency call, or choose another strategy.");
             }
+
+            if (options.Watchdog.RestartWhenStuck)
+            {
+                errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which cannot be combined with {Setting("Watchdog:RestartWhenStuck")}: a handler that ignores its cancellation could still commit its transaction after the restart, and its output would be written twice. Turn the restart off (the health check still reports a stuck consumer), or choose another strategy.");
+            }
         }
 
         if (!Enum.IsDefined(options.Dispatch))

@@ -111,6 +111,19 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_TransactionalCommitsWithWatchdogRestarts_SaysWhatToChange()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:Commit:Strategy"] = "Transactional",
+            ["Kafka:Orders:Watchdog:RestartWhenStuck"] = "true",
+        });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:Commit:Strategy is Transactional, which cannot be combined with Kafka:Orders:Watchdog:RestartWhenStuck", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Start_SeveralProblems_ReportsEachOfThem()
     {
         using var host = BuildHost(new Dictionary<string, string?> { ["Kafka:Orders:PartitionBufferSize"] = "5" });
