@@ -67,21 +67,32 @@ internal static class KafkaReliableCli
     private static Command LagCommand(Option<string> bootstrap, Option<bool> json, TextWriter output)
     {
         var group = new Option<string>("--group", "-g") { Description = "Consumer group", Required = true };
-        var topics = new Option<string[]>("--topic", "-t") { Description = "Topic (repeat for several)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var topics = new Option<string[]>("--topic", "-t") { Description = "Topic (repeat for several); by default every topic the group has committed offsets on", AllowMultipleArgumentsPerToken = true };
         var command = new Command("lag", "Per partition: the group's committed offset, the high watermark and the lag.") { group, topics };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var servers = parse.GetValue(bootstrap)!;
+            var named = parse.GetValue(topics) is { Length: > 0 } given ? given : null;
             var rows = new List<LagRow>();
             using var consumer = Consumer<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = parse.GetValue(group), EnableAutoCommit = false });
-            foreach (var topic in parse.GetValue(topics)!)
+
+            // Without --topic, every topic's committed offsets are asked for (the embedded broker cannot list a group's
+            // offsets), and the topics where the group has committed nothing are left out.
+            var partitionsByTopic = named is null
+                ? AllTopics(servers)
+                : named.Select(topic => (Topic: topic, Partitions: PartitionsOf(servers, topic))).ToList();
+            var committed = consumer.Committed(partitionsByTopic.SelectMany(t => t.Partitions), RequestTimeout).ToDictionary(c => c.TopicPartition, c => c.Offset.Value);
+            foreach (var (topic, partitions) in partitionsByTopic)
             {
-                var partitions = PartitionsOf(servers, topic);
-                var committed = consumer.Committed(partitions, RequestTimeout);
+                if (named is null && partitions.All(p => committed[p] < 0))
+                {
+                    continue;
+                }
+
                 foreach (var partition in partitions)
                 {
                     var high = consumer.QueryWatermarkOffsets(partition, RequestTimeout).High.Value;
-                    var offset = committed.First(c => c.TopicPartition == partition).Offset.Value;
+                    var offset = committed[partition];
                     rows.Add(new LagRow(topic, partition.Partition.Value, offset >= 0 ? offset : null, high, offset >= 0 ? Math.Max(0, high - offset) : null));
                 }
             }
@@ -89,7 +100,7 @@ internal static class KafkaReliableCli
             if (rows.All(r => r.Committed is null))
             {
                 throw new CliException(ExitCodes.NotFound,
-                    $"Group '{parse.GetValue(group)}' has no committed offset on {string.Join(", ", parse.GetValue(topics)!.Select(t => $"'{t}'"))}: check --group (a group has lag only once it has committed).");
+                    $"Group '{parse.GetValue(group)}' has no committed offset on {(named is null ? "any topic" : string.Join(", ", named.Select(t => $"'{t}'")))}: check --group (a group has lag only once it has committed).");
             }
 
             if (parse.GetValue(json))
@@ -311,6 +322,17 @@ internal static class KafkaReliableCli
     /// <summary>An admin client that keeps librdkafka's own log lines off the console.</summary>
     internal static IAdminClient Admin(string servers) =>
         new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).SetLogHandler(static (_, _) => { }).Build();
+
+    /// <summary>Every topic but Kafka's internal ones (<c>__consumer_offsets</c>, ...), with its partitions.</summary>
+    private static List<(string Topic, List<TopicPartition> Partitions)> AllTopics(string servers)
+    {
+        using var admin = Admin(servers);
+        return admin.GetMetadata(RequestTimeout).Topics
+            .Where(t => !t.Error.IsError && !t.Topic.StartsWith("__", StringComparison.Ordinal))
+            .OrderBy(t => t.Topic, StringComparer.Ordinal)
+            .Select(t => (t.Topic, t.Partitions.Select(p => new TopicPartition(t.Topic, p.PartitionId)).OrderBy(p => p.Partition.Value).ToList()))
+            .ToList();
+    }
 
     internal static List<TopicPartition> PartitionsOf(string servers, string topic)
     {

@@ -39,6 +39,20 @@ public sealed class CliTests : IDisposable
 
         var (_, table, _) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic);
         Assert.Contains("total lag: 3", table, StringComparison.Ordinal);
+
+        // Without --topic: every topic the group committed on, and only those.
+        _cluster.CreateTopic("payments", 1);
+        _cluster.CreateTopic("refunds", 1);
+        using (var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = _cluster.BootstrapServers, GroupId = "loader", EnableAutoCommit = false }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset("payments", 0, 0)]);
+        }
+
+        var (all, everything, allError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "loader", "--json");
+        Assert.True(all == 0, allError);
+        Assert.Equal(
+            [("orders", 0), ("orders", 1), ("payments", 0)],
+            JsonDocument.Parse(everything).RootElement.EnumerateArray().Select(r => (r.GetProperty("Topic").GetString()!, r.GetProperty("Partition").GetInt32())));
     }
 
     [Fact]
@@ -119,6 +133,9 @@ public sealed class CliTests : IDisposable
         Assert.Contains("Group 'no-such-group' has no committed offset on 'payments'", groupError, StringComparison.Ordinal);
 
         var (badArguments, _, argumentsError) = await Cli.RunAsync("lag", "--topic", "orders");
+        var (noGroupAnywhere, _, anywhereError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "no-such-group");
+        Assert.Equal(4, noGroupAnywhere);
+        Assert.Contains("Group 'no-such-group' has no committed offset on any topic", anywhereError, StringComparison.Ordinal);
         Assert.Equal(1, badArguments);
         Assert.Contains("--group", argumentsError, StringComparison.Ordinal);
 
