@@ -10,6 +10,9 @@ namespace Kafka.Reliable.Cli;
 /// <summary>The <c>kafka-reliable</c> commands. Output goes to the given writers, so that tests can read it.</summary>
 internal static class KafkaReliableCli
 {
+    /// <summary>The group of the tool's own readers (they assign partitions and never commit), which the brokers ask for.</summary>
+    internal const string ReaderGroup = "kafka-reliable-cli";
+
     internal static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
 
     /// <param name="args">The command line.</param>
@@ -81,10 +84,10 @@ internal static class KafkaReliableCli
             var partitionsByTopic = named is null
                 ? AllTopics(servers)
                 : named.Select(topic => (Topic: topic, Partitions: PartitionsOf(servers, topic))).ToList();
-            var committed = consumer.Committed(partitionsByTopic.SelectMany(t => t.Partitions), RequestTimeout).ToDictionary(c => c.TopicPartition, c => c.Offset.Value);
+            var committed = CommittedOffsets(consumer, partitionsByTopic.SelectMany(t => t.Partitions));
             foreach (var (topic, partitions) in partitionsByTopic)
             {
-                if (named is null && partitions.All(p => committed[p] < 0))
+                if (named is null && partitions.All(p => committed[p] is null))
                 {
                     continue;
                 }
@@ -93,7 +96,7 @@ internal static class KafkaReliableCli
                 {
                     var high = consumer.QueryWatermarkOffsets(partition, RequestTimeout).High.Value;
                     var offset = committed[partition];
-                    rows.Add(new LagRow(topic, partition.Partition.Value, offset >= 0 ? offset : null, high, offset >= 0 ? Math.Max(0, high - offset) : null));
+                    rows.Add(new LagRow(topic, partition.Partition.Value, offset, high, offset is { } at ? Math.Max(0, high - at) : null));
                 }
             }
 
@@ -272,7 +275,7 @@ internal static class KafkaReliableCli
         using var consumer = Consumer<byte[]?, byte[]?>(new ConsumerConfig
         {
             BootstrapServers = servers,
-            GroupId = "kafka-reliable-cli",
+            GroupId = ReaderGroup,
             EnableAutoCommit = false,
             EnablePartitionEof = true,
         });
@@ -304,7 +307,7 @@ internal static class KafkaReliableCli
     private static ConsumeResult<byte[]?, byte[]?> ReadOne(string servers, string topic, int partition, long offset)
     {
         PartitionsOf(servers, topic);
-        using var consumer = Consumer<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = servers, GroupId = "kafka-reliable-cli", EnableAutoCommit = false });
+        using var consumer = Consumer<byte[]?, byte[]?>(new ConsumerConfig { BootstrapServers = servers, GroupId = ReaderGroup, EnableAutoCommit = false });
         var high = consumer.QueryWatermarkOffsets(new TopicPartition(topic, partition), RequestTimeout).High.Value;
         if (offset >= high)
         {
@@ -322,6 +325,10 @@ internal static class KafkaReliableCli
     /// <summary>An admin client that keeps librdkafka's own log lines off the console.</summary>
     internal static IAdminClient Admin(string servers) =>
         new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).SetLogHandler(static (_, _) => { }).Build();
+
+    /// <summary>A group's committed offset per partition; null where it has committed none.</summary>
+    internal static Dictionary<TopicPartition, long?> CommittedOffsets(IConsumer<Ignore, Ignore> consumer, IEnumerable<TopicPartition> partitions) =>
+        consumer.Committed(partitions, RequestTimeout).ToDictionary(c => c.TopicPartition, c => c.Offset.Value >= 0 ? c.Offset.Value : (long?)null);
 
     /// <summary>Every topic but Kafka's internal ones (<c>__consumer_offsets</c>, ...), with its partitions.</summary>
     private static List<(string Topic, List<TopicPartition> Partitions)> AllTopics(string servers)

@@ -42,7 +42,8 @@ internal static class OffsetsResetCommand
         reset.SetAction(async (parse, cancellationToken) =>
         {
             var target = Target.From(parse.GetValue(earliest), parse.GetValue(latest), parse.GetValue(offset), parse.GetValue(datetime), parse.GetValue(shift));
-            var request = new Request(parse.GetValue(bootstrap)!, parse.GetValue(group)!, parse.GetValue(topic)!, parse.GetValue(partitions) ?? [], target);
+            var servers = parse.GetValue(bootstrap)!;
+            var request = new Request(servers, parse.GetValue(group)!, parse.GetValue(topic)!, KafkaReliableCli.PartitionsOf(servers, parse.GetValue(topic)!), parse.GetValue(partitions) ?? [], target);
 
             // Described before the committed offsets are read, so that a member that commits and stops meanwhile is either
             // seen as active or has its last commit in the plan.
@@ -65,10 +66,9 @@ internal static class OffsetsResetCommand
 
             await ApplyAsync(request, plan, activity.Supported, new JoinSettings(TimeSpan.FromSeconds(parse.GetValue(joinTimeout)), parse.GetValue(sessionTimeout)), cancellationToken).ConfigureAwait(false);
             var after = Committed(request.Servers, request.Group, plan.Select(p => p.TopicPartition).ToList());
-            var moved = plan.Select(p => p with { Current = after[p.TopicPartition] }).ToList();
-            if (moved.FirstOrDefault(p => p.Current != p.Target) is { } wrong)
+            if (plan.FirstOrDefault(p => after[p.TopicPartition] != p.Target) is { } wrong)
             {
-                throw new CliException(ExitCodes.KafkaError, $"The reset was sent but {Name(wrong.TopicPartition)} is committed at {wrong.Current?.ToString(CultureInfo.InvariantCulture) ?? "nothing"}, not {wrong.Target}.");
+                throw new CliException(ExitCodes.KafkaError, $"The reset was sent but {Name(wrong.TopicPartition)} is committed at {after[wrong.TopicPartition]?.ToString(CultureInfo.InvariantCulture) ?? "nothing"}, not {wrong.Target}.");
             }
 
             await Print(output, parse.GetValue(json), request, plan, executed: true).ConfigureAwait(false);
@@ -80,7 +80,7 @@ internal static class OffsetsResetCommand
 
     private static List<PlannedOffset> Plan(Request request)
     {
-        var all = KafkaReliableCli.PartitionsOf(request.Servers, request.Topic);
+        var all = request.TopicPartitions;
         foreach (var wanted in request.Partitions.Where(p => all.All(a => a.Partition.Value != p)))
         {
             throw new CliException(ExitCodes.NotFound, $"Topic '{request.Topic}' has no partition {wanted} (it has {all.Count}: 0-{all.Count - 1}).");
@@ -91,7 +91,7 @@ internal static class OffsetsResetCommand
         using var consumer = KafkaReliableCli.Consumer<byte[]?, byte[]?>(new ConsumerConfig
         {
             BootstrapServers = request.Servers,
-            GroupId = "kafka-reliable-cli",
+            GroupId = KafkaReliableCli.ReaderGroup,
             EnableAutoCommit = false,
             EnablePartitionEof = true,
         });
@@ -167,8 +167,7 @@ internal static class OffsetsResetCommand
     private static Dictionary<TopicPartition, long?> Committed(string servers, string group, List<TopicPartition> partitions)
     {
         using var consumer = KafkaReliableCli.Consumer<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = group, EnableAutoCommit = false });
-        return consumer.Committed(partitions, KafkaReliableCli.RequestTimeout)
-            .ToDictionary(c => c.TopicPartition, c => c.Offset.Value >= 0 ? c.Offset.Value : (long?)null);
+        return KafkaReliableCli.CommittedOffsets(consumer, partitions);
     }
 
     private static async Task<GroupActivity> DescribeAsync(Request request)
@@ -223,7 +222,7 @@ internal static class OffsetsResetCommand
     /// <summary>Joins the group, and commits only when the assignment shows that no other member consumes the topic.</summary>
     private static void CommitAsOnlyMember(Request request, List<TopicPartitionOffset> offsets, JoinSettings join, CancellationToken cancellationToken)
     {
-        var partitionCount = KafkaReliableCli.PartitionsOf(request.Servers, request.Topic).Count;
+        var partitionCount = request.TopicPartitions.Count;
         Error? joinError = null;
         int? firstAssignment = null;
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
@@ -360,7 +359,8 @@ internal static class OffsetsResetCommand
 
     private sealed record JoinSettings(TimeSpan Timeout, int SessionTimeoutMs);
 
-    private sealed record Request(string Servers, string Group, string Topic, int[] Partitions, Target Target);
+    /// <summary>What to reset: <c>TopicPartitions</c> is every partition of the topic, <c>Partitions</c> the ones asked for (all when empty).</summary>
+    private sealed record Request(string Servers, string Group, string Topic, List<TopicPartition> TopicPartitions, int[] Partitions, Target Target);
 
     private sealed record PlannedOffset(TopicPartition TopicPartition, long? Current, long Target, long Low, long High, string? Note);
 

@@ -123,7 +123,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(4, unknownTopic);
         Assert.Contains("Topic 'no-such-topic' was not found", topicError, StringComparison.Ordinal);
 
-        var (unreachable, _, unreachableError) = await Cli.RunAsync("lag", "-b", $"127.0.0.1:{ClosedPort()}", "--group", "g", "--topic", "orders");
+        var (unreachable, _, unreachableError) = await Cli.RunAsync("lag", "-b", $"127.0.0.1:{FreePort.Next()}", "--group", "g", "--topic", "orders");
         Assert.Equal(3, unreachable);
         Assert.Contains("Could not reach Kafka at 127.0.0.1:", unreachableError, StringComparison.Ordinal);
 
@@ -142,14 +142,6 @@ public sealed class CliTests : IDisposable
         var (unknownRecord, _, recordError) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", CreateTopic("empty.dlq"), "--partition", "0", "--offset", "3");
         Assert.Equal(4, unknownRecord);
         Assert.Contains("has no record at offset 3", recordError, StringComparison.Ordinal);
-    }
-
-    /// <summary>A loopback port nothing listens on: bound for a moment, then released.</summary>
-    private static int ClosedPort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private string CreateTopic(string name)

@@ -155,5 +155,5 @@ public sealed class OffsetsResetTests : IDisposable
         Eventually.TrueAsync(
             () => _cluster.GetCommittedOffsets(group, Topic) is var c && c[0] == partition0 && c[1] == partition1,
             $"group '{group}' committed {partition0} and {partition1}",
-            () => $"committed {string.Join(", ", _cluster.GetCommittedOffsets(group, Topic))}; {more?.Invoke()}");
+            state: () => $"committed {string.Join(", ", _cluster.GetCommittedOffsets(group, Topic))}; {more?.Invoke()}");
 }

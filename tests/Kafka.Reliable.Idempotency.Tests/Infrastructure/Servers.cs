@@ -199,13 +199,3 @@ public sealed class BrokerFixture : IDisposable
 
     public void Dispose() => Cluster.Dispose();
 }
-
-internal static class FreePort
-{
-    public static int Next()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}

@@ -34,7 +34,7 @@ public sealed class EffectCounter : IMessageHandler<int>
 /// <summary>A host running one reliable consumer of integer ids with an idempotency store, and what it logged.</summary>
 public sealed class StoreConsumer : IAsyncDisposable
 {
-    private StoreConsumer(IHost host, EventLog logs)
+    private StoreConsumer(IHost host, TestLogs logs)
     {
         Host = host;
         Logs = logs;
@@ -42,12 +42,12 @@ public sealed class StoreConsumer : IAsyncDisposable
 
     public IHost Host { get; }
 
-    public EventLog Logs { get; }
+    public TestLogs Logs { get; }
 
     public static async Task<StoreConsumer> StartAsync(
         string bootstrapServers, string topic, string group, EffectCounter handler, Action<IReliableConsumerBuilder<int>> useStore, Action<ReliableConsumerOptions>? configure = null)
     {
-        var logs = new EventLog();
+        var logs = new TestLogs();
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Information);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
@@ -117,50 +117,5 @@ public sealed class StoreConsumer : IAsyncDisposable
     {
         public int Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context) =>
             int.Parse(Encoding.ASCII.GetString(value), CultureInfo.InvariantCulture);
-    }
-}
-
-/// <summary>Keeps the event ids and messages the library logged.</summary>
-public sealed class EventLog : ILoggerProvider
-{
-    private readonly ConcurrentQueue<(int EventId, LogLevel Level, string Message)> _entries = new();
-
-    public int Count(int eventId) => _entries.Count(e => e.EventId == eventId);
-
-    public string Dump(int last = 30) => string.Join(Environment.NewLine, _entries.TakeLast(last).Select(e => $"[{e.Level} {e.EventId}] {e.Message}"));
-
-    public ILogger CreateLogger(string categoryName) => new Logger(this);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(EventLog log) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            log._entries.Enqueue((eventId.Id, logLevel, formatter(state, exception)));
-    }
-}
-
-/// <summary>Waits for a condition, failing with what was expected.</summary>
-public static class Eventually
-{
-    public static async Task TrueAsync(Func<bool> condition, string expectation, TimeSpan? timeout = null, Func<string>? state = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out waiting until {expectation}.{(state is null ? string.Empty : Environment.NewLine + state())}");
-            }
-
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
     }
 }

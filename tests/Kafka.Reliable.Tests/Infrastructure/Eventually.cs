@@ -3,7 +3,7 @@ namespace Kafka.Reliable.Tests.Infrastructure;
 /// <summary>Waits on conditions with a timeout, never on the clock alone, and says what was expected when it gives up.</summary>
 internal static class Eventually
 {
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(90);
 
     public static async Task TrueAsync(Func<bool> condition, string expectation, TimeSpan? timeout = null, Func<string>? state = null)
     {
