@@ -62,6 +62,12 @@ public sealed class MessageContext
     internal MessageAcknowledgement? PendingAcknowledgement { get; set; }
 
     /// <summary>
+    /// Gets or sets the assignment the record was read under: a number unique within the consumer's process, new each time a
+    /// partition is assigned. It tells two runs of one record apart when its partition came back to the same member.
+    /// </summary>
+    internal long Assignment { get; set; }
+
+    /// <summary>
     /// Acknowledges the record, with <see cref="CommitStrategy.Manual"/>: it is done, and its offset may be committed once the
     /// records before it are done too. Call it when the record's effects are durable.
     /// </summary>

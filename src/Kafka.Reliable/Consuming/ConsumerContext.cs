@@ -8,6 +8,8 @@ namespace Kafka.Reliable.Consuming;
 /// <summary>What the poll thread and the partition workers of one consumer share.</summary>
 internal sealed class ConsumerContext(string name, ReliableConsumerOptions options, ILogger logger, TimeProvider time)
 {
+    private readonly Dictionary<(string Topic, int Partition), Task> _lastWorkers = [];
+    private long _assignments;
     private int _progress;
     private volatile bool _circuitOpen;
     private int _deadLetterFailing;
@@ -19,6 +21,25 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     public ILogger Logger { get; } = logger;
 
     public TimeProvider Time { get; } = time;
+
+    /// <summary>Gets a number for a new assignment of a partition, unique for the consumer's lifetime, restarts included.</summary>
+    public long NextAssignment() => Interlocked.Increment(ref _assignments);
+
+    /// <summary>
+    /// Starts the worker of a new assignment of a partition once the worker of its previous assignment in this consumer is
+    /// finished: a handler that ignored cancellation when the partition was lost, or outlived a revoke's or a shutdown's
+    /// drain, never runs beside a second handler of the same records. Kept in the context, so it holds across the
+    /// watchdog's restarts (poll thread; rebalances only).
+    /// </summary>
+    public void StartPartitionWorker(PartitionWorker worker)
+    {
+        lock (_lastWorkers)
+        {
+            var key = (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value);
+            worker.Start(_lastWorkers.GetValueOrDefault(key, Task.CompletedTask));
+            _lastWorkers[key] = worker.Completion;
+        }
+    }
 
     /// <summary>Gets the number of records whose dead-letter write is failing now (any thread).</summary>
     public int DeadLetterFailing => Volatile.Read(ref _deadLetterFailing);
@@ -32,6 +53,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 
     /// <summary>Gets or sets how to read the consumer's group metadata, for offsets sent to Kafka transactions (any thread).</summary>
     public Func<Confluent.Kafka.IConsumerGroupMetadata>? GroupMetadata { get; set; }
+
+    /// <summary>Gets or sets what wraps the consumer's Kafka client when it is built; null in production (a seam for fault-injection tests).</summary>
+    public IConsumerClientInterceptor? ClientInterceptor { get; set; }
 
     /// <summary>Gets or sets the user's rebalance hooks; null without.</summary>
     public IRebalanceHandler? RebalanceHandler { get; set; }
@@ -77,6 +101,11 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Tells the poll thread that a record is done or that a worker or the circuit changed state (any thread).</summary>
     public void NotifyProgress()
     {
+        // A full fence between the caller's write (a record marked done, a hold flag) and the read of the flag below. Without
+        // it the read can be served before the write is visible to the poll thread (store-load reordering, which x86 does):
+        // this thread sees the flag still set and skips setting it, while the poll thread takes the flag and reads the record
+        // as not yet done. That completion is then never seen, and when it is a partition's last one, the partition stalls.
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _progress) == 0)
         {
             Volatile.Write(ref _progress, 1);
@@ -86,4 +115,13 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Takes the progress flag (poll thread).</summary>
     /// <returns><see langword="true"/> when a record was done since the last call.</returns>
     public bool TakeProgress() => Volatile.Read(ref _progress) != 0 && Interlocked.Exchange(ref _progress, 0) != 0;
+}
+
+/// <summary>
+/// Wraps the Kafka client a consumer builds (registered in the container; internal). Tests use it to make client calls fail
+/// the way a real cluster sometimes makes them fail, which the embedded broker cannot be asked to do.
+/// </summary>
+internal interface IConsumerClientInterceptor
+{
+    Confluent.Kafka.IConsumer<byte[]?, byte[]?> Wrap(Confluent.Kafka.IConsumer<byte[]?, byte[]?> client);
 }

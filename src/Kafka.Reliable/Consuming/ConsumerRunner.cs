@@ -108,14 +108,17 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         return config;
     }
 
-    private IConsumer<byte[]?, byte[]?> BuildConsumer() =>
-        new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
+    private IConsumer<byte[]?, byte[]?> BuildConsumer()
+    {
+        var client = new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
             .SetPartitionsAssignedHandler((consumer, partitions) => OnAssigned(consumer, partitions))
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
             .SetErrorHandler((_, error) => OnError(error))
             .SetLogHandler((_, message) => OnClientLog(message))
             .Build();
+        return _context.ClientInterceptor?.Wrap(client) ?? client;
+    }
 
     private void Run()
     {
@@ -125,24 +128,23 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             consumer.Subscribe(_options.Topics);
             var stopping = _stopping.Token;
             var pollTimeout = _options.PollTimeout;
+            var failures = 0;
             while (!stopping.IsCancellationRequested && _fatalReason is null)
             {
-                ConsumeResult<byte[]?, byte[]?>? record = null;
                 try
                 {
-                    record = consumer.Consume(pollTimeout);
+                    Poll(consumer, pollTimeout);
+                    failures = 0;
                 }
-                catch (ConsumeException ex) when (!ex.Error.IsFatal)
+                catch (Exception ex) when (ex is not KafkaException { Error.IsFatal: true })
                 {
-                    Log.ConsumeError(Logger, Name, ex.Error.Code, ex.Error.Reason);
+                    // Only a fatal Kafka error ends the loop. Anything else (a client call refused for a moment, a bug in a
+                    // hook) is logged and the loop goes on, after a pause that grows while the failures repeat.
+                    var delay = TimeSpan.FromMilliseconds(Math.Min(5_000, 50 << Math.Min(++failures, 7)));
+                    Log.PollIterationFailed(Logger, Name, failures, delay, ex);
+                    _context.NotifyProgress();
+                    stopping.WaitHandle.WaitOne(delay);
                 }
-
-                if (record is not null)
-                {
-                    Dispatch(consumer, record);
-                }
-
-                Housekeeping(consumer);
             }
 
             if (_fatalReason is null)
@@ -176,6 +178,27 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
+    /// <summary>One turn of the poll loop: take what the client has (or wait for it up to the poll timeout), buffer it, then look after the partitions.</summary>
+    private void Poll(IConsumer<byte[]?, byte[]?> consumer, TimeSpan pollTimeout)
+    {
+        ConsumeResult<byte[]?, byte[]?>? record = null;
+        try
+        {
+            record = consumer.Consume(pollTimeout);
+        }
+        catch (ConsumeException ex) when (!ex.Error.IsFatal)
+        {
+            Log.ConsumeError(Logger, Name, ex.Error.Code, ex.Error.Reason);
+        }
+
+        if (record is not null)
+        {
+            Dispatch(consumer, record);
+        }
+
+        Housekeeping(consumer);
+    }
+
     private void Dispatch(IConsumer<byte[]?, byte[]?> consumer, ConsumeResult<byte[]?, byte[]?> record)
     {
         var worker = _lastWorker;
@@ -203,6 +226,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         if (_assignedSinceLastPoll.Count > 0)
         {
             // A partition paused under an earlier assignment must not stay paused under the new one: its new worker starts empty.
+            // If the client refuses for now, the loop tries again at the next poll, for the partitions that are still ours.
+            _assignedSinceLastPoll.RemoveAll(p => !_workers.ContainsKey(new PartitionKey(p.Topic, p.Partition.Value)));
             consumer.Resume(_assignedSinceLastPoll);
             _assignedSinceLastPoll.Clear();
         }
@@ -219,14 +244,15 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                     worker.DrainOverflow();
                 }
 
-                if (worker.IsHolding || circuitOpen)
+                if (worker.IsHolding || (circuitOpen && worker.Buffered > 0))
                 {
-                    // A failing record holds its partition (and an open circuit all of them): stop fetching what cannot be handled yet.
+                    // A failing record holds its partition, and an open circuit every partition with records waiting for it: stop
+                    // fetching what cannot be handled yet. A partition with nothing buffered keeps fetching (at most a buffer's
+                    // worth): its next record is what makes the circuit's trial if no other record is waiting.
                     Pause(consumer, worker);
                 }
-                else if (worker.Paused && worker.Buffered <= _resumeThreshold)
+                else if (worker.Paused && worker.Buffered <= _resumeThreshold && Resume(consumer, worker))
                 {
-                    Resume(consumer, worker);
                     Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
                 }
             }
@@ -247,28 +273,56 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
-    private void Resume(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
+    /// <summary>Resumes a paused partition; when the client refuses for now, the partition stays paused and is tried again at the next poll.</summary>
+    private bool Resume(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
     {
-        consumer.Resume([worker.TopicPartition]);
-        if (worker.NextFetchOffset >= 0)
+        try
         {
-            // librdkafka can leave a resumed partition out of its broker's fetch list when the pause had already taken it out
-            // (seen with 2.16: the partition never fetches again). Seeking to the position resume fetches from anyway
-            // restarts the fetcher: nothing is skipped or repeated.
-            consumer.Seek(new TopicPartitionOffset(worker.TopicPartition, new Offset(worker.NextFetchOffset)));
+            consumer.Resume([worker.TopicPartition]);
+            if (worker.NextFetchOffset >= 0)
+            {
+                // librdkafka can leave a resumed partition out of its broker's fetch list when the pause had already taken it out
+                // (seen with 2.16: the partition never fetches again). Seeking to the position resume fetches from anyway
+                // restarts the fetcher: nothing is skipped or repeated.
+                consumer.Seek(new TopicPartitionOffset(worker.TopicPartition, new Offset(worker.NextFetchOffset)));
+            }
+        }
+        catch (KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            PartitionOperationFailed("resume", worker, ex);
+            return false;
         }
 
         worker.Paused = false;
+        return true;
     }
 
     private void Pause(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
     {
-        if (!worker.Paused)
+        if (worker.Paused)
+        {
+            return;
+        }
+
+        try
         {
             consumer.Pause([worker.TopicPartition]);
-            worker.Paused = true;
-            Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
         }
+        catch (KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            PartitionOperationFailed("pause", worker, ex);
+            return;
+        }
+
+        worker.Paused = true;
+        Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
+    }
+
+    /// <summary>Logs a refused pause or resume and makes the next poll look at the partitions again, so that it is retried.</summary>
+    private void PartitionOperationFailed(string operation, PartitionWorker worker, KafkaException ex)
+    {
+        Log.PartitionOperationFailed(Logger, Name, operation, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, ex.Error.Code, ex.Error.Reason);
+        _context.NotifyProgress();
     }
 
     /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
@@ -398,7 +452,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             var worker = new PartitionWorker(partition, _context, _processor);
             _workers.Add(key, worker);
             _assignedSinceLastPoll.Add(partition);
-            worker.Start();
+            _context.StartPartitionWorker(worker);
         }
 
         Log.PartitionsAssigned(Logger, Name, Describe(partitions));

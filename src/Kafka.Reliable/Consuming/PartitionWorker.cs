@@ -48,6 +48,7 @@ internal sealed class PartitionWorker : IDisposable
         _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
         _bufferedAt = new long[Tracker.Capacity];
         _lastProgress = consumer.Time.GetTimestamp();
+        Assignment = consumer.NextAssignment();
         _mode = consumer.Options.Dispatch;
         _manual = consumer.Options.Commit.Strategy == CommitStrategy.Manual;
         _complete = Complete;
@@ -115,7 +116,11 @@ internal sealed class PartitionWorker : IDisposable
     /// </summary>
     public bool IsHolding => _holding;
 
-    public void Start() => Completion = Task.Run(RunGuardedAsync);
+    /// <summary>Gets the assignment this worker serves (see <see cref="MessageContext.Assignment"/>).</summary>
+    public long Assignment { get; }
+
+    /// <summary>Starts the worker; it dispatches nothing before <paramref name="predecessor"/> (the worker of the partition's previous assignment) is finished.</summary>
+    public void Start(Task predecessor) => Completion = Task.Run(() => RunGuardedAsync(predecessor));
 
     /// <summary>Gets the number of records buffered and not yet done, including those waiting for a slot (poll thread).</summary>
     public int Buffered => Tracker.Count + (_overflow?.Count ?? 0);
@@ -195,10 +200,20 @@ internal sealed class PartitionWorker : IDisposable
     /// an outcome) stops this partition's worker with a critical log instead of faulting the drain that waits for it. The
     /// partition then holds: its records are not committed, and its next owner handles them.
     /// </summary>
-    private async Task RunGuardedAsync()
+    private async Task RunGuardedAsync(Task predecessor)
     {
         try
         {
+            if (!predecessor.IsCompleted)
+            {
+                Log.WaitingForPreviousAssignment(_consumer.Logger, _consumer.Name, TopicPartition.Topic, TopicPartition.Partition.Value);
+                await predecessor.WaitAsync(_stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+
             await (_mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync()).ConfigureAwait(false);
         }
         catch (Exception ex)
@@ -212,7 +227,7 @@ internal sealed class PartitionWorker : IDisposable
     {
         var stop = _stop.Token;
         var abort = _abort.Token;
-        var execution = new RecordExecution(_consumer, _processor, Hold);
+        var execution = new RecordExecution(_consumer, _processor, Hold, Assignment);
         long next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -269,7 +284,7 @@ internal sealed class PartitionWorker : IDisposable
                         _busyKeys.Add(key, new Queue<long>());
                     }
 
-                    var execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null);
+                    var execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment);
                     _lanes.Add(RunLaneAsync(execution, key, next++));
                     if (_lanes.Count > 64)
                     {
@@ -298,20 +313,25 @@ internal sealed class PartitionWorker : IDisposable
         await Task.Yield();
         var stop = _stop.Token;
         var abort = _abort.Token;
+        var holdsKey = _mode == DispatchMode.ByKey;
         try
         {
-            while (true)
+            while (await RunRecordAsync(execution, sequence, stop, abort).ConfigureAwait(false) && !stop.IsCancellationRequested)
             {
-                if (!await RunRecordAsync(execution, sequence, stop, abort).ConfigureAwait(false))
+                if (!holdsKey)
                 {
                     return;
                 }
 
                 lock (_lanesLock)
                 {
-                    // Free the key in the same critical section that finds its queue empty: the dispatcher cannot slip a record in between.
-                    if (stop.IsCancellationRequested || _mode != DispatchMode.ByKey || !_busyKeys[key].TryDequeue(out sequence))
+                    // Find the key's queue empty and free the key in one critical section: the dispatcher, which queues a record
+                    // behind a busy key under the same lock, either queued it before (it runs next, here) or finds the key free
+                    // after (it starts a new lane). Freeing it anywhere else would drop a record queued in between.
+                    if (!_busyKeys[key].TryDequeue(out sequence))
                     {
+                        _busyKeys.Remove(key);
+                        holdsKey = false;
                         return;
                     }
                 }
@@ -321,8 +341,12 @@ internal sealed class PartitionWorker : IDisposable
         {
             lock (_lanesLock)
             {
-                // Records still queued behind a stopped lane stay undone, like any buffered record of a stopped worker.
-                _busyKeys.Remove(key);
+                if (holdsKey)
+                {
+                    // Stopped: records still queued behind this lane stay undone, like any buffered record of a stopped worker.
+                    _busyKeys.Remove(key);
+                }
+
                 _idle.Push(execution);
             }
 

@@ -48,12 +48,13 @@ internal sealed class RecordExecution
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
     /// <param name="onHold">Told when the record starts and stops failing (a sequential partition pauses meanwhile); null to ignore.</param>
-    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold)
+    /// <param name="assignment">The assignment of the partition the records are read under.</param>
+    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold, long assignment)
     {
         _consumer = consumer;
         _processor = processor;
         _onHold = onHold;
-        _context = new MessageContext(consumer.Name, consumer.Options.GroupId);
+        _context = new MessageContext(consumer.Name, consumer.Options.GroupId) { Assignment = assignment };
     }
 
     /// <summary>Processes a record until it is done, or until the handler handled it and its acknowledgement is pending.</summary>
@@ -137,13 +138,18 @@ internal sealed class RecordExecution
                     return false;
                 }
 
-                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException)
+                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException || WaitsForTheCircuit(outcome))
                 {
                     // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
+                    // After the break, the attempt below is the circuit's trial: the consumer makes it itself, so a circuit opened
+                    // by the last record there was still recovers without any other record arriving.
                     Hold(true);
-                    var wait = outcome.Exception is IdempotencyKeyHeldException held
-                        ? TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks)))
-                        : ((BrokenCircuitException)outcome.Exception).RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration;
+                    var wait = outcome.Exception switch
+                    {
+                        IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
+                        BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
+                        _ => _consumer.Options.CircuitBreaker.BreakDuration,
+                    };
                     if (!await DelayAsync(wait, stop).ConfigureAwait(false))
                     {
                         return false;
@@ -185,6 +191,17 @@ internal sealed class RecordExecution
             _replayedFailure = null;
         }
     }
+
+    /// <summary>
+    /// Gets a value indicating whether a record that ran out of retries must wait for the circuit instead of being
+    /// dead-lettered: its last failure was transient and the circuit is open (that failure may be the one that opened it).
+    /// An open circuit says the dependency is down, not the record bad, and an open circuit dead-letters nothing.
+    /// </summary>
+    private bool WaitsForTheCircuit(ProcessingOutcome outcome) =>
+        _consumer.CircuitOpen
+        && outcome.FailedStage == ProcessingStage.Handle
+        && outcome.Exception is { } exception
+        && _consumer.Classification.Classify(exception) == FailureKind.Transient;
 
     /// <summary>Decides what can be decided without deserializing: tombstones and oversize values.</summary>
     /// <param name="rejected">When the record does not go to the pipeline: success to skip it, or the failure to dead-letter it with.</param>

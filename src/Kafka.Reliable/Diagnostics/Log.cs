@@ -84,6 +84,9 @@ internal static partial class Log
     [LoggerMessage(407, LogLevel.Debug, "Consumer {Consumer}: partitions revoked: {Partitions}; draining their in-flight records for up to {Timeout}")]
     public static partial void PartitionsRevoking(ILogger logger, string consumer, string partitions, TimeSpan timeout);
 
+    [LoggerMessage(408, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] is assigned again while a handler of its previous assignment still runs (it ignored cancellation); its records wait until that handler returns")]
+    public static partial void WaitingForPreviousAssignment(ILogger logger, string consumer, string topic, int partition);
+
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
     public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
 
@@ -128,6 +131,12 @@ internal static partial class Log
 
     [LoggerMessage(501, LogLevel.Warning, "Consumer {Consumer}: consume error {Code}: {Reason}")]
     public static partial void ConsumeError(ILogger logger, string consumer, ErrorCode code, string reason);
+
+    [LoggerMessage(503, LogLevel.Warning, "Consumer {Consumer}: {Operation} of {Topic} [{Partition}] failed ({Code}: {Reason}); it is tried again at the next poll")]
+    public static partial void PartitionOperationFailed(ILogger logger, string consumer, string operation, string topic, int partition, ErrorCode code, string reason);
+
+    [LoggerMessage(504, LogLevel.Error, "Consumer {Consumer}: a poll loop iteration failed ({Count} in a row); the loop goes on after {Delay}")]
+    public static partial void PollIterationFailed(ILogger logger, string consumer, int count, TimeSpan delay, Exception exception);
 
     [LoggerMessage(EventId = 502, Message = "Consumer {Consumer} librdkafka [{Facility}] {Message}")]
     public static partial void ClientLog(ILogger logger, LogLevel level, string consumer, string facility, string message);

@@ -44,6 +44,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
         context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
         context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
+        context.ClientInterceptor = services.GetService<IConsumerClientInterceptor>();
         _context = context;
         _onFatal = lifetime is null ? null : lifetime.StopApplication;
 

@@ -135,9 +135,11 @@ internal sealed class IdempotencyGate
     public async ValueTask<long> CleanupAsync(DateTimeOffset now, CancellationToken cancellationToken) =>
         Store is IIdempotencyStore store ? await store.CleanupAsync(now - _options.Retention, cancellationToken).ConfigureAwait(false) : 0;
 
-    // The same record retried by the same consumer instance is the same owner, so that it can take its own key again.
+    // The same record retried within one assignment is the same owner, so that it can take its own key again. A new
+    // assignment of the partition is another owner, even in this process: a handler of the earlier assignment that did not
+    // stop when cancelled may still run, and the record must wait for it (or for its lease to expire), not run beside it.
     private string Owner(MessageContext context) =>
-        string.Create(CultureInfo.InvariantCulture, $"{_instance}/{context.Topic}/{context.Partition}/{context.Offset}");
+        string.Create(CultureInfo.InvariantCulture, $"{_instance}/{context.Assignment}/{context.Topic}/{context.Partition}/{context.Offset}");
 }
 
 /// <summary>

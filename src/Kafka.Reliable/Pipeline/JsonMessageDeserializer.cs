@@ -9,7 +9,12 @@ namespace Kafka.Reliable;
 /// Use a source-generated <see cref="JsonTypeInfo{T}"/> for trimmed and native AOT applications.
 /// </summary>
 /// <typeparam name="TMessage">The message type.</typeparam>
-/// <remarks>A null record value, an empty payload and the JSON literal <c>null</c> are rejected with a message that says so.</remarks>
+/// <remarks>
+/// A null record value, an empty payload and the JSON literal <c>null</c> are rejected with a message that says so. So is a
+/// payload that names a property twice (<c>{"Id":"a","Id":"b"}</c>): which value was meant is ambiguous, and taking the last
+/// one silently would apply a message its producer may not have sent. Pass <c>allowDuplicateProperties: true</c> to accept
+/// such payloads (the last value wins).
+/// </remarks>
 public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMessage>
 {
     private readonly JsonTypeInfo<TMessage> _typeInfo;
@@ -17,9 +22,22 @@ public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMe
     /// <summary>Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from source-generated metadata.</summary>
     /// <param name="typeInfo">The metadata of <typeparamref name="TMessage"/>, for example <c>MyJsonContext.Default.OrderEvent</c>.</param>
     public JsonMessageDeserializer(JsonTypeInfo<TMessage> typeInfo)
+        : this(typeInfo, allowDuplicateProperties: false)
+    {
+    }
+
+    /// <summary>Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from source-generated metadata.</summary>
+    /// <param name="typeInfo">The metadata of <typeparamref name="TMessage"/>, for example <c>MyJsonContext.Default.OrderEvent</c>.</param>
+    /// <param name="allowDuplicateProperties">
+    /// <see langword="true"/> to accept a payload that names a property twice (the last value wins); by default such a payload
+    /// is rejected as poison.
+    /// </param>
+    public JsonMessageDeserializer(JsonTypeInfo<TMessage> typeInfo, bool allowDuplicateProperties)
     {
         ArgumentNullException.ThrowIfNull(typeInfo);
-        _typeInfo = typeInfo;
+        _typeInfo = typeInfo.Options.AllowDuplicateProperties == allowDuplicateProperties
+            ? typeInfo
+            : GetTypeInfo(new JsonSerializerOptions(typeInfo.Options) { AllowDuplicateProperties = allowDuplicateProperties });
     }
 
     /// <summary>
@@ -27,25 +45,41 @@ public sealed class JsonMessageDeserializer<TMessage> : IMessageDeserializer<TMe
     /// Options with a type resolver (a source-generated context) must know <typeparamref name="TMessage"/>; options without
     /// one use reflection, which trimmed and native AOT applications disable.
     /// </summary>
-    /// <param name="options">The serializer options.</param>
+    /// <param name="options">The serializer options; their own <see cref="JsonSerializerOptions.AllowDuplicateProperties"/> is not used.</param>
     /// <exception cref="InvalidOperationException">The options cannot describe <typeparamref name="TMessage"/>.</exception>
     public JsonMessageDeserializer(JsonSerializerOptions options)
+        : this(options, allowDuplicateProperties: false)
+    {
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="JsonMessageDeserializer{TMessage}"/> class from serializer options, saying
+    /// whether a payload that names a property twice is accepted.
+    /// </summary>
+    /// <param name="options">The serializer options; their own <see cref="JsonSerializerOptions.AllowDuplicateProperties"/> is not used.</param>
+    /// <param name="allowDuplicateProperties">
+    /// <see langword="true"/> to accept a payload that names a property twice (the last value wins); by default such a payload
+    /// is rejected as poison.
+    /// </param>
+    /// <exception cref="InvalidOperationException">The options cannot describe <typeparamref name="TMessage"/>.</exception>
+    public JsonMessageDeserializer(JsonSerializerOptions options, bool allowDuplicateProperties)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options = new JsonSerializerOptions(options) { AllowDuplicateProperties = allowDuplicateProperties };
         if (options.TypeInfoResolver is null)
         {
             ThrowIfReflectionDisabled();
-            options = new JsonSerializerOptions(options) { TypeInfoResolver = DefaultOptions().TypeInfoResolver };
+            options.TypeInfoResolver = DefaultOptions().TypeInfoResolver;
         }
 
         _typeInfo = GetTypeInfo(options);
     }
 
-    /// <summary>The deserializer used when none is configured: System.Text.Json's default options, which need reflection.</summary>
+    /// <summary>The deserializer used when none is configured: System.Text.Json's default options, which need reflection, rejecting duplicate properties.</summary>
     internal JsonMessageDeserializer()
     {
         ThrowIfReflectionDisabled();
-        _typeInfo = GetTypeInfo(DefaultOptions());
+        _typeInfo = GetTypeInfo(new JsonSerializerOptions(DefaultOptions()) { AllowDuplicateProperties = false });
     }
 
     private static void ThrowIfReflectionDisabled()

@@ -115,7 +115,10 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
         try
         {
             await HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
-            await gate.CompleteAsync(key, context, cancellationToken).ConfigureAwait(false);
+
+            // The handler's effects are done once it returns: its key is completed even if the record was cancelled meanwhile
+            // (a handler that finished despite a lost partition). Released instead, the key would let the effects happen twice.
+            await gate.CompleteAsync(key, context, CancellationToken.None).ConfigureAwait(false);
             return ProcessingOutcome.Success;
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)

@@ -52,6 +52,53 @@ public sealed class FailureAndOrderTests(KafkaBrokerFixture broker)
         Assert.True(consumer.Logs.Count(200) >= 2, "each failed attempt is logged");
     }
 
+    /// <summary>
+    /// G1 where it can actually be broken: with concurrent dispatch, later records of the partition finish while an earlier one
+    /// is still failing, so a commit of "last done + 1" would pass the unfinished record. Partition 1 serves as the clock: a
+    /// record of it produced after records 6-20 of partition 0 are done is committed in a commit round that saw them done.
+    /// </summary>
+    [Theory]
+    [InlineData(DispatchMode.ByKey, CommitStrategy.PerMessage)]
+    [InlineData(DispatchMode.ByKey, CommitStrategy.Periodic)]
+    [InlineData(DispatchMode.Unordered, CommitStrategy.PerMessage)]
+    [InlineData(DispatchMode.Unordered, CommitStrategy.Periodic)]
+    public async Task ConcurrentDispatch_LaterRecordsDoneWhileAnEarlierOneFails_CommitStaysAtTheUnfinishedRecord(DispatchMode mode, CommitStrategy strategy)
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(21, 1));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, context, _) =>
+            {
+                if (context.Partition == 0 && context.Offset == 5 && !release.Task.IsCompleted)
+                {
+                    await release.Task;
+                    throw new TimeoutException($"load of order {message.Id} failed (attempt {context.Attempt})");
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Dispatch = mode;
+            o.MaxInFlight = 32;
+            o.Commit.Strategy = strategy;
+            o.Commit.Interval = TimeSpan.FromMilliseconds(50);
+        });
+        await Eventually.TrueAsync(() => handler.Handled.Count(h => h.Partition == 0) == 20, "every record of partition 0 but record 5 is handled");
+        await broker.ProduceAsync(topic, TestConsumer.Events(1, 1, firstId: 100).Select(e => (1, e.Key, e.Value)));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2)[1] == 1, "partition 1's record is committed: a commit round ran after records 6-20 were done");
+
+        Assert.Equal(5, broker.GetCommittedOffsets(group, topic, 2)[0]);
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2)[0] == 21, "partition 0 is committed to its end once record 5 succeeds on its retry");
+        Assert.Equal(Enumerable.Range(0, 21).Select(i => (long)i), handler.Handled.Where(h => h.Partition == 0).Select(h => h.Offset).Order());
+        Assert.Equal([1, 2], handler.Attempts.Where(a => a.Partition == 0 && a.Offset == 5).Select(a => a.Attempt));
+    }
+
     [Fact]
     public async Task FailingRecord_BlocksOnlyItsOwnPartition()
     {

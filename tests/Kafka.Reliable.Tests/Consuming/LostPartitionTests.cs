@@ -74,4 +74,101 @@ public sealed class LostPartitionTests
         Assert.True(reassigned > lost, "the partition is assigned again after it was lost");
         Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.EventId is 300 or 301 or 403);
     }
+
+    /// <summary>
+    /// The partition is lost while a handler ignores its cancellation, then assigned back to the same member. The record is
+    /// read again under the new assignment, but its handler must not run beside the one still running from the earlier
+    /// assignment: the new assignment waits for it. With an idempotency store the earlier handler's completion makes the
+    /// second run a skipped duplicate (one effect); without one the record runs again after it (at-least-once), never beside it.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LostWhileAHandlerIgnoresCancellation_AssignedBack_TheRecordNeverRunsTwiceAtOnce(bool inMemoryStore)
+    {
+        using var cluster = EmbeddedKafkaCluster.Start(3);
+        const string Topic = "orders";
+        cluster.CreateTopic(Topic, 1);
+        cluster.SetPartitionLeader(Topic, 0, 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        cluster.SetCoordinator(KafkaCoordinatorType.Group, group, 3);
+        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?>
+        {
+            Key = Encoding.UTF8.GetBytes(r.Key!),
+            Value = Encoding.UTF8.GetBytes(r.Value!),
+        }), TestContext.Current.CancellationToken);
+
+        var firstAttemptOf3 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = 0;
+        var mostAtOnce = 0;
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, _, _) =>
+            {
+                if (message.Id != 3)
+                {
+                    return;
+                }
+
+                var now = Interlocked.Increment(ref running);
+                InterlockedMax(ref mostAtOnce, now);
+                try
+                {
+                    if (firstAttemptOf3.TrySetResult())
+                    {
+                        // Ignores its cancellation token: it returns only when the test says so.
+                        await release.Task;
+                    }
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref running);
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, handler, o =>
+        {
+            o.Commit.Strategy = CommitStrategy.PerMessage;
+            o.KafkaSettings["session.timeout.ms"] = "2000";
+            o.KafkaSettings["heartbeat.interval.ms"] = "200";
+        }, b =>
+        {
+            if (inMemoryStore)
+            {
+                b.UseInMemoryIdempotency();
+            }
+        });
+        await firstAttemptOf3.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
+
+        cluster.SetBrokerDown(3);
+        await Eventually.TrueAsync(() => consumer.Logs.Count(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
+        cluster.SetBrokerUp(3);
+
+        // Assigned back: the new assignment waits for the handler the old one could not stop.
+        await Eventually.TrueAsync(() => consumer.Logs.Count(408) >= 1, "the new assignment waits for the earlier assignment's handler", state: () => consumer.Logs.Dump());
+        Assert.Equal(1, handler.Attempts.Count(a => a.Id == 3));
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 6, "the partition is committed to its end", state: () => consumer.Logs.Dump());
+        Assert.Equal(1, Volatile.Read(ref mostAtOnce));
+        Assert.Equal([0, 1, 2, 3, 4, 5], handler.Handled.Select(h => h.Id).Distinct().Order());
+        if (inMemoryStore)
+        {
+            // The earlier handler finished, so its key is complete: the new assignment skips record 3 as a duplicate.
+            Assert.Equal(1, handler.Attempts.Count(a => a.Id == 3));
+            Assert.True(consumer.Logs.Count(212) >= 1, "record 3 is skipped as a duplicate under the new assignment");
+        }
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current && Interlocked.CompareExchange(ref target, value, current) is var seen && seen != current)
+        {
+            current = seen;
+        }
+    }
 }

@@ -48,6 +48,48 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
     }
 
+    /// <summary>
+    /// The record's last retry is the attempt that opens the circuit, and nothing else is buffered: no other record will ever
+    /// make the circuit's trial. The record must not be dead-lettered (an open circuit dead-letters nothing); after the break
+    /// the consumer makes the trial itself with that record, and a record produced later is handled too.
+    /// </summary>
+    [Fact]
+    public async Task LastRetryOpensTheCircuit_WithNothingElseBuffered_RecordWaitsAndIsTheTrial_NothingIsDeadLettered()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(1, 1));
+        var handler = new RecordingHandler
+        {
+            // The dependency is down for the first two attempts, which are all the retry budget (MaxAttempts 2) and exactly
+            // the circuit's minimum throughput: the second attempt both exhausts the retries and opens the circuit.
+            Behavior = (_, context, _) => context.Attempt <= 2 ? throw new TimeoutException("the database is down") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Retry.MaxAttempts = 2;
+            o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+            o.CircuitBreaker.Enabled = true;
+            o.CircuitBreaker.FailureRatio = 0.5;
+            o.CircuitBreaker.MinimumThroughput = 2;
+            o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
+            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
+        });
+
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 1, "record 0 is handled by the circuit's trial and committed", state: () => consumer.Logs.Dump());
+        Assert.Equal([1, 2, 3], handler.Attempts.Select(a => a.Attempt));
+        Assert.True(consumer.Logs.Count(209) >= 1, "the circuit opened");
+        Assert.True(consumer.Logs.Count(211) >= 1, "the circuit closed after the trial");
+        Assert.Equal(0, consumer.Logs.Count(205));
+        Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
+
+        await broker.ProduceAsync(topic, TestConsumer.Events(1, 1, firstId: 1));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 2, "a record produced after recovery is handled", state: () => consumer.Logs.Dump());
+        Assert.Equal([0, 1], handler.Handled.Select(h => h.Id));
+    }
+
     private static HashSet<int> PausedPartitions(TestLogs logs) =>
         logs.Entries.Where(e => e.EventId == 201).Select(e => int.Parse(PartitionOf().Match(e.Message).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
 

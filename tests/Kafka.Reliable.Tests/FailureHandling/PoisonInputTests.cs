@@ -25,6 +25,7 @@ public sealed class PoisonInputTests(KafkaBrokerFixture broker)
         ("binary (protobuf-like) bytes", "deserialize", () => new Message<byte[]?, byte[]?> { Key = "k"u8.ToArray(), Value = [0x08, 0x96, 0x01, 0x12, 0x03, 0x61, 0x62, 0x63] }),
         ("plain text", "deserialize", () => Json("order 17 shipped")),
         ("trailing garbage", "deserialize", () => Json("{\"Id\": 1, \"Key\": \"k\"} and more")),
+        ("a property named twice", "deserialize", () => Json("{\"Id\": 1, \"Key\": \"k\", \"Id\": 2}")),
         ("nesting deeper than allowed", "deserialize", () => Json(new string('[', 500) + new string(']', 500))),
         ("rejected by the translator", "translate", () => Json("{\"Id\": -7, \"Key\": \"negative\"}")),
         ("rejected by the handler as fatal", "handle", () => Json("{\"Id\": 7, \"Key\": \"reject-me\"}")),
@@ -37,7 +38,7 @@ public sealed class PoisonInputTests(KafkaBrokerFixture broker)
         await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
         var group = "g-" + Guid.NewGuid().ToString("N");
 
-        // 1,000 good records (some with odd headers) with the 14 kinds of bad record spread among them, twice each.
+        // 1,000 good records (some with odd headers) with the 15 kinds of bad record spread among them, twice each.
         var random = new Random(20261123);
         var records = new List<(int Partition, Message<byte[]?, byte[]?> Message, string? BadKind, string? Stage)>();
         for (var id = 0; id < 1000; id++)

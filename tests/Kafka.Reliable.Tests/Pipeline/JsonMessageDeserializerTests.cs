@@ -41,6 +41,33 @@ public sealed partial class JsonMessageDeserializerTests
     }
 
     [Fact]
+    public void Deserialize_PropertyNamedTwice_IsPoisonOnEveryDefaultPath()
+    {
+        var payload = """{"Id":1,"Key":"a","Id":2}"""u8.ToArray();
+        JsonMessageDeserializer<TestEvent>[] deserializers =
+        [
+            new(TestJsonContext.Default.TestEvent),
+            new(new JsonSerializerOptions()),
+            new(),
+        ];
+
+        foreach (var deserializer in deserializers)
+        {
+            var error = Assert.Throws<InvalidDataException>(() => deserializer.Deserialize(payload, false, Context));
+            Assert.Contains("not a valid TestEvent", error.Message, StringComparison.Ordinal);
+            Assert.Contains("Id", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Deserialize_PropertyNamedTwice_AllowedOnRequest_LastValueWins()
+    {
+        var payload = """{"Id":1,"Key":"a","Id":2}"""u8.ToArray();
+        Assert.Equal(new TestEvent(2, "a"), new JsonMessageDeserializer<TestEvent>(TestJsonContext.Default.TestEvent, allowDuplicateProperties: true).Deserialize(payload, false, Context));
+        Assert.Equal(new TestEvent(2, "a"), new JsonMessageDeserializer<TestEvent>(new JsonSerializerOptions(), allowDuplicateProperties: true).Deserialize(payload, false, Context));
+    }
+
+    [Fact]
     public void Deserialize_InvalidUtf8_ThrowsInvalidData()
     {
         var deserializer = new JsonMessageDeserializer<TestEvent>(TestJsonContext.Default.TestEvent);

@@ -1,0 +1,121 @@
+using System.Reflection;
+using Confluent.Kafka;
+using Kafka.Reliable.Consuming;
+using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kafka.Reliable.Tests.Consuming;
+
+/// <summary>
+/// Kafka client calls the poll thread makes can fail without the cluster being gone for good (a partition in a state where
+/// librdkafka refuses a pause or a seek for a moment). Only a fatal Kafka error may end the poll loop.
+/// </summary>
+public sealed class ClientFaultTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task PauseResumeAndSeekRefusedForAWhile_TheConsumerGoesOn_AndEveryRecordIsHandled()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(600, 2));
+        var faults = new FaultyClient(failuresPerOperation: 3);
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.PartitionBufferSize = 16,
+            services: s => s.AddSingleton<IConsumerClientInterceptor>(faults));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 600, "every record is committed", state: () => consumer.Logs.Dump());
+
+        Assert.Equal(Enumerable.Range(0, 600), consumer.Handler.Handled.Select(h => h.Id).Order());
+        Assert.True(faults.Failed("Pause") == 3 && faults.Failed("Resume") == 3, $"the client refused pauses ({faults.Failed("Pause")}) and resumes ({faults.Failed("Resume")})");
+        Assert.True(consumer.Logs.Count(503) + consumer.Logs.Count(504) >= 6, "each refused pause, resume or seek is logged");
+        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
+        Assert.True(consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested is false, "the host keeps running");
+    }
+
+    [Fact]
+    public async Task AnUnexpectedExceptionInThePollLoop_IsLoggedAndTheLoopGoesOn()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(50, 1));
+        var faults = new FaultyClient(failuresPerOperation: 2, fault: () => new InvalidOperationException("a bug in a client wrapper"), operations: ["Consume"]);
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, services: s => s.AddSingleton<IConsumerClientInterceptor>(faults));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 50, "every record is committed", state: () => consumer.Logs.Dump());
+
+        Assert.Equal(2, faults.Failed("Consume"));
+        Assert.Equal(2, consumer.Logs.Count(504));
+        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
+    }
+
+    /// <summary>Wraps the consumer's client; the first calls of the chosen operations throw, every other call goes through.</summary>
+    private sealed class FaultyClient(int failuresPerOperation, Func<Exception>? fault = null, string[]? operations = null) : IConsumerClientInterceptor
+    {
+        private readonly Dictionary<string, int> _failed = [];
+
+        public int Failed(string operation)
+        {
+            lock (_failed)
+            {
+                return _failed.GetValueOrDefault(operation);
+            }
+        }
+
+        public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client)
+        {
+            var proxy = DispatchProxy.Create<IConsumer<byte[]?, byte[]?>, ClientProxy>();
+            ((ClientProxy)(object)proxy).Initialize(client, ShouldFail);
+            return proxy;
+        }
+
+        private Exception? ShouldFail(string operation)
+        {
+            if (!(operations ?? ["Pause", "Resume", "Seek"]).Contains(operation))
+            {
+                return null;
+            }
+
+            lock (_failed)
+            {
+                var failed = _failed.GetValueOrDefault(operation);
+                if (failed >= failuresPerOperation)
+                {
+                    return null;
+                }
+
+                _failed[operation] = failed + 1;
+            }
+
+            return fault?.Invoke() ?? new KafkaException(new Error(ErrorCode.Local_State, $"{operation} refused for now (injected)"));
+        }
+    }
+
+    public class ClientProxy : DispatchProxy
+    {
+        private IConsumer<byte[]?, byte[]?>? _inner;
+        private Func<string, Exception?>? _shouldFail;
+
+        internal void Initialize(IConsumer<byte[]?, byte[]?> inner, Func<string, Exception?> shouldFail)
+        {
+            _inner = inner;
+            _shouldFail = shouldFail;
+        }
+
+        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+        {
+            if (_shouldFail!(targetMethod!.Name) is { } fault)
+            {
+                throw fault;
+            }
+
+            try
+            {
+                return targetMethod.Invoke(_inner, args);
+            }
+            catch (TargetInvocationException ex) when (ex.InnerException is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException);
+                throw;
+            }
+        }
+    }
+}
