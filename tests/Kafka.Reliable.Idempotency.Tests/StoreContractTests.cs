@@ -182,29 +182,30 @@ public sealed class RedisStoreContractTests(RedisServer redis) : StoreContractTe
 {
     private RedisIdempotencyStore? _redis;
 
-    protected override TimeSpan ShortLease => TimeSpan.FromMilliseconds(300);
+    // Redis expires keys in real time: long enough that a loaded machine never lets a lease lapse between two calls.
+    protected override TimeSpan ShortLease => TimeSpan.FromSeconds(2);
 
     protected override Task<IIdempotencyStore> CreateStoreAsync()
     {
-        _redis = new RedisIdempotencyStore(new RedisIdempotencyOptions { Configuration = redis.Configuration, KeyPrefix = $"test-{Guid.NewGuid():N}:", Retention = TimeSpan.FromMilliseconds(1500) });
+        _redis = new RedisIdempotencyStore(new RedisIdempotencyOptions { Configuration = redis.Configuration, KeyPrefix = $"test-{Guid.NewGuid():N}:", Retention = TimeSpan.FromSeconds(5) });
         return Task.FromResult<IIdempotencyStore>(_redis);
     }
 
     // Redis expires keys by itself: real time has to pass.
-    protected override Task PassAsync(TimeSpan duration) => Task.Delay(duration < TimeSpan.FromSeconds(5) ? duration : TimeSpan.FromMilliseconds(1600), TestContext.Current.CancellationToken);
+    protected override Task PassAsync(TimeSpan duration) => Task.Delay(duration < TimeSpan.FromSeconds(5) ? duration : TimeSpan.FromMilliseconds(5200), TestContext.Current.CancellationToken);
 
     [Fact]
     public override async Task Retention_RemovesCompletedKeysOlderThanIt_AndExpiredLeases_AndKeepsTheRest()
     {
-        // Completed keys expire after RedisIdempotencyOptions.Retention (1.5 s here), leases after their duration.
+        // Completed keys expire after RedisIdempotencyOptions.Retention (5 s here), leases after their duration.
         var old = NewKey();
         var abandoned = NewKey();
         await Store.TryBeginAsync(old, "a", TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         await Store.CompleteAsync(old, "a", TestContext.Current.CancellationToken);
-        await Store.TryBeginAsync(abandoned, "crashed", TimeSpan.FromMilliseconds(500), TestContext.Current.CancellationToken);
+        await Store.TryBeginAsync(abandoned, "crashed", TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken);
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await Store.TryBeginAsync(old, "b", TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken)).Status);
 
-        await Task.Delay(TimeSpan.FromMilliseconds(1700), TestContext.Current.CancellationToken);
+        await Task.Delay(TimeSpan.FromMilliseconds(5200), TestContext.Current.CancellationToken);
 
         Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(old, "b", TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken)).Status);
         Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(abandoned, "b", TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken)).Status);

@@ -54,7 +54,7 @@ internal static partial class Log
     [LoggerMessage(208, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is a tombstone (null value), skipped as the Tombstones policy says")]
     public static partial void TombstoneSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
 
-    [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; all partitions pause for {BreakDuration} and no record is dead-lettered while it is open")]
+    [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; partitions with records waiting pause, the records wait {BreakDuration} for a trial, and no record is dead-lettered while it is open")]
     public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
 
     [LoggerMessage(210, LogLevel.Information, "Consumer {Consumer}: circuit half-open; the next attempt is a trial")]

@@ -61,15 +61,16 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, TestConsumer.Events(5, 1));
         var handler = new RecordingHandler
         {
-            // Each handler call outlasts max.poll.interval.ms (1.5 s) by far.
-            Behavior = (_, context, ct) => context.Offset < 2 ? new ValueTask(Task.Delay(TimeSpan.FromSeconds(4), ct)) : ValueTask.CompletedTask,
+            // Each handler call outlasts max.poll.interval.ms (3 s) by far. (3 s, not less: a loaded CI machine must not miss a
+            // heartbeat or a poll by accident, which would end the session for a reason other than the one under test.)
+            Behavior = (_, context, ct) => context.Offset < 2 ? new ValueTask(Task.Delay(TimeSpan.FromSeconds(7), ct)) : ValueTask.CompletedTask,
         };
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
         {
-            o.KafkaSettings["session.timeout.ms"] = "1500";
-            o.KafkaSettings["heartbeat.interval.ms"] = "300";
-            o.KafkaSettings["max.poll.interval.ms"] = "1500";
+            o.KafkaSettings["session.timeout.ms"] = "3000";
+            o.KafkaSettings["heartbeat.interval.ms"] = "500";
+            o.KafkaSettings["max.poll.interval.ms"] = "3000";
         });
         await Eventually.TrueAsync(() => handler.Handled.Count >= 5, "the 5 records are handled");
         await consumer.StopAsync();

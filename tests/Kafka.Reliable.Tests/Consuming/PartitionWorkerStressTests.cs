@@ -3,6 +3,7 @@ using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Pipeline;
+using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kafka.Reliable.Tests.Consuming;
@@ -12,6 +13,7 @@ namespace Kafka.Reliable.Tests.Consuming;
 /// there is room, releases the done ones when told of progress) while the worker dispatches them. Fixed seeds and record
 /// counts; the only clock is the timeout that turns a stall into a failure that says where it stalled.
 /// </summary>
+[Collection(CpuHeavy.Collection)]
 public sealed class PartitionWorkerStressTests
 {
     private static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(30);

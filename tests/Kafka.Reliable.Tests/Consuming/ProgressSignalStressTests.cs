@@ -1,5 +1,6 @@
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Offsets;
+using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kafka.Reliable.Tests.Consuming;
@@ -11,6 +12,7 @@ namespace Kafka.Reliable.Tests.Consuming;
 /// completion that it neither sees nor gets flagged for is lost until the next one; a partition's last record would then
 /// never be committed and the partition would stall (the 199,999-of-200,000 stall).
 /// </summary>
+[Collection(CpuHeavy.Collection)]
 public sealed class ProgressSignalStressTests
 {
     /// <summary>

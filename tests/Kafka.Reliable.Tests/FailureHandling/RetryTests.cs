@@ -135,7 +135,7 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
         Assert.Equal(reported.Length <= MaxHeaderText ? reported : reported[..MaxHeaderText], header);
         var first = DateTimeOffset.Parse(Encoding.UTF8.GetString(dead.Message.Headers.GetLastBytes(DeadLetterHeaders.FirstFailure)), CultureInfo.InvariantCulture);
         var last = DateTimeOffset.Parse(Encoding.UTF8.GetString(dead.Message.Headers.GetLastBytes(DeadLetterHeaders.LastFailure)), CultureInfo.InvariantCulture);
-        Assert.True(last > first, $"the last failure ({last:O}) comes after the first ({first:O})");
+        Assert.True(last >= first, $"the last failure ({last:O}) is not before the first ({first:O})");
 
         Assert.Equal([1, 2, 3, 4], handler.Attempts.Where(a => a.Id == 5).Select(a => a.Attempt));
         Assert.Equal(Enumerable.Range(0, 20).Where(i => i != 5), handler.Handled.Select(h => h.Id));
@@ -182,20 +182,20 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, TestConsumer.Events(5, 1));
         var handler = new RecordingHandler
         {
-            // Record 1 fails 7 times, 0.5 s apart: 3.5 s of retries against a max.poll.interval.ms of 1.5 s.
+            // Record 1 fails 7 times, 1 s apart: 7 s of retries against a max.poll.interval.ms of 3 s.
             Behavior = (message, context, _) => message.Id == 1 && context.Attempt <= 7 ? throw new TimeoutException("still down") : ValueTask.CompletedTask,
         };
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
         {
             o.Retry.MaxAttempts = 8;
-            o.Retry.Delay = TimeSpan.FromMilliseconds(500);
-            o.Retry.MaxDelay = TimeSpan.FromMilliseconds(500);
+            o.Retry.Delay = TimeSpan.FromSeconds(1);
+            o.Retry.MaxDelay = TimeSpan.FromSeconds(1);
             o.Retry.BackoffType = Polly.DelayBackoffType.Constant;
             o.Retry.UseJitter = false;
-            o.KafkaSettings["session.timeout.ms"] = "1500";
-            o.KafkaSettings["heartbeat.interval.ms"] = "300";
-            o.KafkaSettings["max.poll.interval.ms"] = "1500";
+            o.KafkaSettings["session.timeout.ms"] = "3000";
+            o.KafkaSettings["heartbeat.interval.ms"] = "500";
+            o.KafkaSettings["max.poll.interval.ms"] = "3000";
         });
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 5, "all 5 records are committed");
 

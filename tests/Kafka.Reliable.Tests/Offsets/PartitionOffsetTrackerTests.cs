@@ -1,7 +1,9 @@
 using Kafka.Reliable.Offsets;
+using Kafka.Reliable.Tests.Infrastructure;
 
 namespace Kafka.Reliable.Tests.Offsets;
 
+[Collection(Kafka.Reliable.Tests.Infrastructure.CpuHeavy.Collection)]
 public sealed class PartitionOffsetTrackerTests
 {
     [Fact]
