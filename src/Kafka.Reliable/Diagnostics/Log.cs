@@ -124,6 +124,9 @@ internal static partial class Log
     [LoggerMessage(602, LogLevel.Warning, "Dead-letter replay from {Topic}: {Topic2} [{Partition}] @{Offset} has no {Header} header and no target topic was given; skipped")]
     public static partial void ReplayNoOriginalTopic(ILogger logger, string topic, string topic2, int partition, long offset, string header);
 
+    [LoggerMessage(603, LogLevel.Warning, "Dead-letter replay from {Topic}: {Topic2} [{Partition}] @{Offset} is a bounded copy (its value was cut from {OriginalValueBytes} bytes); skipped: replay the whole record from {OriginalTopic} [{OriginalPartition}] @{OriginalOffset}")]
+    public static partial void ReplayBoundedCopySkipped(ILogger logger, string topic, string topic2, int partition, long offset, string originalValueBytes, string originalTopic, string originalPartition, string originalOffset);
+
     [LoggerMessage(610, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was too large for dead-letter topic {DeadLetterTopic} ({Reason}; value {ValueBytes} bytes, key {KeyBytes} bytes, headers {HeaderBytes} bytes, dead-letter producer message.max.bytes {MaxMessageBytes}); dead-lettered as a bounded copy with the first {WrittenValueBytes} bytes of the value and header dlq-value-truncated. The whole record stays at its offset in the source topic")]
     public static partial void DeadLetteredBoundedCopy(ILogger logger, string consumer, string topic, int partition, long offset, string deadLetterTopic, string reason, int valueBytes, int keyBytes, int headerBytes, int maxMessageBytes, int writtenValueBytes);
 
