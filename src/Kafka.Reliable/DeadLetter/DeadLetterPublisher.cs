@@ -27,6 +27,7 @@ internal sealed class DeadLetterPublisher : IDisposable
     private readonly DeadLetterOptions _options;
     private readonly byte[] _group;
     private ProducerSlot? _current;
+    private ConsumerContext? _consumer;
     private bool _disposed;
 
     public DeadLetterPublisher(ReliableConsumerOptions options, string clientId)
@@ -168,7 +169,7 @@ internal sealed class DeadLetterPublisher : IDisposable
 
         foreach (var slot in closing)
         {
-            Close(slot, flush: !slot.Fatal && !slot.Retired);
+            Close(slot, flush: slot is { FatalError: null, Retired: false });
         }
     }
 
@@ -188,16 +189,17 @@ internal sealed class DeadLetterPublisher : IDisposable
     /// <summary>Gets the producer for one write, creating it (once) if there is none, or none that works.</summary>
     private ProducerSlot Acquire(ConsumerContext consumer)
     {
-        var replaced = false;
+        Error? replaced = null;
         ProducerSlot? unused = null;
         ProducerSlot slot;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_current is { Fatal: true } fatal)
+            _consumer ??= consumer;
+            if (_current is { FatalError: { } error } fatal)
             {
                 // It reported a fatal error through its error handler: no write on it can succeed any more.
-                replaced = true;
+                replaced = error;
                 fatal.Retired = true;
                 _current = null;
                 if (fatal.Users == 0 && _open.Remove(fatal))
@@ -217,9 +219,9 @@ internal sealed class DeadLetterPublisher : IDisposable
             slot.Users++;
         }
 
-        if (replaced)
+        if (replaced is not null)
         {
-            Log.DeadLetterProducerFatal(consumer.Logger, consumer.Name, ErrorCode.Local_Fatal, "reported by the producer's error handler");
+            Log.DeadLetterProducerFatal(consumer.Logger, consumer.Name, replaced.Code, replaced.Reason);
         }
 
         if (unused is not null)
@@ -287,30 +289,37 @@ internal sealed class DeadLetterPublisher : IDisposable
         }
     }
 
-    private IProducer<byte[]?, byte[]?> Build(ProducerConfig config) =>
-        new ProducerBuilder<byte[]?, byte[]?>(config)
-            .SetErrorHandler((producer, error) =>
-            {
-                if (error.IsFatal)
-                {
-                    MarkFatal(producer);
-                }
-            })
-            .Build();
-
-    private void MarkFatal(IProducer<byte[]?, byte[]?> producer)
+    /// <summary>
+    /// The producer's error handler (on its poll thread): a fatal error marks it for replacement by the next write; other
+    /// errors, which librdkafka retries itself (a broker down, a connection lost), are logged: they say why writes are slow
+    /// or fail.
+    /// </summary>
+    internal void OnProducerError(IProducer<byte[]?, byte[]?> producer, Error error)
     {
+        if (!error.IsFatal)
+        {
+            if (Volatile.Read(ref _consumer) is { } consumer)
+            {
+                Log.DeadLetterProducerError(consumer.Logger, consumer.Name, error.Code, error.Reason);
+            }
+
+            return;
+        }
+
         lock (_gate)
         {
             foreach (var slot in _open)
             {
                 if (ReferenceEquals(slot.Producer, producer))
                 {
-                    slot.Fatal = true;
+                    slot.FatalError ??= error;
                 }
             }
         }
     }
+
+    private IProducer<byte[]?, byte[]?> Build(ProducerConfig config) =>
+        new ProducerBuilder<byte[]?, byte[]?>(config).SetErrorHandler(OnProducerError).Build();
 
     private Headers ProvenanceHeaders(MessageContext context, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure)
     {
@@ -396,7 +405,7 @@ internal sealed class DeadLetterPublisher : IDisposable
     private static string Truncate(string text) =>
         text.Length <= DeadLetterConstants.MaxMessageLength ? text : text[..DeadLetterConstants.MaxMessageLength];
 
-    /// <summary>A producer and the writes using it; its fields other than <see cref="Fatal"/> are guarded by the publisher's lock.</summary>
+    /// <summary>A producer and the writes using it; guarded by the publisher's lock.</summary>
     private sealed class ProducerSlot(IProducer<byte[]?, byte[]?> producer)
     {
         public IProducer<byte[]?, byte[]?> Producer { get; } = producer;
@@ -407,7 +416,7 @@ internal sealed class DeadLetterPublisher : IDisposable
         /// <summary>Gets or sets a value indicating whether the producer was replaced; it is disposed when its last write releases it.</summary>
         public bool Retired { get; set; }
 
-        /// <summary>Gets or sets a value indicating whether the producer reported a fatal error through its error handler.</summary>
-        public bool Fatal { get; set; }
+        /// <summary>Gets or sets the fatal error the producer reported through its error handler; null while it has none.</summary>
+        public Error? FatalError { get; set; }
     }
 }

@@ -133,6 +133,9 @@ internal static partial class Log
     [LoggerMessage(611, LogLevel.Error, "Consumer {Consumer}: the dead-letter producer hit a fatal error ({Code}: {Reason}); it is closed and the next dead-letter write creates a new one")]
     public static partial void DeadLetterProducerFatal(ILogger logger, string consumer, ErrorCode code, string reason);
 
+    [LoggerMessage(612, LogLevel.Warning, "Consumer {Consumer}: dead-letter producer error {Code}: {Reason}")]
+    public static partial void DeadLetterProducerError(ILogger logger, string consumer, ErrorCode code, string reason);
+
     [LoggerMessage(500, LogLevel.Warning, "Consumer {Consumer}: Kafka client error {Code}: {Reason}")]
     public static partial void ClientError(ILogger logger, string consumer, ErrorCode code, string reason);
 

@@ -128,6 +128,29 @@ public sealed class DeadLetterPublisherTests
     }
 
     [Fact]
+    public async Task PublishAsync_AfterTheProducerReportedAFatalError_UsesANewProducer_AndDisposesTheOldOne()
+    {
+        var publisher = Publisher(() => new FakeProducer());
+        await PublishAsync(publisher, 0);
+        var broken = Assert.Single(_created);
+
+        // What librdkafka's error callback reports, e.g. when the idempotent producer cannot keep its guarantees.
+        publisher.OnProducerError(broken, new Error(ErrorCode.Local_TimedOut, "1 request(s) timed out: disconnect"));
+        publisher.OnProducerError(broken, Fatal);
+        await PublishAsync(publisher, 1);
+
+        Assert.Equal(2, _created.Count);
+        Assert.Single(broken.Written);
+        Assert.Single(_created[1].Written);
+        Assert.Equal(1, broken.DisposeCount);
+        Assert.Contains(Fatal.Reason, Assert.Single(_logs.Entries, e => e.EventId == 611).Message, StringComparison.Ordinal);
+        Assert.Contains("1 request(s) timed out", Assert.Single(_logs.Entries, e => e.EventId == 612).Message, StringComparison.Ordinal);
+
+        publisher.Dispose();
+        Assert.All(_created, p => Assert.Equal(1, p.DisposeCount));
+    }
+
+    [Fact]
     public async Task PublishAsync_AfterDispose_ThrowsObjectDisposedException_AndCreatesNoProducer()
     {
         var publisher = Publisher(() => new FakeProducer());
