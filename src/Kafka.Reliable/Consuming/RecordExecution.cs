@@ -348,7 +348,7 @@ internal sealed class RecordExecution
             {
                 try
                 {
-                    await deadLetter.PublishAsync(_context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
+                    await deadLetter.PublishAsync(_consumer, _context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
                     _deadLettered = outcome.Exception;
                     ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
                     Log.RecordDeadLettered(
@@ -358,6 +358,11 @@ internal sealed class RecordExecution
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {
+                    return false;
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The consumer is stopping and closed its dead-letter producer: the record is left undone.
                     return false;
                 }
                 catch (Exception ex)

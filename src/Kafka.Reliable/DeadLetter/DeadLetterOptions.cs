@@ -5,6 +5,8 @@ namespace Kafka.Reliable;
 /// a handler failure that is fatal or that outlived its retries.
 /// The dead-letter record keeps the original key and value bytes unchanged and carries its provenance in headers
 /// (<see cref="DeadLetterHeaders"/>). A record counts as done only once the dead-letter topic acknowledged it.
+/// A record too large for the dead-letter topic is written as a bounded copy instead: its value cut, and the original
+/// length in <see cref="DeadLetterHeaders.ValueTruncated"/>; the whole record stays at its offset in the source topic.
 /// </summary>
 public sealed class DeadLetterOptions
 {
@@ -22,6 +24,21 @@ public sealed class DeadLetterOptions
     /// <summary>Gets or sets a value indicating whether the exception's stack trace is added as a header.</summary>
     /// <value>The default value is <see langword="false"/>.</value>
     public bool IncludeStackTrace { get; set; }
+
+    /// <summary>
+    /// Gets further librdkafka producer settings for the dead-letter producer (for example <c>message.max.bytes</c>,
+    /// <c>compression.type</c>, <c>enable.idempotence</c>), applied last, over the library's own. Without them the producer is
+    /// idempotent with <c>acks=all</c>, reaches the cluster with the consumer's <c>security.*</c>, <c>sasl.*</c>, <c>ssl.*</c>
+    /// and <c>socket.*</c> settings, and takes records as large as the consumer receives: its <c>message.max.bytes</c> is the
+    /// larger of <see cref="ReliableConsumerOptions.MaxPayloadBytes"/> plus 64 KiB (for the key and the headers) and the
+    /// consumer's <c>fetch.max.bytes</c>, <c>max.partition.fetch.bytes</c> and <c>message.max.bytes</c> where
+    /// <see cref="ReliableConsumerOptions.KafkaSettings"/> sets them, within 1000 to 1,000,000,000. Set <c>message.max.bytes</c>
+    /// here to the dead-letter topic's <c>max.message.bytes</c> when that is lower: larger records are then written as bounded
+    /// copies without a round trip to the broker. <c>bootstrap.servers</c> and <c>transactional.id</c> are rejected, and
+    /// <c>acks</c> must stay <c>all</c>; the settings are checked by librdkafka when the host starts.
+    /// </summary>
+    /// <value>The default value is empty: the settings derived from the consumer's, as described above.</value>
+    public IDictionary<string, string> ProducerSettings { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }
 
 /// <summary>The headers a dead-letter record carries, in addition to the original record's own headers. Values are UTF-8 text.</summary>
@@ -65,6 +82,13 @@ public static class DeadLetterHeaders
 
     /// <summary>When the last attempt failed (ISO 8601, UTC).</summary>
     public const string LastFailure = "dlq-last-failure";
+
+    /// <summary>
+    /// Present only on a bounded copy: the length in bytes of the original value, of which the dead-letter record holds the
+    /// first bytes. Written when the dead-letter topic (or the dead-letter producer's <c>message.max.bytes</c>) refused the
+    /// whole record as too large; read the whole record from the source topic at the original coordinates.
+    /// </summary>
+    public const string ValueTruncated = "dlq-value-truncated";
 
     /// <summary>
     /// On a record replayed from a dead-letter topic (not on the dead-letter record itself): how many times it was replayed.

@@ -15,8 +15,9 @@ namespace Kafka.Reliable;
 /// <remarks>
 /// <para>The replay reads the dead-letter topic up to the end offsets it finds when it starts, keeps the records the filters
 /// select, and republishes each with its original key, value and headers (the <c>dlq-</c> provenance headers removed) plus
-/// <see cref="DeadLetterHeaders.ReplayCount"/>. It writes with an idempotent, acks=all producer and commits its own progress
-/// to its consumer group only after the records before it are acknowledged: a replay that stops (cancellation,
+/// <see cref="DeadLetterHeaders.ReplayCount"/>. A bounded copy (<see cref="DeadLetterHeaders.ValueTruncated"/>) is skipped
+/// with a warning that says where the whole record is. It writes with an idempotent, acks=all producer and commits its own
+/// progress to its consumer group only after the records before it are acknowledged: a replay that stops (cancellation,
 /// <see cref="DeadLetterReplayOptions.MaxRecords"/>, a crash) resumes where it stopped when run again; after a crash, the
 /// records between the last commit and the crash may be republished twice, never lost.</para>
 /// <para>The records stay in the dead-letter topic; the replay does not delete them.</para>
@@ -198,6 +199,15 @@ public sealed class DeadLetterReplayer
 
     private bool Republish(IProducer<byte[]?, byte[]?> producer, ConsumeResult<byte[]?, byte[]?> record, Deliveries deliveries)
     {
+        if (record.Message.Headers is { } dead && dead.TryGetLastBytes(DeadLetterHeaders.ValueTruncated, out var originalLength))
+        {
+            // A bounded copy holds only the start of the value: replaying it would write a corrupt record to the topic.
+            Log.ReplayBoundedCopySkipped(
+                _logger, _options.DeadLetterTopic, record.Topic, record.Partition.Value, record.Offset.Value, Encoding.UTF8.GetString(originalLength),
+                HeaderText(dead, DeadLetterHeaders.OriginalTopic), HeaderText(dead, DeadLetterHeaders.OriginalPartition), HeaderText(dead, DeadLetterHeaders.OriginalOffset));
+            return false;
+        }
+
         var headers = new Headers();
         var replayCount = 0;
         string? originalTopic = null;
@@ -299,6 +309,9 @@ public sealed class DeadLetterReplayer
     };
 
     private Dictionary<string, string> SharedSettings() => new(_options.KafkaSettings, StringComparer.Ordinal);
+
+    private static string HeaderText(Headers headers, string key) =>
+        headers.TryGetLastBytes(key, out var value) ? Encoding.UTF8.GetString(value) : "?";
 
     private static bool HeaderEquals(Headers? headers, string key, string expected) =>
         headers is not null && headers.TryGetLastBytes(key, out var value) && Encoding.UTF8.GetString(value) == expected;

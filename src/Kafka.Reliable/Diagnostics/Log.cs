@@ -5,7 +5,8 @@ namespace Kafka.Reliable.Diagnostics;
 
 /// <summary>
 /// Every log message of the library, source-generated. Event ids are stable and grouped: 1xx lifecycle, 2xx records,
-/// 3xx offsets and commits, 4xx rebalances, 5xx client errors, 6xx dead-letter replay. Payloads and secrets are never logged.
+/// 3xx offsets and commits, 4xx rebalances, 5xx client errors, 6xx dead letters (60x replay, 61x writing). Payloads and
+/// secrets are never logged.
 /// </summary>
 internal static partial class Log
 {
@@ -125,6 +126,18 @@ internal static partial class Log
 
     [LoggerMessage(602, LogLevel.Warning, "Dead-letter replay from {Topic}: {Topic2} [{Partition}] @{Offset} has no {Header} header and no target topic was given; skipped")]
     public static partial void ReplayNoOriginalTopic(ILogger logger, string topic, string topic2, int partition, long offset, string header);
+
+    [LoggerMessage(603, LogLevel.Warning, "Dead-letter replay from {Topic}: {Topic2} [{Partition}] @{Offset} is a bounded copy (its value was cut from {OriginalValueBytes} bytes); skipped: replay the whole record from {OriginalTopic} [{OriginalPartition}] @{OriginalOffset}")]
+    public static partial void ReplayBoundedCopySkipped(ILogger logger, string topic, string topic2, int partition, long offset, string originalValueBytes, string originalTopic, string originalPartition, string originalOffset);
+
+    [LoggerMessage(610, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was too large for dead-letter topic {DeadLetterTopic} ({Reason}; value {ValueBytes} bytes, key {KeyBytes} bytes, headers {HeaderBytes} bytes, dead-letter producer message.max.bytes {MaxMessageBytes}); dead-lettered as a bounded copy with the first {WrittenValueBytes} bytes of the value and header dlq-value-truncated. The whole record stays at its offset in the source topic")]
+    public static partial void DeadLetteredBoundedCopy(ILogger logger, string consumer, string topic, int partition, long offset, string deadLetterTopic, string reason, int valueBytes, int keyBytes, int headerBytes, int maxMessageBytes, int writtenValueBytes);
+
+    [LoggerMessage(611, LogLevel.Error, "Consumer {Consumer}: the dead-letter producer hit a fatal error ({Code}: {Reason}); it is closed and the next dead-letter write creates a new one")]
+    public static partial void DeadLetterProducerFatal(ILogger logger, string consumer, ErrorCode code, string reason);
+
+    [LoggerMessage(612, LogLevel.Warning, "Consumer {Consumer}: dead-letter producer error {Code}: {Reason}")]
+    public static partial void DeadLetterProducerError(ILogger logger, string consumer, ErrorCode code, string reason);
 
     [LoggerMessage(500, LogLevel.Warning, "Consumer {Consumer}: Kafka client error {Code}: {Reason}")]
     public static partial void ClientError(ILogger logger, string consumer, ErrorCode code, string reason);

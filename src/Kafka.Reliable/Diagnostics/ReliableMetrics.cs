@@ -27,6 +27,10 @@ internal static class ReliableMetrics
     public static readonly Counter<long> DeadLettered = Meter.CreateCounter<long>(
         "kafka.reliable.records.dead_lettered", "{record}", "Records written to the dead-letter topic and acknowledged.");
 
+    public static readonly Counter<long> DeadLetteredTruncated = Meter.CreateCounter<long>(
+        "kafka.reliable.records.dead_lettered_truncated", "{record}",
+        "Records dead-lettered as a bounded copy (value cut, header dlq-value-truncated) because the whole record was too large for the dead-letter topic; also counted in kafka.reliable.records.dead_lettered.");
+
     public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>(
         "kafka.reliable.records.duplicates", "{record}", "Records skipped because the idempotency store says they were handled before.");
 

@@ -196,6 +196,33 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckWithLibrdkafka(errors, name, options, Setting("KafkaSettings"));
         }
 
+        // Checked even while dead-lettering is off: turning it on later must not be what reveals a bad value.
+        var producerOk = true;
+        foreach (var (key, value) in options.DeadLetter.ProducerSettings)
+        {
+            var setting = Setting($"DeadLetter:ProducerSettings:{key}");
+            if (DeadLetterConstants.ManagedProducerSettings.TryGetValue(key, out var reason))
+            {
+                producerOk = false;
+                errors.AddError($"{setting} is managed by Kafka.Reliable ({reason}): remove it.");
+            }
+            else if (value is null)
+            {
+                producerOk = false;
+                errors.AddError($"{setting} has no value: give it one or remove it.");
+            }
+            else if (key == "acks" && value is not ("all" or "-1"))
+            {
+                producerOk = false;
+                errors.AddError($"{setting} is '{value}': a dead letter counts as written only once every in-sync replica has it; remove the setting or set it to 'all'.");
+            }
+        }
+
+        if (producerOk && managedOk && options.DeadLetter.ProducerSettings.Count > 0 && !string.IsNullOrWhiteSpace(options.BootstrapServers))
+        {
+            CheckProducerWithLibrdkafka(errors, name, options, Setting("DeadLetter:ProducerSettings"));
+        }
+
         return errors.Build();
     }
 
@@ -217,6 +244,19 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         catch (Exception ex) when (ex is ArgumentException or KafkaException or InvalidOperationException)
         {
             errors.AddError($"{setting}: librdkafka rejected the consumer settings: {ex.Message}");
+        }
+    }
+
+    private static void CheckProducerWithLibrdkafka(ValidateOptionsResultBuilder errors, string name, ReliableConsumerOptions options, string setting)
+    {
+        try
+        {
+            // As for the consumer: librdkafka checks every property when the client is created, and connects lazily.
+            using var probe = new ProducerBuilder<Null, Null>(DeadLetter.DeadLetterPublisher.BuildConfig(options, name)).Build();
+        }
+        catch (Exception ex) when (ex is ArgumentException or KafkaException or InvalidOperationException)
+        {
+            errors.AddError($"{setting}: librdkafka rejected the dead-letter producer settings: {ex.Message}");
         }
     }
 

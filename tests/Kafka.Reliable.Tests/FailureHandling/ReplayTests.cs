@@ -1,6 +1,7 @@
 using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 
 namespace Kafka.Reliable.Tests.FailureHandling;
 
@@ -124,6 +125,43 @@ public sealed class ReplayTests(KafkaBrokerFixture broker)
             Key = "d",
         }).ReplayAsync(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(new DeadLetterReplayProgress(Replayed: 1, Skipped: 4, Pending: 5, Completed: true), byKey);
+    }
+
+    [Fact]
+    public async Task BoundedCopy_IsNotReplayed_AndTheWarningSaysWhereTheWholeRecordIs()
+    {
+        var deadLetterTopic = await broker.CreateTopicAsync(1, "dlq");
+        var target = await broker.CreateTopicAsync(1, "target");
+        Message<byte[]?, byte[]?> Dead(string key, string offset, string? truncatedFrom)
+        {
+            var headers = new Headers
+            {
+                { DeadLetterHeaders.OriginalTopic, "orders"u8.ToArray() },
+                { DeadLetterHeaders.OriginalPartition, "3"u8.ToArray() },
+                { DeadLetterHeaders.OriginalOffset, Encoding.UTF8.GetBytes(offset) },
+            };
+            if (truncatedFrom is not null)
+            {
+                headers.Add(DeadLetterHeaders.ValueTruncated, Encoding.UTF8.GetBytes(truncatedFrom));
+            }
+
+            return new() { Key = Encoding.UTF8.GetBytes(key), Value = "{\"Id\": 1, \"Key\": \"xxxx"u8.ToArray(), Headers = headers };
+        }
+
+        await broker.ProduceMessagesAsync(deadLetterTopic, [(0, Dead("whole", "41", null)), (0, Dead("cut", "42", "2000000"))]);
+        var logs = new TestLogs();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+
+        var result = await new DeadLetterReplayer(
+            new DeadLetterReplayOptions { BootstrapServers = broker.BootstrapServers, DeadLetterTopic = deadLetterTopic, TargetTopic = target, MaxRecordsPerSecond = 1000 },
+            loggers.CreateLogger<DeadLetterReplayer>())
+            .ReplayAsync(cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal(new DeadLetterReplayProgress(Replayed: 1, Skipped: 1, Pending: 2, Completed: true), result);
+        Assert.Equal(["whole"], broker.ReadAll(target, 1, expected: 1).Select(r => Encoding.UTF8.GetString(r.Message.Key!)));
+        var warning = Assert.Single(logs.Entries, e => e.EventId == 603);
+        Assert.Contains("cut from 2000000 bytes", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("from orders [3] @42", warning.Message, StringComparison.Ordinal);
     }
 
     [Fact]

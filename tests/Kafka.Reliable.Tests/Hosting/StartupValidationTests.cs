@@ -36,6 +36,11 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:KafkaSettings:group.id", "x", "set Kafka:Orders:GroupId instead")]
     [InlineData("Kafka:Orders:KafkaSettings:session.timeout.ms", "abc", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
     [InlineData("Kafka:Orders:KafkaSettings:no.such.property", "1", "Kafka:Orders:KafkaSettings: librdkafka rejected the consumer settings")]
+    [InlineData("Kafka:Orders:DeadLetter:ProducerSettings:bootstrap.servers", "other:9092", "Kafka:Orders:DeadLetter:ProducerSettings:bootstrap.servers is managed by Kafka.Reliable (the dead-letter producer uses the consumer's BootstrapServers): remove it")]
+    [InlineData("Kafka:Orders:DeadLetter:ProducerSettings:transactional.id", "dlq", "Kafka:Orders:DeadLetter:ProducerSettings:transactional.id is managed by Kafka.Reliable (the dead-letter producer is idempotent, not transactional)")]
+    [InlineData("Kafka:Orders:DeadLetter:ProducerSettings:acks", "1", "Kafka:Orders:DeadLetter:ProducerSettings:acks is '1': a dead letter counts as written only once every in-sync replica has it")]
+    [InlineData("Kafka:Orders:DeadLetter:ProducerSettings:message.max.bytes", "10", "Kafka:Orders:DeadLetter:ProducerSettings: librdkafka rejected the dead-letter producer settings")]
+    [InlineData("Kafka:Orders:DeadLetter:ProducerSettings:no.such.property", "1", "Kafka:Orders:DeadLetter:ProducerSettings: librdkafka rejected the dead-letter producer settings")]
     public async Task Start_InvalidSetting_FailsWithAMessageNamingIt(string key, string value, string expected)
     {
         var settings = new Dictionary<string, string?>(Valid) { [key] = value };
@@ -186,6 +191,8 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:Dispatch"] = "ByKey",
             ["Kafka:Orders:MaxInFlight"] = "32",
             ["Kafka:Orders:KafkaSettings:session.timeout.ms"] = "12000",
+            ["Kafka:Orders:DeadLetter:ProducerSettings:message.max.bytes"] = "2000000",
+            ["Kafka:Orders:DeadLetter:ProducerSettings:compression.type"] = "zstd",
         };
         using var host = BuildHost(settings);
 
@@ -216,6 +223,21 @@ public sealed class StartupValidationTests
         Assert.Equal(DispatchMode.ByKey, options.Dispatch);
         Assert.Equal(32, options.MaxInFlight);
         Assert.Equal("12000", options.KafkaSettings["session.timeout.ms"]);
+        Assert.Equal("2000000", options.DeadLetter.ProducerSettings["message.max.bytes"]);
+        Assert.Equal("zstd", options.DeadLetter.ProducerSettings["compression.type"]);
+    }
+
+    [Fact]
+    public async Task Start_BadDeadLetterProducerSettings_FailEvenWhileDeadLetteringIsOff()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:DeadLetter:Enabled"] = "false",
+            ["Kafka:Orders:DeadLetter:ProducerSettings:linger.ms"] = "soon",
+        });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:DeadLetter:ProducerSettings: librdkafka rejected the dead-letter producer settings", error.Message, StringComparison.Ordinal);
     }
 
     private static IHost BuildHost(Dictionary<string, string?> settings)
