@@ -215,7 +215,7 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
         await using var store = Command(connection, $"""
             INSERT INTO {_offsetsTable} AS o (group_id, topic, partition, next_offset) VALUES (@group, @topic, @partition, @next)
             ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset)
-            """, ("group", context.GroupId), ("topic", context.Topic), ("partition", context.Partition), ("next", context.Offset + 1));
+            """, ("group", context.GroupId), ("topic", context.Topic), ("partition", context.Partition), ("next", context.SafeNextOffset));
         store.Transaction = transaction;
         await store.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -12,6 +12,8 @@ namespace Kafka.Reliable;
 public sealed class MessageContext
 {
     private Headers? _headers;
+    private Offsets.PartitionOffsetTracker? _tracker;
+    private long _sequence;
 
     internal MessageContext(string consumerName, string groupId)
     {
@@ -56,6 +58,17 @@ public sealed class MessageContext
     /// </summary>
     public IdempotencyTransaction? Transaction { get; internal set; }
 
+    /// <summary>
+    /// Gets the offset to read the record's partition again from if this message's effects are stored now: the lowest offset
+    /// of the partition not known to be done, counting this message as done. Stores that keep a partition's offset with the
+    /// handler's effects (transactional mode) store this value. It never passes a record that is still being handled, which
+    /// <c>Offset + 1</c> would under <see cref="DispatchMode.ByKey"/> or <see cref="DispatchMode.Unordered"/> dispatch (a later
+    /// record can finish before an earlier one). Records done beyond it are read again after a restart and skipped as
+    /// duplicates by their idempotency keys.
+    /// </summary>
+    /// <remarks>Read it when the effects are stored (it moves as the partition's other records finish).</remarks>
+    public long SafeNextOffset => _tracker?.SafeNextOffset(_sequence, Offset) ?? Offset + 1;
+
     internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
 
     /// <summary>Gets or sets the record's acknowledgement, with <see cref="CommitStrategy.Manual"/>.</summary>
@@ -83,6 +96,13 @@ public sealed class MessageContext
     public MessageAcknowledgement DeferAcknowledgement() =>
         PendingAcknowledgement ?? throw new InvalidOperationException("Records are acknowledged only with Commit:Strategy = Manual; with the other strategies a record is done when the handler returns.");
 
+    /// <summary>Tells the context where its record sits in its partition's tracker, for <see cref="SafeNextOffset"/>.</summary>
+    internal void Track(Offsets.PartitionOffsetTracker tracker, long sequence)
+    {
+        _tracker = tracker;
+        _sequence = sequence;
+    }
+
     internal void Initialize(ConsumeResult<byte[]?, byte[]?> record)
     {
         Record = record;
@@ -109,5 +129,6 @@ public sealed class MessageContext
         Attempt = 0;
         Transaction = null;
         PendingAcknowledgement = null;
+        _tracker = null;
     }
 }

@@ -55,7 +55,13 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     public Func<Confluent.Kafka.IConsumerGroupMetadata>? GroupMetadata { get; set; }
 
     /// <summary>Gets or sets what wraps the consumer's Kafka client when it is built; null in production (a seam for fault-injection tests).</summary>
-    public IConsumerClientInterceptor? ClientInterceptor { get; set; }
+    public IClientInterceptor? ClientInterceptor { get; set; }
+
+    /// <summary>
+    /// Gets or sets what the consumer tells when partitions are released (revoked, lost, or given up at shutdown), after their
+    /// workers were stopped: owners of per-partition resources (the transactional producers) let them go (poll thread).
+    /// </summary>
+    public Action<IReadOnlyList<Confluent.Kafka.TopicPartition>>? PartitionsReleased { get; set; }
 
     /// <summary>Gets or sets the user's rebalance hooks; null without.</summary>
     public IRebalanceHandler? RebalanceHandler { get; set; }
@@ -118,10 +124,13 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 }
 
 /// <summary>
-/// Wraps the Kafka client a consumer builds (registered in the container; internal). Tests use it to make client calls fail
-/// the way a real cluster sometimes makes them fail, which the embedded broker cannot be asked to do.
+/// Wraps the Kafka clients a consumer builds (registered in the container; internal). Tests use it to watch client calls,
+/// or to make them fail the way a real cluster sometimes makes them fail, which the embedded broker cannot be asked to do.
 /// </summary>
-internal interface IConsumerClientInterceptor
+internal interface IClientInterceptor
 {
-    Confluent.Kafka.IConsumer<byte[]?, byte[]?> Wrap(Confluent.Kafka.IConsumer<byte[]?, byte[]?> client);
+    Confluent.Kafka.IConsumer<byte[]?, byte[]?> Wrap(Confluent.Kafka.IConsumer<byte[]?, byte[]?> client) => client;
+
+    /// <summary>Wraps a transactional producer of <see cref="CommitStrategy.Transactional"/>.</summary>
+    Confluent.Kafka.IProducer<byte[]?, byte[]?> WrapTransactional(Confluent.Kafka.IProducer<byte[]?, byte[]?> producer) => producer;
 }

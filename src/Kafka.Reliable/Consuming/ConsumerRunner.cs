@@ -26,6 +26,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CommitScheduler _scheduler;
     private readonly int _resumeThreshold;
+    private readonly bool _offsetsInTransactions;
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
     private volatile PartitionWorker[] _snapshot = [];
@@ -41,6 +42,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         _onFatal = onFatal;
         _scheduler = new CommitScheduler(_options.Commit, context.Time);
         _resumeThreshold = _options.PartitionBufferSize / 2;
+        _offsetsInTransactions = _options.Commit.Strategy == CommitStrategy.Transactional;
     }
 
     /// <summary>Gets a task that completes when the poll loop has ended and the client is closed.</summary>
@@ -329,6 +331,20 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     /// <returns><see langword="true"/> when everything that was due is committed.</returns>
     private bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers)
     {
+        if (_offsetsInTransactions)
+        {
+            // With Kafka transactions, each record's transaction commits its offset with its output, and nothing else may: a
+            // plain commit of W written after a transaction's W + 1 would move the group back, and a crash then would produce
+            // W's output twice. Records done without a transaction (dead-lettered, skipped) are covered by the next record's
+            // transaction; trailing ones are read again after a restart. The watermark counts as committed for lag only.
+            foreach (var worker in workers)
+            {
+                worker.LastCommitted = Math.Max(worker.LastCommitted, worker.Tracker.Watermark);
+            }
+
+            return true;
+        }
+
         _commitBuffer.Clear();
         foreach (var worker in workers)
         {
@@ -660,6 +676,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         foreach (var worker in workers)
         {
             worker.Dispose();
+        }
+
+        if (_context.PartitionsReleased is { } released && workers.Count > 0)
+        {
+            released(workers.ConvertAll(w => w.TopicPartition));
         }
     }
 

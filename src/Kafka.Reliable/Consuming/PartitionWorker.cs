@@ -366,7 +366,7 @@ internal sealed class PartitionWorker : IDisposable
         Interlocked.Increment(ref _inFlight);
         try
         {
-            result = await execution.RunAsync(record, acknowledgement, stop, abort).ConfigureAwait(false);
+            result = await execution.RunAsync(record, Tracker, sequence, acknowledgement, stop, abort).ConfigureAwait(false);
         }
         finally
         {

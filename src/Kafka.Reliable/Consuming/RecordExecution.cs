@@ -59,13 +59,17 @@ internal sealed class RecordExecution
 
     /// <summary>Processes a record until it is done, or until the handler handled it and its acknowledgement is pending.</summary>
     /// <param name="record">The record.</param>
+    /// <param name="tracker">The record's partition's offset tracker.</param>
+    /// <param name="sequence">The record's sequence in it.</param>
     /// <param name="acknowledgement">With <see cref="CommitStrategy.Manual"/>, the record's acknowledgement; otherwise null.</param>
     /// <param name="stop">Stops retries and waits: the record is left undone.</param>
     /// <param name="abort">Cancels the handler.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<RecordResult> RunAsync(ConsumeResult<byte[]?, byte[]?> record, MessageAcknowledgement? acknowledgement, CancellationToken stop, CancellationToken abort)
+    public async ValueTask<RecordResult> RunAsync(
+        ConsumeResult<byte[]?, byte[]?> record, Offsets.PartitionOffsetTracker tracker, long sequence, MessageAcknowledgement? acknowledgement, CancellationToken stop, CancellationToken abort)
     {
         _context.Initialize(record);
+        _context.Track(tracker, sequence);
         _context.PendingAcknowledgement = acknowledgement;
         _handledByHandler = false;
         _deadLettered = null;

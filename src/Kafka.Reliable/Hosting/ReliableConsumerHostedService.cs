@@ -44,7 +44,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
         context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
         context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
-        context.ClientInterceptor = services.GetService<IConsumerClientInterceptor>();
+        context.ClientInterceptor = services.GetService<IClientInterceptor>();
         _context = context;
         _onFatal = lifetime is null ? null : lifetime.StopApplication;
 
@@ -59,7 +59,9 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
 
         if (options.Commit.Strategy == CommitStrategy.Transactional)
         {
-            _store = new KafkaTransactionStore(context, OwnedProducers.Config(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
+            var transactions = new KafkaTransactionStore(context, OwnedProducers.Config(options), options.Commit.TransactionalIdPrefix ?? options.GroupId);
+            context.PartitionsReleased = transactions.Release;
+            _store = transactions;
             _storeTransactional = true;
         }
 

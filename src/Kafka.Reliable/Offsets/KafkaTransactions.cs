@@ -11,6 +11,7 @@ namespace Kafka.Reliable;
 public sealed class KafkaTransaction : IdempotencyTransaction
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private const int AmbiguousRetries = 5;
     private readonly KafkaTransactionStore _store;
     private readonly IProducer<byte[]?, byte[]?> _producer;
     private readonly TopicPartition _partition;
@@ -34,9 +35,17 @@ public sealed class KafkaTransaction : IdempotencyTransaction
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// A step that fails with a retriable error (a timeout: the outcome is unknown) is tried again, up to a bound, rather than
+    /// aborting the transaction and running the record again: the transaction may have committed, and librdkafka resolves
+    /// its outcome when the same call is made again. An error that requires an abort, or a fatal one, is thrown: the
+    /// transaction is aborted and the record runs again.
+    /// </remarks>
     public override async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+
+        // Sequential dispatch (required by this strategy): the record is its partition's oldest not done, so Offset + 1 is its watermark.
         var offsets = new[] { new TopicPartitionOffset(_partition, new Offset(context.Offset + 1)) };
         var metadata = _store.GroupMetadata();
 
@@ -44,11 +53,27 @@ public sealed class KafkaTransaction : IdempotencyTransaction
         await Task.Run(
             () =>
             {
-                _producer.SendOffsetsToTransaction(offsets, metadata, Timeout);
-                _producer.CommitTransaction(Timeout);
+                Retrying(() => _producer.SendOffsetsToTransaction(offsets, metadata, Timeout));
+                Retrying(() => _producer.CommitTransaction(Timeout));
             },
             cancellationToken).ConfigureAwait(false);
         _completed = true;
+    }
+
+    private static void Retrying(Action step)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                step();
+                return;
+            }
+            catch (KafkaRetriableException) when (attempt < AmbiguousRetries)
+            {
+                // Outcome unknown (e.g. a timeout): the same call again finds out, and commits at most once.
+            }
+        }
     }
 
     /// <inheritdoc />
@@ -108,6 +133,32 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
         return new KafkaTransaction(this, producer, partition);
     }
 
+    /// <summary>
+    /// Lets the producers of released partitions go (poll thread): the partition's next assignment, here or on another member,
+    /// starts with a new producer whose InitTransactions fences every earlier one of that transactional id, including one a
+    /// handler that ignored cancellation may still be using. Disposed off the poll thread.
+    /// </summary>
+    public void Release(IReadOnlyList<TopicPartition> partitions)
+    {
+        foreach (var partition in partitions)
+        {
+            if (_producers.TryRemove(partition, out var released))
+            {
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        (await released.Value.ConfigureAwait(false)).Dispose();
+                    }
+                    catch (Exception)
+                    {
+                        // It never started, or failed: nothing to release.
+                    }
+                });
+            }
+        }
+    }
+
     public void Discard(TopicPartition partition, IProducer<byte[]?, byte[]?> producer)
     {
         if (_producers.TryGetValue(partition, out var current) && current.IsValueCreated && current.Value.IsCompletedSuccessfully && current.Value.Result == producer)
@@ -136,7 +187,8 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
         {
             TransactionalId = $"{transactionalIdPrefix}-{partition.Topic}-{partition.Partition.Value}",
         };
-        var producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        var built = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        var producer = consumer.ClientInterceptor?.WrapTransactional(built) ?? built;
         try
         {
             producer.InitTransactions(InitTimeout);

@@ -96,6 +96,34 @@ internal sealed class PartitionOffsetTracker
     /// <summary>Marks a record done (any thread). Marking a sequence twice is harmless.</summary>
     public void MarkDone(long sequence) => Volatile.Write(ref _states[(int)(sequence & _mask)], Done);
 
+    /// <summary>
+    /// Gets the offset the partition may be read again from once the record at <paramref name="sequence"/> is done (any thread,
+    /// while that record is not yet marked done): the offset of the oldest record not yet released when it is another one, else
+    /// one past <paramref name="offset"/>. Never above the true watermark (records done but not yet released count as not
+    /// done), so that a value stored from it never passes a record still being handled.
+    /// </summary>
+    /// <param name="sequence">The sequence of a record that is not marked done yet.</param>
+    /// <param name="offset">That record's offset.</param>
+    public long SafeNextOffset(long sequence, long offset)
+    {
+        var head = Volatile.Read(ref _head);
+        while (head < sequence)
+        {
+            var oldest = Volatile.Read(ref _offsets[head & _mask]);
+
+            // The slot is reused only after the head moved past it: an unchanged head means the offset read is the head's.
+            var now = Volatile.Read(ref _head);
+            if (now == head)
+            {
+                return oldest;
+            }
+
+            head = now;
+        }
+
+        return offset + 1;
+    }
+
     /// <summary>Releases the contiguous run of done records at the head (poll thread).</summary>
     /// <returns>The number of records released; the watermark moved when it is above 0.</returns>
     public int Advance()
@@ -111,7 +139,7 @@ internal sealed class PartitionOffsetTracker
 
             _releasedWatermark = _offsets[slot] + 1;
             _states[slot] = Free;
-            _head++;
+            Volatile.Write(ref _head, _head + 1);
             released++;
         }
 

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Tests.Infrastructure;
@@ -21,7 +20,7 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         var faults = new FaultyClient(failuresPerOperation: 3);
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.PartitionBufferSize = 16,
-            services: s => s.AddSingleton<IConsumerClientInterceptor>(faults));
+            services: s => s.AddSingleton<IClientInterceptor>(faults));
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 600, "every record is committed", state: () => consumer.Logs.Dump());
 
         Assert.Equal(Enumerable.Range(0, 600), consumer.Handler.Handled.Select(h => h.Id).Order());
@@ -39,7 +38,7 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, TestConsumer.Events(50, 1));
         var faults = new FaultyClient(failuresPerOperation: 2, fault: () => new InvalidOperationException("a bug in a client wrapper"), operations: ["Consume"]);
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, services: s => s.AddSingleton<IConsumerClientInterceptor>(faults));
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, services: s => s.AddSingleton<IClientInterceptor>(faults));
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 50, "every record is committed", state: () => consumer.Logs.Dump());
 
         Assert.Equal(2, faults.Failed("Consume"));
@@ -48,7 +47,7 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
     }
 
     /// <summary>Wraps the consumer's client; the first calls of the chosen operations throw, every other call goes through.</summary>
-    private sealed class FaultyClient(int failuresPerOperation, Func<Exception>? fault = null, string[]? operations = null) : IConsumerClientInterceptor
+    private sealed class FaultyClient(int failuresPerOperation, Func<Exception>? fault = null, string[]? operations = null) : IClientInterceptor
     {
         private readonly Dictionary<string, int> _failed = [];
 
@@ -60,12 +59,8 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
             }
         }
 
-        public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client)
-        {
-            var proxy = DispatchProxy.Create<IConsumer<byte[]?, byte[]?>, ClientProxy>();
-            ((ClientProxy)(object)proxy).Initialize(client, ShouldFail);
-            return proxy;
-        }
+        public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client) =>
+            CallInterceptor.Wrap(client, (method, _) => ShouldFail(method.Name));
 
         private Exception? ShouldFail(string operation)
         {
@@ -86,36 +81,6 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
             }
 
             return fault?.Invoke() ?? new KafkaException(new Error(ErrorCode.Local_State, $"{operation} refused for now (injected)"));
-        }
-    }
-
-    public class ClientProxy : DispatchProxy
-    {
-        private IConsumer<byte[]?, byte[]?>? _inner;
-        private Func<string, Exception?>? _shouldFail;
-
-        internal void Initialize(IConsumer<byte[]?, byte[]?> inner, Func<string, Exception?> shouldFail)
-        {
-            _inner = inner;
-            _shouldFail = shouldFail;
-        }
-
-        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
-        {
-            if (_shouldFail!(targetMethod!.Name) is { } fault)
-            {
-                throw fault;
-            }
-
-            try
-            {
-                return targetMethod.Invoke(_inner, args);
-            }
-            catch (TargetInvocationException ex) when (ex.InnerException is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException);
-                throw;
-            }
         }
     }
 }

@@ -1,13 +1,20 @@
 using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kafka.Reliable.Tests.Offsets;
 
 public sealed class TransactionalCommitTests(KafkaBrokerFixture broker)
 {
+    /// <summary>
+    /// With Kafka transactions, a record's offset is committed by its transaction and by nothing else: a plain commit beside
+    /// the transactions could move the group's offset back after a transaction moved it forward. The embedded broker does not
+    /// store offsets sent in a transaction, so on it the test watches the clients: no plain commit is ever made, and each
+    /// record's transaction sends exactly its own next offset. On a real broker, the committed offsets reach the end too.
+    /// </summary>
     [Fact]
-    public async Task ConsumeTransformProduce_EachRecordsOutputIsProducedInItsTransaction_AndTheInputIsCommitted()
+    public async Task ConsumeTransformProduce_EachRecordsOutputAndOffsetGoThroughItsTransaction_AndNothingIsCommittedOtherwise()
     {
         var topic = await broker.CreateTopicAsync(2);
         var output = topic + ".out";
@@ -26,12 +33,59 @@ public sealed class TransactionalCommitTests(KafkaBrokerFixture broker)
                 return ValueTask.CompletedTask;
             },
         };
+        var clients = new ClientWatch();
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o => o.Commit.Strategy = CommitStrategy.Transactional);
-        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 100, "the input is committed to its end", state: () => consumer.Logs.Dump());
+        await using (var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o => o.Commit.Strategy = CommitStrategy.Transactional,
+            services: s => s.AddSingleton<Kafka.Reliable.Consuming.IClientInterceptor>(clients)))
+        {
+            await Eventually.TrueAsync(() => clients.TransactionOffsets.Count == 100, "every record's transaction sent its offset", state: () => consumer.Logs.Dump());
+            if (broker.Embedded is null)
+            {
+                await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 100, "the input is committed to its end by the transactions");
+            }
+        }
+
+        Assert.Empty(clients.PlainCommits);
+        var sent = clients.TransactionOffsets.ToArray();
+        Assert.All(sent, offsets => Assert.Single(offsets));
+        foreach (var partition in sent.Select(o => o[0]).GroupBy(o => o.Partition.Value))
+        {
+            // Sequential dispatch: each partition's transactions send 1, 2, ... 50, in order, one per record.
+            Assert.Equal(Enumerable.Range(1, 50).Select(i => (long)i), partition.Select(o => o.Offset.Value));
+        }
 
         var outputs = broker.ReadAll(output, 1, expected: 100).Select(r => Encoding.UTF8.GetString(r.Message.Value!)).ToList();
         Assert.Equal(Enumerable.Range(0, 100).Select(i => $"processed {i}").Order(), outputs.Order());
+    }
+
+    /// <summary>Sees the offsets each transaction sends, and any plain commit the consumer makes.</summary>
+    private sealed class ClientWatch : Kafka.Reliable.Consuming.IClientInterceptor
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> PlainCommits { get; } = new();
+
+        public System.Collections.Concurrent.ConcurrentQueue<TopicPartitionOffset[]> TransactionOffsets { get; } = new();
+
+        public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client) =>
+            CallInterceptor.Wrap(client, (method, _) =>
+            {
+                if (method.Name is "Commit" or "StoreOffset")
+                {
+                    PlainCommits.Enqueue(method.Name);
+                }
+
+                return null;
+            });
+
+        public IProducer<byte[]?, byte[]?> WrapTransactional(IProducer<byte[]?, byte[]?> producer) =>
+            CallInterceptor.Wrap(producer, (method, args) =>
+            {
+                if (method.Name == "SendOffsetsToTransaction")
+                {
+                    TransactionOffsets.Enqueue([.. (IEnumerable<TopicPartitionOffset>)args![0]!]);
+                }
+
+                return null;
+            });
     }
 
     /// <summary>
