@@ -9,14 +9,15 @@ using Npgsql;
 
 // A consumer that writes one row per record to an effects table, in the idempotency store's transaction, until it is
 // stopped or killed. The crash tests run it as a child process and kill it with SIGKILL at random points.
-// Arguments: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path>
-if (args.Length != 5)
+// Arguments: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [dispatch mode]
+if (args.Length is not (5 or 6))
 {
-    Console.Error.WriteLine("usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path>");
+    Console.Error.WriteLine("usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered]");
     return 2;
 }
 
 var (bootstrapServers, topic, group, store, connection) = (args[0], args[1], args[2], args[3], args[4]);
+var dispatch = args.Length == 6 ? Enum.Parse<DispatchMode>(args[5]) : DispatchMode.Sequential;
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
 builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -25,6 +26,7 @@ var consumer = builder.Services.AddReliableConsumer<int>("crash", o =>
         o.BootstrapServers = bootstrapServers;
         o.GroupId = group;
         o.Topics.Add(topic);
+        o.Dispatch = dispatch;
         o.Commit.Interval = TimeSpan.FromMilliseconds(500);
         o.KafkaSettings["session.timeout.ms"] = "3000";
         o.KafkaSettings["heartbeat.interval.ms"] = "300";

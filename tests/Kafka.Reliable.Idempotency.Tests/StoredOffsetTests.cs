@@ -1,0 +1,75 @@
+using Kafka.Reliable.Idempotency.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+
+namespace Kafka.Reliable.Idempotency.Tests;
+
+/// <summary>
+/// The offsets the transactional stores keep with the handler's effects. Under ByKey and Unordered dispatch a later record
+/// commits its transaction while an earlier one still runs; the stored offset must not pass the earlier one, or a new
+/// owner of the partition (after a shutdown timeout, a revoke drain timeout, a lost partition or a crash) starts after it
+/// and the record is never handled.
+/// </summary>
+public sealed class StoredOffsetTests(BrokerFixture broker, PostgresServer postgres)
+{
+    private const int Records = 21;
+
+    public static TheoryData<string, DispatchMode> Combinations => new()
+    {
+        { "sqlite", DispatchMode.ByKey },
+        { "sqlite", DispatchMode.Unordered },
+        { "postgresql", DispatchMode.ByKey },
+        { "postgresql", DispatchMode.Unordered },
+    };
+
+    [Theory]
+    [MemberData(nameof(Combinations))]
+    public async Task EarlierRecordStillFailingAtShutdown_LaterOnesStoredTheirOffsets_TheRestartHandlesItAndEveryEffectHappensOnce(string store, DispatchMode dispatch)
+    {
+        var topic = broker.CreateTopic(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
+        var useStore = await StoreAsync(store);
+        var dependencyOfRecord0Up = false;
+        var handler = new EffectCounter
+        {
+            // Record 0 fails transiently (its transaction rolls back) until the test says otherwise; it is still retrying
+            // when the first consumer stops. (Not a handler that blocks inside its transaction: the SQLite store runs one
+            // transaction at a time, so later records would wait for it instead of finishing first.)
+            Behavior = (id, _, _) => id == 0 && !Volatile.Read(ref dependencyOfRecord0Up) ? throw new TimeoutException("record 0's dependency is down") : ValueTask.CompletedTask,
+        };
+        void Configure(ReliableConsumerOptions o)
+        {
+            o.Dispatch = dispatch;
+            o.Retry.MaxAttempts = 1_000_000;
+        }
+
+        await using (var first = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, useStore, Configure))
+        {
+            await Eventually.TrueAsync(() => handler.Total == Records - 1, "records 1-20 are handled while record 0 keeps failing", state: () => first.Logs.Dump());
+        }
+
+        Assert.False(handler.Effects.ContainsKey(0), "record 0 never succeeded in the first run");
+        Volatile.Write(ref dependencyOfRecord0Up, true);
+
+        await using (var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, useStore, Configure))
+        {
+            await Eventually.TrueAsync(() => handler.Effects.ContainsKey(0), "the restarted consumer handles record 0", state: () => second.Logs.Dump());
+            await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic)[0] == Records, "the partition is committed to its end", state: () => second.Logs.Dump());
+        }
+
+        Assert.Equal(Records, handler.Effects.Count);
+        Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+    }
+
+    private async Task<Action<IReliableConsumerBuilder<int>>> StoreAsync(string store)
+    {
+        if (store == "sqlite")
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"kafka-reliable-{Guid.NewGuid():N}.db");
+            return b => b.UseSqliteIdempotency(path, o => (o.Transactional, o.StoreOffsets) = (true, true));
+        }
+
+        var connectionString = await postgres.CreateDatabaseAsync();
+        return b => b.UsePostgreSqlIdempotency(connectionString, o => (o.Transactional, o.StoreOffsets) = (true, true));
+    }
+}
