@@ -177,7 +177,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         try
         {
             connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            var transaction = await BeginImmediateAsync(connection, context, waitStarted, cancellationToken).ConfigureAwait(false);
+            var transaction = await BeginImmediateAsync(connection, context, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
             using var record = Command(connection, $"""
                 INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
                 ON CONFLICT (key) DO NOTHING
@@ -256,7 +256,8 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     private async ValueTask<WriteLockTurn> TakeWriteLockAsync(MessageContext context, long waitStarted, CancellationToken cancellationToken)
     {
         var wait = _writeLock.WaitAsync(cancellationToken);
-        if (!wait.IsCompleted)
+        var waited = !wait.IsCompleted;
+        if (waited)
         {
             while (true)
             {
@@ -274,7 +275,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         }
 
         await wait.ConfigureAwait(false);
-        return new WriteLockTurn(_writeLock);
+        return new WriteLockTurn(_writeLock, waited);
     }
 
     /// <summary>
@@ -284,7 +285,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     /// (which blocks its thread), then the store waits asynchronously with backoff and tries again, for as long as the
     /// message's cancellation allows.
     /// </summary>
-    private async ValueTask<SqliteTransaction> BeginImmediateAsync(SqliteConnection connection, MessageContext context, long waitStarted, CancellationToken cancellationToken)
+    private async ValueTask<SqliteTransaction> BeginImmediateAsync(SqliteConnection connection, MessageContext context, long waitStarted, bool waited, CancellationToken cancellationToken)
     {
         var busyTimeout = connection.DefaultTimeout;
         connection.DefaultTimeout = SqliteIdempotencyConstants.BeginBusyTimeoutSeconds;
@@ -298,10 +299,9 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
                 try
                 {
                     var transaction = connection.BeginTransaction(deferred: false);
-                    var waited = _time.GetElapsedTime(waitStarted);
-                    if (busySince != 0 || waited >= SqliteIdempotencyConstants.MinBusyDelay)
+                    if (waited || busySince != 0)
                     {
-                        Log.WriteLockTaken(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, waited);
+                        Log.WriteLockTaken(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted));
                     }
 
                     return transaction;
@@ -414,9 +414,12 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
 }
 
 /// <summary>This process's turn at a database's write lock; released once, by whoever holds it last.</summary>
-internal sealed class WriteLockTurn(SemaphoreSlim writeLock)
+internal sealed class WriteLockTurn(SemaphoreSlim writeLock, bool waited)
 {
     private int _released;
+
+    /// <summary>Gets a value indicating whether the turn had to wait for another transaction of this process.</summary>
+    public bool Waited { get; } = waited;
 
     public void Release()
     {
