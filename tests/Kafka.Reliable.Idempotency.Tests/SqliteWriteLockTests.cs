@@ -95,7 +95,8 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         await ProduceAsync(topic, partition: 1, [1, 2, 3]);
         await ProduceAsync(topic, partition: 2, [4, 5, 6]);
         await Eventually.TrueAsync(
-            () => WaitLogs(consumer.Logs).Select(e => e.Message).Any(m => m.Contains($"{topic} [1]", StringComparison.Ordinal))
+            () => NoAttemptFailed(consumer.Logs)
+                && WaitLogs(consumer.Logs).Select(e => e.Message).Any(m => m.Contains($"{topic} [1]", StringComparison.Ordinal))
                 && WaitLogs(consumer.Logs).Select(e => e.Message).Any(m => m.Contains($"{topic} [2]", StringComparison.Ordinal)),
             "the records of partitions 1 and 2 say that they wait for the SQLite write lock (log 216)",
             state: () => consumer.Logs.Dump());
@@ -196,6 +197,17 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         var after = await store.BeginTransactionAsync("g/after", Context(offset: 3), Token).AsTask().WaitAsync(Eventually.DefaultTimeout, Token);
         Assert.NotNull(after);
         await after.DisposeAsync();
+    }
+
+    /// <summary>Fails at once, rather than at the timeout, when a record fails an attempt (log 200) or is dead-lettered (205).</summary>
+    private static bool NoAttemptFailed(TestLogs logs)
+    {
+        if (logs.Count(200) + logs.Count(205) > 0)
+        {
+            Assert.Fail($"A record failed while waiting for the write lock: {logs.Dump()}");
+        }
+
+        return true;
     }
 
     private static IEnumerable<TestLogs.LogEntry> WaitLogs(TestLogs logs) => logs.Entries.Where(e => e.EventId == 216);
