@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Kafka.Reliable;
 
@@ -27,7 +28,7 @@ public static class SqliteIdempotencyBuilderExtensions
         };
         configure?.Invoke(options);
         return options.Transactional
-            ? builder.UseTransactionalIdempotencyStore(sp => new SqliteIdempotencyStore(options, sp.GetService<TimeProvider>()))
-            : builder.UseIdempotencyStore(sp => new SqliteIdempotencyStore(options, sp.GetService<TimeProvider>()));
+            ? builder.UseTransactionalIdempotencyStore(sp => new SqliteIdempotencyStore(options, sp.GetService<TimeProvider>(), sp.GetService<ILogger<SqliteIdempotencyStore>>()))
+            : builder.UseIdempotencyStore(sp => new SqliteIdempotencyStore(options, sp.GetService<TimeProvider>(), sp.GetService<ILogger<SqliteIdempotencyStore>>()));
     }
 }

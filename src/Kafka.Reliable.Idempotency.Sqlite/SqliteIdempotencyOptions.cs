@@ -16,6 +16,11 @@ public sealed class SqliteIdempotencyOptions
     /// together: exactly-once effects in the same database file.
     /// </summary>
     /// <value>The default value is <see langword="false"/>: keys are taken under a lease, and the handler writes wherever it wants.</value>
+    /// <remarks>
+    /// A transaction holds SQLite's single write lock from its start to its commit, handler included: the store runs one
+    /// transaction at a time per database file, and the others wait for it (without failing). Its throughput is
+    /// 1 / (handler time + commit time), whatever the partitions and the concurrency mode.
+    /// </remarks>
     public bool Transactional { get; set; }
 
     /// <summary>
@@ -24,6 +29,14 @@ public sealed class SqliteIdempotencyOptions
     /// </summary>
     /// <value>The default value is <see langword="true"/>.</value>
     public bool StoreOffsets { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets how long a message waits for the database's write lock, in transactional mode, before the store says so
+    /// (log 216, or 217 when another connection or process holds it), and again after each further interval. Waiting is not a
+    /// failure: the message waits as long as its cancellation allows, and spends none of its retry attempts.
+    /// </summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan LockWaitLogInterval { get; set; } = SqliteIdempotencyConstants.DefaultLockWaitLogInterval;
 
     /// <summary>Gets or sets a value indicating whether the tables are created on first use (idempotent); turn it off to manage the schema yourself (see <see cref="SqliteIdempotencyStore.SchemaScript"/>).</summary>
     /// <value>The default value is <see langword="true"/>.</value>

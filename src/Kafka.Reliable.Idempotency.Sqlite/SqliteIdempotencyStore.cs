@@ -1,6 +1,10 @@
+using System.Collections.Concurrent;
+using System.Data;
 using System.Text.RegularExpressions;
 using Confluent.Kafka;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kafka.Reliable;
 
@@ -11,7 +15,10 @@ namespace Kafka.Reliable;
 /// </summary>
 /// <remarks>
 /// SQLite allows one writer at a time: the store suits one consumer process (several partitions are fine), not a group of
-/// instances on several machines; use the PostgreSQL or Redis store for those.
+/// instances on several machines; use the PostgreSQL or Redis store for those. In transactional mode a message's
+/// transaction holds the write lock while its handler runs, so the store runs one transaction at a time per database file:
+/// the others wait for the lock in turn (in this process, in order of arrival, without a busy timeout; behind another
+/// process, trying again), and waiting is never a failure of their message.
 /// </remarks>
 public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransactionalIdempotencyStore, IStoredOffsets
 {
@@ -24,11 +31,21 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     private readonly SemaphoreSlim _schemaLock = new(1, 1);
     private volatile bool _schemaReady;
 
+    // One per database file in this process, shared by the stores that use it: SQLite has one write lock per file, and a
+    // transaction that waits here waits asynchronously, in order, and for as long as it takes, instead of failing with
+    // "database is locked" after a busy timeout.
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> WriteLocks = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _writeLock;
+    private readonly string _database;
+    private readonly ILogger _logger;
+
     /// <summary>Initializes a new instance of the <see cref="SqliteIdempotencyStore"/> class.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="timeProvider">The clock; the system clock by default.</param>
+    /// <param name="logger">Where the store says that a message waits for the database's write lock; none by default.</param>
     /// <exception cref="ArgumentException">The connection string is missing or the table name is not a plain identifier.</exception>
-    public SqliteIdempotencyStore(SqliteIdempotencyOptions options, TimeProvider? timeProvider = null)
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="SqliteIdempotencyOptions.LockWaitLogInterval"/> is not positive.</exception>
+    public SqliteIdempotencyStore(SqliteIdempotencyOptions options, TimeProvider? timeProvider = null, ILogger<SqliteIdempotencyStore>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
@@ -41,11 +58,19 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             throw new ArgumentException($"TableName '{options.TableName}' is not a plain identifier: use letters, digits and '_', starting with a letter.", nameof(options));
         }
 
+        if (options.LockWaitLogInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.LockWaitLogInterval, "LockWaitLogInterval must be positive.");
+        }
+
         _options = options;
         _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
         _table = options.TableName;
         _offsetsTable = options.TableName + "_offsets";
         _schemaReady = !options.CreateSchema;
+        _database = DatabaseOf(options.ConnectionString);
+        _writeLock = WriteLocks.GetOrAdd(_database, static _ => new SemaphoreSlim(1, 1));
     }
 
     /// <summary>Gets the SQL that creates the store's tables, for those who manage the schema themselves.</summary>
@@ -138,15 +163,21 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The transaction holds the database's write lock until it is disposed: dispose it promptly. Waiting for the lock (behind
+    /// another message's transaction in this process, or another connection or process) lasts as long as
+    /// <paramref name="cancellationToken"/> allows and is logged every <see cref="SqliteIdempotencyOptions.LockWaitLogInterval"/>.
+    /// </remarks>
     public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var waitStarted = _time.GetTimestamp();
+        var writeLock = await TakeWriteLockAsync(context, waitStarted, cancellationToken).ConfigureAwait(false);
+        SqliteConnection? connection = null;
         try
         {
-            // BEGIN IMMEDIATE: take the write lock now, so that two transactions cannot both see the key absent. (SQLite has no
-            // asynchronous I/O: Microsoft.Data.Sqlite's async methods run synchronously too.)
-            var transaction = connection.BeginTransaction(deferred: false);
+            connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            var transaction = await BeginImmediateAsync(connection, context, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
             using var record = Command(connection, $"""
                 INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
                 ON CONFLICT (key) DO NOTHING
@@ -155,16 +186,25 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             if (await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
             {
                 await transaction.DisposeAsync().ConfigureAwait(false);
-                await connection.DisposeAsync().ConfigureAwait(false);
                 return null;
             }
 
-            return new SqliteIdempotencyTransaction(this, connection, transaction);
+            // From here the transaction owns the lock: closing its connection (disposing it, committed or not) ends SQLite's
+            // write lock, and releases ours with it.
+            writeLock.ReleaseWhenClosed(connection);
+            writeLock = null;
+            var result = new SqliteIdempotencyTransaction(this, connection, transaction);
+            connection = null;
+            return result;
         }
-        catch
+        finally
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw;
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            writeLock?.Release();
         }
     }
 
@@ -207,6 +247,97 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             """, ("$group", context.GroupId), ("$topic", context.Topic), ("$partition", context.Partition), ("$next", context.SafeNextOffset));
         store.Transaction = transaction;
         await store.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits for this process's turn at the database's write lock: asynchronously, in order of arrival, for as long as the
+    /// message's cancellation allows. Not an attempt and not a failure: a record waiting here fails nothing and spends nothing.
+    /// </summary>
+    private async ValueTask<WriteLockTurn> TakeWriteLockAsync(MessageContext context, long waitStarted, CancellationToken cancellationToken)
+    {
+        var wait = _writeLock.WaitAsync(cancellationToken);
+        var waited = !wait.IsCompleted;
+        if (waited)
+        {
+            while (true)
+            {
+                try
+                {
+                    await wait.WaitAsync(_options.LockWaitLogInterval, _time, CancellationToken.None).ConfigureAwait(false);
+                    break;
+                }
+                catch (TimeoutException)
+                {
+                    // Still waiting: say so, so that a partition waiting behind a slow handler does not look stuck without a word.
+                    Log.WaitingForWriteLock(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted), _database);
+                }
+            }
+        }
+
+        await wait.ConfigureAwait(false);
+        return new WriteLockTurn(_writeLock, waited);
+    }
+
+    /// <summary>
+    /// Begins the transaction with the write lock (<c>BEGIN IMMEDIATE</c>): a transaction that took a read lock first and
+    /// upgraded later could fail with SQLITE_BUSY in the middle of its handler, where waiting cannot help; at BEGIN it can.
+    /// When another connection or process holds the lock, BEGIN waits at most briefly in Microsoft.Data.Sqlite's busy loop
+    /// (which blocks its thread), then the store waits asynchronously with backoff and tries again, for as long as the
+    /// message's cancellation allows.
+    /// </summary>
+    private async ValueTask<SqliteTransaction> BeginImmediateAsync(SqliteConnection connection, MessageContext context, long waitStarted, bool waited, CancellationToken cancellationToken)
+    {
+        var busyTimeout = connection.DefaultTimeout;
+        connection.DefaultTimeout = SqliteIdempotencyConstants.BeginBusyTimeoutSeconds;
+        try
+        {
+            var delay = SqliteIdempotencyConstants.MinBusyDelay;
+            var busySince = 0L;
+            var nextLog = TimeSpan.Zero;
+            while (true)
+            {
+                try
+                {
+                    var transaction = connection.BeginTransaction(deferred: false);
+                    if (waited || busySince != 0)
+                    {
+                        Log.WriteLockTaken(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted));
+                    }
+
+                    return transaction;
+                }
+                catch (SqliteException ex) when (ex.SqliteErrorCode is SqliteIdempotencyConstants.SqliteBusy or SqliteIdempotencyConstants.SqliteLocked)
+                {
+                    if (busySince == 0)
+                    {
+                        busySince = _time.GetTimestamp();
+                        nextLog = _options.LockWaitLogInterval;
+                    }
+                    else if (_time.GetElapsedTime(busySince) >= nextLog)
+                    {
+                        Log.WaitingForDatabase(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted), _database);
+                        nextLog += _options.LockWaitLogInterval;
+                    }
+                }
+
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, SqliteIdempotencyConstants.MaxBusyDelay.Ticks));
+            }
+        }
+        finally
+        {
+            // The handler's own commands hold the lock already; they keep the connection string's timeout.
+            connection.DefaultTimeout = busyTimeout;
+        }
+    }
+
+    /// <summary>Names the database file a connection string opens, so that the stores of one file share one write lock.</summary>
+    private static string DatabaseOf(string connectionString)
+    {
+        var source = new SqliteConnectionStringBuilder(connectionString).DataSource;
+        return source.Length == 0 || source == ":memory:" || source.StartsWith("file:", StringComparison.OrdinalIgnoreCase)
+            ? connectionString
+            : Path.GetFullPath(source);
     }
 
     private async ValueTask<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
@@ -282,7 +413,37 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     private static partial Regex Identifier();
 }
 
-/// <summary>The transaction a handler writes through with <see cref="SqliteIdempotencyOptions.Transactional"/>.</summary>
+/// <summary>This process's turn at a database's write lock; released once, by whoever holds it last.</summary>
+internal sealed class WriteLockTurn(SemaphoreSlim writeLock, bool waited)
+{
+    private int _released;
+
+    /// <summary>Gets a value indicating whether the turn had to wait for another transaction of this process.</summary>
+    public bool Waited { get; } = waited;
+
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            writeLock.Release();
+        }
+    }
+
+    /// <summary>Hands the turn to the connection: it ends when the connection closes, which ends SQLite's lock too.</summary>
+    public void ReleaseWhenClosed(SqliteConnection connection) =>
+        connection.StateChange += (_, change) =>
+        {
+            if (change.CurrentState == ConnectionState.Closed)
+            {
+                Release();
+            }
+        };
+}
+
+/// <summary>
+/// The transaction a handler writes through with <see cref="SqliteIdempotencyOptions.Transactional"/>. It holds the
+/// database's write lock until it is disposed.
+/// </summary>
 public sealed class SqliteIdempotencyTransaction : DbIdempotencyTransaction<SqliteConnection, SqliteTransaction>
 {
     private readonly SqliteIdempotencyStore _store;
