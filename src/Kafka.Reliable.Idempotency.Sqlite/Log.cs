@@ -4,16 +4,16 @@ namespace Kafka.Reliable;
 
 /// <summary>
 /// The SQLite store's log messages, source-generated. Event ids continue the core's 2xx records group (213-215 are the
-/// idempotency store's there): 216-218 a record waiting for the database's write lock.
+/// idempotency store's there): 220-222 a record waiting for the database's write lock.
 /// </summary>
 internal static partial class Log
 {
-    [LoggerMessage(216, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} has waited {Waited} for the SQLite write lock of {Database}, held by another message's transaction in this process (transactional mode runs one transaction at a time per database file); waiting is not a failure, it goes on")]
+    [LoggerMessage(220, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} has waited {Waited} for the SQLite write lock of {Database}, held by another message's transaction in this process (transactional mode runs one transaction at a time per database file); waiting is not a failure, it goes on")]
     public static partial void WaitingForWriteLock(ILogger logger, string consumer, string topic, int partition, long offset, TimeSpan waited, string database);
 
-    [LoggerMessage(217, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} has waited {Waited} for the SQLite write lock of {Database}, held by another connection or process; waiting is not a failure, BEGIN IMMEDIATE is tried again")]
+    [LoggerMessage(221, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} has waited {Waited} for the SQLite write lock of {Database}, held by another connection or process; waiting is not a failure, BEGIN IMMEDIATE is tried again")]
     public static partial void WaitingForDatabase(ILogger logger, string consumer, string topic, int partition, long offset, TimeSpan waited, string database);
 
-    [LoggerMessage(218, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} began its SQLite transaction after waiting {Waited} for the write lock")]
+    [LoggerMessage(222, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} began its SQLite transaction after waiting {Waited} for the write lock")]
     public static partial void WriteLockTaken(ILogger logger, string consumer, string topic, int partition, long offset, TimeSpan waited);
 }

@@ -32,7 +32,7 @@ public sealed class SqliteIdempotencyOptions
 
     /// <summary>
     /// Gets or sets how long a message waits for the database's write lock, in transactional mode, before the store says so
-    /// (log 216, or 217 when another connection or process holds it), and again after each further interval. Waiting is not a
+    /// (log 220, or 221 when another connection or process holds it), and again after each further interval. Waiting is not a
     /// failure: the message waits as long as its cancellation allows, and spends none of its retry attempts.
     /// </summary>
     /// <value>The default value is 10 seconds.</value>

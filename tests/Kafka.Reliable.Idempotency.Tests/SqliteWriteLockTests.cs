@@ -98,7 +98,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
             () => NoAttemptFailed(consumer.Logs)
                 && WaitLogs(consumer.Logs).Select(e => e.Message).Any(m => m.Contains($"{topic} [1]", StringComparison.Ordinal))
                 && WaitLogs(consumer.Logs).Select(e => e.Message).Any(m => m.Contains($"{topic} [2]", StringComparison.Ordinal)),
-            "the records of partitions 1 and 2 say that they wait for the SQLite write lock (log 216)",
+            "the records of partitions 1 and 2 say that they wait for the SQLite write lock (log 220)",
             state: () => consumer.Logs.Dump());
         await Task.Delay(Hold, Token);
 
@@ -129,7 +129,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         Assert.NotNull(first);
 
         var second = store.BeginTransactionAsync("g/second", Context(offset: 2), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(216) > 0, "the second transaction says that it waits for the write lock (log 216)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.Count(220) > 0, "the second transaction says that it waits for the write lock (log 220)", state: () => _logs.Dump());
         await Task.Delay(Hold, Token);
         Assert.False(second.IsCompleted, $"the second transaction waits while the first is open (it ended as {second.Status}: {second.Exception?.InnerException?.Message})");
 
@@ -138,7 +138,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         Assert.NotNull(begun);
         await begun.CommitAsync(Context(offset: 2), Token);
         await begun.DisposeAsync();
-        Assert.Equal(1, _logs.Count(218));
+        Assert.Equal(1, _logs.Count(222));
     }
 
     [Fact]
@@ -154,7 +154,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         var held = other.BeginTransaction(deferred: false);
 
         var waiting = store.BeginTransactionAsync("g/behind-another-process", Context(offset: 3), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(217) > 0, "the transaction says that another connection holds the write lock (log 217)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.Count(221) > 0, "the transaction says that another connection holds the write lock (log 221)", state: () => _logs.Dump());
         await Task.Delay(Hold, Token);
         Assert.False(waiting.IsCompleted, $"the transaction waits while another connection holds the lock (it ended as {waiting.Status}: {waiting.Exception?.InnerException?.Message})");
 
@@ -173,7 +173,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
         var cancelled = store.BeginTransactionAsync("g/b", Context(offset: 2), cancel.Token).AsTask();
         var next = store.BeginTransactionAsync("g/c", Context(offset: 3), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(216) >= 2, "both transactions wait for the write lock (log 216)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.Count(220) >= 2, "both transactions wait for the write lock (log 220)", state: () => _logs.Dump());
 
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Eventually.DefaultTimeout, Token));
@@ -210,7 +210,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         return true;
     }
 
-    private static IEnumerable<TestLogs.LogEntry> WaitLogs(TestLogs logs) => logs.Entries.Where(e => e.EventId == 216);
+    private static IEnumerable<TestLogs.LogEntry> WaitLogs(TestLogs logs) => logs.Entries.Where(e => e.EventId == 220);
 
     private static MessageContext Context(long offset)
     {

@@ -98,27 +98,37 @@ internal sealed class PartitionOffsetTracker
 
     /// <summary>
     /// Gets the offset the partition may be read again from once the record at <paramref name="sequence"/> is done (any thread,
-    /// while that record is not yet marked done): the offset of the oldest record not yet released when it is another one, else
-    /// one past <paramref name="offset"/>. Never above the true watermark (records done but not yet released count as not
-    /// done), so that a value stored from it never passes a record still being handled.
+    /// while that record is not yet marked done): the offset of the oldest other record not yet done, else one past
+    /// <paramref name="offset"/>. Never above the true watermark, so that a value stored from it never passes a record still
+    /// being handled; equal to it unless a record finishes during the call.
     /// </summary>
     /// <param name="sequence">The sequence of a record that is not marked done yet.</param>
     /// <param name="offset">That record's offset.</param>
     public long SafeNextOffset(long sequence, long offset)
     {
-        var head = Volatile.Read(ref _head);
-        while (head < sequence)
+        // Scan from the head over the records marked done. The poll thread may release (and then reuse) slots meanwhile: a
+        // slot is read before the head is read again, and if the head moved past it, it was released (done) and is skipped
+        // without trusting what was read. The head is written after a slot is freed and before it is reused.
+        var next = Volatile.Read(ref _head);
+        while (next < sequence)
         {
-            var oldest = Volatile.Read(ref _offsets[head & _mask]);
-
-            // The slot is reused only after the head moved past it: an unchanged head means the offset read is the head's.
-            var now = Volatile.Read(ref _head);
-            if (now == head)
+            var slot = (int)(next & _mask);
+            var state = Volatile.Read(ref _states[slot]);
+            var slotOffset = Volatile.Read(ref _offsets[slot]);
+            var head = Volatile.Read(ref _head);
+            if (head > next)
             {
-                return oldest;
+                next = head;
+                continue;
             }
 
-            head = now;
+            if (state != Done)
+            {
+                // Pending, or freed a moment ago (then done, and its offset is still below the watermark): never too high.
+                return slotOffset;
+            }
+
+            next++;
         }
 
         return offset + 1;

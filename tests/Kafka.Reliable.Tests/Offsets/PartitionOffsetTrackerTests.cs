@@ -239,6 +239,85 @@ public sealed class PartitionOffsetTrackerTests
     }
 
     [Fact]
+    public void SafeNextOffset_IsTheLowestOffsetNotDone_CountingTheRecordAsDone_WhateverHasBeenReleased()
+    {
+        var tracker = new PartitionOffsetTracker(8);
+        var sequences = new[] { 10L, 11, 13, 14, 20 }.Select(offset =>
+        {
+            tracker.TryAdd(offset, out var sequence);
+            return sequence;
+        }).ToArray();
+
+        // Nothing done: the oldest record's next is its own offset + 1; a later one must not pass the oldest.
+        Assert.Equal(11, tracker.SafeNextOffset(sequences[0], 10));
+        Assert.Equal(10, tracker.SafeNextOffset(sequences[3], 14));
+
+        // 10 and 11 done but not released yet: for 14, the lowest not done is 13.
+        tracker.MarkDone(sequences[0]);
+        tracker.MarkDone(sequences[1]);
+        Assert.Equal(13, tracker.SafeNextOffset(sequences[3], 14));
+
+        // 13 done too (still not released): everything before 14 is done, so 14 + 1.
+        tracker.MarkDone(sequences[2]);
+        Assert.Equal(15, tracker.SafeNextOffset(sequences[3], 14));
+
+        // Released by the poll thread: the same answers.
+        Assert.Equal(3, tracker.Advance());
+        Assert.Equal(15, tracker.SafeNextOffset(sequences[3], 14));
+        Assert.Equal(14, tracker.SafeNextOffset(sequences[4], 20));
+    }
+
+    [Fact]
+    public async Task SafeNextOffset_WhileThePollThreadReleasesAndReusesSlots_NeverPassesARecordNotDone()
+    {
+        // A small ring reused many times over while a reader asks for the safe offset of the record it holds.
+        const int Records = 200_000;
+        var tracker = new PartitionOffsetTracker(8);
+        var held = -1L;
+        var violations = 0;
+        var reader = Task.Run(() =>
+        {
+            while (Volatile.Read(ref held) < Records)
+            {
+                var sequence = Volatile.Read(ref held);
+                if (sequence < 0)
+                {
+                    continue;
+                }
+
+                // Offsets are sequence * 2; the held record is not done, so the answer is at most its offset.
+                if (tracker.SafeNextOffset(sequence, sequence * 2) > sequence * 2 + 1)
+                {
+                    Interlocked.Increment(ref violations);
+                }
+            }
+        }, TestContext.Current.CancellationToken);
+
+        long added = 0;
+        for (long next = 0; next < Records; next++)
+        {
+            while (added < Records && tracker.TryAdd(added * 2, out _))
+            {
+                added++;
+            }
+
+            // Hold one record (not done) while the ones after it complete and earlier ones are released.
+            Volatile.Write(ref held, next);
+            for (var s = next + 1; s < added; s++)
+            {
+                tracker.MarkDone(s);
+            }
+
+            tracker.MarkDone(next);
+            tracker.Advance();
+        }
+
+        Volatile.Write(ref held, Records);
+        await reader;
+        Assert.Equal(0, violations);
+    }
+
+    [Fact]
     public async Task MarkDone_FromManyThreads_PollThreadSeesEveryCompletion()
     {
         const int Records = 200_000;
