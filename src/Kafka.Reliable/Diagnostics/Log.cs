@@ -82,8 +82,8 @@ internal static partial class Log
     [LoggerMessage(217, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled, but its idempotency key {Key} was no longer held by this consumer when it was completed; {Outcome}. The record counts as done; another run of the message may have happened")]
     public static partial void IdempotencyCompletedAfterLeaseLost(ILogger logger, string consumer, string topic, int partition, long offset, string key, string outcome);
 
-    [LoggerMessage(218, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled, but its idempotency key could not be completed ({Reason}); the record is not done until it is: trying again in {Delay}")]
-    public static partial void IdempotencyCompleteFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason, TimeSpan delay);
+    [LoggerMessage(218, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled, but its idempotency key could not be completed ({Reason}); the record is not done until it is: {Next}")]
+    public static partial void IdempotencyCompleteFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason, string next);
 
     [LoggerMessage(219, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is still being handled (or awaits its acknowledgement), and the lease on its idempotency key could not be renewed ({Reason}); trying again in {Delay}")]
     public static partial void IdempotencyRenewFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason, TimeSpan delay);

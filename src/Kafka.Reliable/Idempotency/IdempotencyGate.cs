@@ -24,6 +24,7 @@ internal sealed class IdempotencyGate
 {
     private static readonly TimeSpan FirstCompletionRetry = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxCompletionRetry = TimeSpan.FromSeconds(5);
+    private const string GaveUp = "the partition was given up meanwhile, so the record stays undone and is read again by the partition's next owner; its key is free when its lease expires";
     private readonly IIdempotencyStore? _store;
     private readonly ITransactionalIdempotencyStore? _transactional;
     private readonly IdempotencyOptions _options;
@@ -223,7 +224,7 @@ internal sealed class IdempotencyGate
         catch (Exception ex)
         {
             // A bug, never the store's failure (retried above): the record stays undone, which is safe.
-            Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, Timeout.InfiniteTimeSpan);
+            Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, GaveUp);
         }
     }
 
@@ -253,11 +254,11 @@ internal sealed class IdempotencyGate
                 Volatile.Write(ref held.State, HeldKey.Holding);
                 if (held.Abort.IsCancellationRequested)
                 {
-                    Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, Timeout.InfiniteTimeSpan);
+                    Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, GaveUp);
                     return false;
                 }
 
-                Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, delay);
+                Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, string.Create(CultureInfo.InvariantCulture, $"trying again in {delay}"));
                 try
                 {
                     await Task.Delay(delay, _time, held.Abort).ConfigureAwait(false);
