@@ -107,14 +107,30 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     }
 
     /// <inheritdoc />
-    public async ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    public async ValueTask<IdempotencyLeaseStatus> CompleteAsync(string key, string owner, CancellationToken cancellationToken)
     {
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            await using var complete = Command(connection, $"UPDATE {_table} SET status = {Completed}, completed_at = @now WHERE key = @key AND owner = @owner AND status = {InProgress}",
-                ("key", key), ("owner", owner), ("now", _time.GetUtcNow()));
-            await complete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            // Also matches a key this owner completed already, so that a completion retried after a lost reply is not taken
+            // for a lost lease. Transactional rows have no owner ('') and never match.
+            await using var complete = Command(connection, $"""
+                UPDATE {_table} SET status = {Completed}, completed_at = COALESCE(completed_at, @now)
+                WHERE key = @key AND owner = @owner
+                """, ("key", key), ("owner", owner), ("now", _time.GetUtcNow()));
+            return await complete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0 ? IdempotencyLeaseStatus.Lost : IdempotencyLeaseStatus.Held;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyLeaseStatus> RenewAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var renew = Command(connection, $"UPDATE {_table} SET lease_until = @lease_until WHERE key = @key AND owner = @owner AND status = {InProgress}",
+                ("key", key), ("owner", owner), ("lease_until", _time.GetUtcNow() + lease));
+            return await renew.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0 ? IdempotencyLeaseStatus.Lost : IdempotencyLeaseStatus.Held;
         }
     }
 
@@ -137,8 +153,8 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
         {
             await using var cleanup = Command(connection, $"""
                 DELETE FROM {_table}
-                WHERE (status = {Completed} AND completed_at < @before) OR (status = {InProgress} AND lease_until <= @now)
-                """, ("before", completedBefore), ("now", _time.GetUtcNow()));
+                WHERE (status = {Completed} AND completed_at < @before) OR (status = {InProgress} AND lease_until < @before)
+                """, ("before", completedBefore));
             return await cleanup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
     }

@@ -14,17 +14,20 @@ namespace Kafka.Reliable;
 /// </remarks>
 public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
 {
-    private const string CompletedMarker = "c";
     private const string OwnerPrefix = "p:";
 
-    // KEYS[1] the key; ARGV[1] the owner marker; ARGV[2] the lease in ms. Returns {1} taken, {2} completed, {3, pttl} held.
+    // A completed key holds 'c:' and the owner that completed it ('c' alone before 2026-12), so that the owner's completion
+    // retried after a lost reply is recognized as done rather than taken for a lost lease.
+    private const string CompletedPrefix = "c:";
+
+    // @key the key; @owner the owner marker; @lease the lease in ms. Returns {1} taken, {2} completed, {3, pttl} held.
     private static readonly LuaScript Begin = LuaScript.Prepare("""
         local value = redis.call('GET', @key)
         if not value then
           redis.call('SET', @key, @owner, 'PX', @lease)
           return {1, 0}
         end
-        if value == 'c' then return {2, 0} end
+        if value == 'c' or string.sub(value, 1, 2) == 'c:' then return {2, 0} end
         if value == @owner then
           redis.call('SET', @key, @owner, 'PX', @lease)
           return {1, 0}
@@ -32,9 +35,21 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
         return {3, redis.call('PTTL', @key)}
         """);
 
+    // Returns 1 when the key is completed by this owner (now or before), 0 when the owner no longer holds it.
     private static readonly LuaScript Complete = LuaScript.Prepare("""
+        local value = redis.call('GET', @key)
+        if value == @owner then
+          redis.call('SET', @key, @done, 'PX', @retention)
+          return 1
+        end
+        if value == @done then return 1 end
+        return 0
+        """);
+
+    // Returns 1 when the lease was extended, 0 when the owner no longer holds the key in progress.
+    private static readonly LuaScript Renew = LuaScript.Prepare("""
         if redis.call('GET', @key) == @owner then
-          redis.call('SET', @key, 'c', 'PX', @retention)
+          redis.call('PEXPIRE', @key, @lease)
           return 1
         end
         return 0
@@ -48,7 +63,10 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
         """);
 
     private readonly RedisIdempotencyOptions _options;
-    private readonly Lazy<Task<ConnectionMultiplexer>> _connection;
+    private readonly ConfigurationOptions _configuration;
+    private readonly Lock _connectionLock = new();
+    private Task<ConnectionMultiplexer>? _connection;
+    private bool _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisIdempotencyStore"/> class.</summary>
     /// <param name="options">The settings.</param>
@@ -67,7 +85,11 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
         }
 
         _options = options;
-        _connection = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectionMultiplexer.ConnectAsync(options.Configuration));
+        _configuration = ConfigurationOptions.Parse(options.Configuration);
+
+        // Redis down when the consumer starts must not be fatal: the multiplexer comes up disconnected and reconnects by itself,
+        // and the store's calls fail (as transient failures, retried by the consumer) until it is back.
+        _configuration.AbortOnConnectFail = false;
     }
 
     /// <inheritdoc />
@@ -91,15 +113,30 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    public async ValueTask<IdempotencyLeaseStatus> CompleteAsync(string key, string owner, CancellationToken cancellationToken)
     {
         var database = await DatabaseAsync().ConfigureAwait(false);
-        await database.ScriptEvaluateAsync(Complete, new
+        var result = await database.ScriptEvaluateAsync(Complete, new
         {
             key = (RedisKey)(_options.KeyPrefix + key),
             owner = (RedisValue)(OwnerPrefix + owner),
+            done = (RedisValue)(CompletedPrefix + owner),
             retention = (long)_options.Retention.TotalMilliseconds,
         }).ConfigureAwait(false);
+        return (int)result == 1 ? IdempotencyLeaseStatus.Held : IdempotencyLeaseStatus.Lost;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyLeaseStatus> RenewAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var database = await DatabaseAsync().ConfigureAwait(false);
+        var result = await database.ScriptEvaluateAsync(Renew, new
+        {
+            key = (RedisKey)(_options.KeyPrefix + key),
+            owner = (RedisValue)(OwnerPrefix + owner),
+            lease = (long)lease.TotalMilliseconds,
+        }).ConfigureAwait(false);
+        return (int)result == 1 ? IdempotencyLeaseStatus.Held : IdempotencyLeaseStatus.Lost;
     }
 
     /// <inheritdoc />
@@ -118,12 +155,45 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        if (_connection.IsValueCreated)
+        Task<ConnectionMultiplexer>? connecting;
+        lock (_connectionLock)
         {
-            var connection = await _connection.Value.ConfigureAwait(false);
-            await connection.DisposeAsync().ConfigureAwait(false);
+            _disposed = true;
+            connecting = _connection;
+            _connection = null;
+        }
+
+        if (connecting is not null)
+        {
+            try
+            {
+                var connection = await connecting.ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+            {
+                // The connection never came up: nothing to close.
+            }
         }
     }
 
-    private async ValueTask<IDatabase> DatabaseAsync() => (await _connection.Value.ConfigureAwait(false)).GetDatabase(_options.Database);
+    private async ValueTask<IDatabase> DatabaseAsync() => (await ConnectAsync().ConfigureAwait(false)).GetDatabase(_options.Database);
+
+    /// <summary>
+    /// Gets the shared connection, connecting on first use. A connection attempt that failed is not kept: the next call tries
+    /// again, so a store whose Redis was down at first use recovers once Redis is back.
+    /// </summary>
+    private Task<ConnectionMultiplexer> ConnectAsync()
+    {
+        lock (_connectionLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_connection is null || _connection.IsFaulted || _connection.IsCanceled)
+            {
+                _connection = ConnectionMultiplexer.ConnectAsync(_configuration);
+            }
+
+            return _connection;
+        }
+    }
 }

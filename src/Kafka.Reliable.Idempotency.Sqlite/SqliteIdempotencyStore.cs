@@ -126,14 +126,30 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     }
 
     /// <inheritdoc />
-    public async ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    public async ValueTask<IdempotencyLeaseStatus> CompleteAsync(string key, string owner, CancellationToken cancellationToken)
     {
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            using var complete = Command(connection, $"UPDATE {_table} SET status = {Completed}, completed_at = $now WHERE key = $key AND owner = $owner AND status = {InProgress}",
-                ("$key", key), ("$owner", owner), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-            await complete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            // Also matches a key this owner completed already, so that a completion retried after a lost reply is not taken
+            // for a lost lease. Transactional rows have no owner ('') and never match.
+            using var complete = Command(connection, $"""
+                UPDATE {_table} SET status = {Completed}, completed_at = coalesce(completed_at, $now)
+                WHERE key = $key AND owner = $owner
+                """, ("$key", key), ("$owner", owner), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+            return await complete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0 ? IdempotencyLeaseStatus.Lost : IdempotencyLeaseStatus.Held;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyLeaseStatus> RenewAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            using var renew = Command(connection, $"UPDATE {_table} SET lease_until = $lease_until WHERE key = $key AND owner = $owner AND status = {InProgress}",
+                ("$key", key), ("$owner", owner), ("$lease_until", _time.GetUtcNow().ToUnixTimeMilliseconds() + (long)lease.TotalMilliseconds));
+            return await renew.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0 ? IdempotencyLeaseStatus.Lost : IdempotencyLeaseStatus.Held;
         }
     }
 
@@ -156,8 +172,8 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         {
             using var cleanup = Command(connection, $"""
                 DELETE FROM {_table}
-                WHERE (status = {Completed} AND completed_at < $before) OR (status = {InProgress} AND lease_until <= $now)
-                """, ("$before", completedBefore.ToUnixTimeMilliseconds()), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+                WHERE (status = {Completed} AND completed_at < $before) OR (status = {InProgress} AND lease_until < $before)
+                """, ("$before", completedBefore.ToUnixTimeMilliseconds()));
             return await cleanup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
     }

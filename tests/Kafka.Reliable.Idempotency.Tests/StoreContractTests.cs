@@ -8,7 +8,7 @@ namespace Kafka.Reliable.Idempotency.Tests;
 /// <summary>The same cases for every store: what a consumer relies on, whatever keeps its keys.</summary>
 public abstract class StoreContractTests : IAsyncLifetime
 {
-    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    protected static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
     protected FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
 
@@ -131,6 +131,69 @@ public abstract class StoreContractTests : IAsyncLifetime
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await Store.TryBeginAsync(recent, "b", Lease, Token)).Status);
     }
 
+    [Fact]
+    public async Task Renew_ExtendsTheLease_SoThatNoOtherOwnerTakesTheKeyAfterTheFirstLease()
+    {
+        var key = NewKey();
+        Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(key, "slow", ShortLease, Token)).Status);
+
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.RenewAsync(key, "slow", ShortLease + Lease, Token));
+        await PassAsync(ShortLease + TimeSpan.FromMilliseconds(200));
+
+        Assert.Equal(IdempotencyStatus.HeldByAnother, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.CompleteAsync(key, "slow", Token));
+        Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+    }
+
+    [Fact]
+    public async Task CompleteAndRenew_ByAnOwnerWhoseLeaseWasTakenOver_ReturnLost_AndChangeNothing()
+    {
+        var key = NewKey();
+        Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(key, "slow", ShortLease, Token)).Status);
+        await PassAsync(ShortLease + TimeSpan.FromMilliseconds(200));
+        Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+
+        Assert.Equal(IdempotencyLeaseStatus.Lost, await Store.RenewAsync(key, "slow", Lease, Token));
+        Assert.Equal(IdempotencyLeaseStatus.Lost, await Store.CompleteAsync(key, "slow", Token));
+
+        Assert.Equal(IdempotencyStatus.HeldByAnother, (await Store.TryBeginAsync(key, "c", Lease, Token)).Status);
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.CompleteAsync(key, "b", Token));
+        Assert.Equal(IdempotencyLeaseStatus.Lost, await Store.RenewAsync(key, "b", Lease, Token));
+    }
+
+    [Fact]
+    public async Task CompleteAndRenew_OfAnAbsentKey_ReturnLost()
+    {
+        var key = NewKey();
+        Assert.Equal(IdempotencyLeaseStatus.Lost, await Store.CompleteAsync(key, "a", Token));
+        Assert.Equal(IdempotencyLeaseStatus.Lost, await Store.RenewAsync(key, "a", Lease, Token));
+        Assert.Equal(IdempotencyStatus.Acquired, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+    }
+
+    [Fact]
+    public async Task Complete_RetriedByItsOwner_IsHeldBothTimes()
+    {
+        var key = NewKey();
+        await Store.TryBeginAsync(key, "a", Lease, Token);
+
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.CompleteAsync(key, "a", Token));
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.CompleteAsync(key, "a", Token));
+        Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+    }
+
+    [Fact]
+    public virtual async Task Cleanup_KeepsALeaseThatExpiredRecently_SoThatItsHolderCanStillCompleteIt()
+    {
+        var key = NewKey();
+        await Store.TryBeginAsync(key, "slow", Lease, Token);
+        await PassAsync(Lease + TimeSpan.FromMinutes(1));
+
+        await Store.CleanupAsync(Time.GetUtcNow() - TimeSpan.FromHours(1), Token);
+
+        Assert.Equal(IdempotencyLeaseStatus.Held, await Store.CompleteAsync(key, "slow", Token));
+        Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await Store.TryBeginAsync(key, "b", Lease, Token)).Status);
+    }
+
     protected static string NewKey() => "group/" + Guid.NewGuid().ToString("N");
 }
 
@@ -189,6 +252,42 @@ public sealed class RedisStoreContractTests(RedisServer redis) : StoreContractTe
     {
         _redis = new RedisIdempotencyStore(new RedisIdempotencyOptions { Configuration = redis.Configuration, KeyPrefix = $"test-{Guid.NewGuid():N}:", Retention = TimeSpan.FromSeconds(5) });
         return Task.FromResult<IIdempotencyStore>(_redis);
+    }
+
+    [Fact]
+    public override Task Cleanup_KeepsALeaseThatExpiredRecently_SoThatItsHolderCanStillCompleteIt()
+    {
+        Assert.Skip("Redis has no cleanup: it expires a lease by itself when it runs out, and a late completion finds it Lost.");
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Store_WhoseRedisWasDownAtFirstUse_WorksOnceRedisIsUp()
+    {
+        var port = FreePort.Next();
+        await using var store = new RedisIdempotencyStore(new RedisIdempotencyOptions { Configuration = $"127.0.0.1:{port},connectTimeout=1000,asyncTimeout=2000" });
+        var key = NewKey();
+
+        await Assert.ThrowsAnyAsync<Exception>(async () => await store.TryBeginAsync(key, "a", Lease, TestContext.Current.CancellationToken));
+
+        await using var late = await RedisServer.StartAsync(port);
+        IdempotencyStatus? status = null;
+        await Eventually.TrueAsync(
+            () =>
+            {
+                try
+                {
+                    status = store.TryBeginAsync(key, "a", Lease, TestContext.Current.CancellationToken).AsTask().GetAwaiter().GetResult().Status;
+                }
+                catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+                {
+                    return false;
+                }
+
+                return true;
+            },
+            "the store reaches the Redis server started after its first, failed call");
+        Assert.Equal(IdempotencyStatus.Acquired, status);
     }
 
     // Redis expires keys by itself: real time has to pass.

@@ -76,6 +76,18 @@ internal static partial class Log
     [LoggerMessage(215, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed and its idempotency key could not be released ({Reason}); it is free again when its lease expires")]
     public static partial void IdempotencyReleaseFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason);
 
+    [LoggerMessage(216, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} lost the lease on its idempotency key {Key} while it was handled or awaited its acknowledgement (it expired and was removed, or another consumer took it); another run of the message may happen or have happened. Make Idempotency:LeaseDuration longer than the slowest handler, and check that the store is reachable")]
+    public static partial void IdempotencyLeaseLost(ILogger logger, string consumer, string topic, int partition, long offset, string key);
+
+    [LoggerMessage(217, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled, but its idempotency key {Key} was no longer held by this consumer when it was completed; {Outcome}. The record counts as done; another run of the message may have happened")]
+    public static partial void IdempotencyCompletedAfterLeaseLost(ILogger logger, string consumer, string topic, int partition, long offset, string key, string outcome);
+
+    [LoggerMessage(218, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled, but its idempotency key could not be completed ({Reason}); the record is not done until it is: {Next}")]
+    public static partial void IdempotencyCompleteFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason, string next);
+
+    [LoggerMessage(219, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is still being handled (or awaits its acknowledgement), and the lease on its idempotency key could not be renewed ({Reason}); trying again in {Delay}")]
+    public static partial void IdempotencyRenewFailed(ILogger logger, string consumer, string topic, int partition, long offset, string reason, TimeSpan delay);
+
     [LoggerMessage(405, LogLevel.Warning, "Consumer {Consumer}: rebalance hook {Hook} did not finish within {Timeout}; its cancellation token is signalled and the rebalance goes on")]
     public static partial void RebalanceHookTimedOut(ILogger logger, string consumer, string hook, TimeSpan timeout);
 

@@ -34,6 +34,10 @@ internal static class ReliableMetrics
     public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>(
         "kafka.reliable.records.duplicates", "{record}", "Records skipped because the idempotency store says they were handled before.");
 
+    public static readonly Counter<long> LeasesLost = Meter.CreateCounter<long>(
+        "kafka.reliable.idempotency.leases_lost", "{record}",
+        "Records whose idempotency lease was found lost (expired and removed, or taken by another consumer) while they were handled or awaited their acknowledgement: another run of the message may have happened.");
+
     public static readonly Histogram<double> HandlerDuration = Meter.CreateHistogram<double>(
         "kafka.reliable.handler.duration", "s", "How long one attempt at a record took, from deserialization to the handler's return.");
 

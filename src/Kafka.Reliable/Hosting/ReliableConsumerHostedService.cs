@@ -134,7 +134,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
     private IdempotencyGate NewGate()
     {
         var options = _context!.Options;
-        return new IdempotencyGate(_store!, _storeTransactional, options.GroupId, options.Idempotency, _context.Logger);
+        return new IdempotencyGate(_store!, _storeTransactional, options.GroupId, options.Idempotency, _context.Logger, _context);
     }
 
     /// <summary>

@@ -138,6 +138,16 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("Idempotency:CleanupInterval"), idempotency.CleanupInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         }
 
+        if (options.Commit.Strategy == CommitStrategy.Manual && registration.IdempotencyStoreFactory is not null && registration.IdempotencyTransactional)
+        {
+            // See docs/idempotency.md, "Stores, dispatch modes and commit strategies".
+            errors.AddError(
+                $"{Setting("Commit:Strategy")} is Manual, which cannot be combined with a transactional idempotency store: the handler's writes and the message's key commit " +
+                "together when the handler returns, so an acknowledgement deferred past the return cannot hold them back, and a deferred record that is never acknowledged " +
+                "would be skipped as a duplicate when it is delivered again. Use Commit:Strategy PerMessage or Periodic with the transactional store (the transaction already " +
+                "makes the effects durable before the record counts as done), or keep Manual with the store's lease mode (Transactional = false), where the acknowledgement completes the key.");
+        }
+
         if (options.Commit.Strategy == CommitStrategy.Transactional)
         {
             if (options.Dispatch != DispatchMode.Sequential)

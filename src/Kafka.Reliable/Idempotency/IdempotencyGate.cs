@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -21,19 +22,28 @@ internal enum GateDecision
 /// </summary>
 internal sealed class IdempotencyGate
 {
+    private static readonly TimeSpan FirstCompletionRetry = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxCompletionRetry = TimeSpan.FromSeconds(5);
+    private const string GaveUp = "the partition was given up meanwhile, so the record stays undone and is read again by the partition's next owner; its key is free when its lease expires";
     private readonly IIdempotencyStore? _store;
     private readonly ITransactionalIdempotencyStore? _transactional;
     private readonly IdempotencyOptions _options;
     private readonly string _keyPrefix;
     private readonly string _instance = Guid.NewGuid().ToString("N");
+    private readonly ConsumerContext? _consumer;
+    private readonly TimeProvider _time;
+    private readonly LeaseRenewer? _renewer;
 
     private readonly ILogger _logger;
 
-    public IdempotencyGate(object store, bool transactional, string groupId, IdempotencyOptions options, ILogger? logger = null)
+    public IdempotencyGate(object store, bool transactional, string groupId, IdempotencyOptions options, ILogger? logger = null, ConsumerContext? consumer = null)
     {
-        _logger = logger ?? NullLogger.Instance;
+        _logger = logger ?? consumer?.Logger ?? NullLogger.Instance;
         _transactional = transactional ? (ITransactionalIdempotencyStore)store : null;
         _store = transactional ? null : (IIdempotencyStore)store;
+        _consumer = consumer;
+        _time = consumer?.Time ?? TimeProvider.System;
+        _renewer = _store is null ? null : new LeaseRenewer(this, _store, options.LeaseDuration, _time, _logger);
 
         _options = options;
         _keyPrefix = groupId + "/";
@@ -41,6 +51,9 @@ internal sealed class IdempotencyGate
     }
 
     public object Store { get; }
+
+    /// <summary>Gets the number of keys whose leases are being renewed (tests).</summary>
+    internal int RenewedKeys => _renewer?.Count ?? 0;
 
     /// <summary>Gets the message's key: the key function's, else the key header's, else topic-partition-offset; prefixed with the group.</summary>
     public string KeyFor(string? selected, MessageContext context)
@@ -62,52 +75,92 @@ internal sealed class IdempotencyGate
         return key;
     }
 
-    public async ValueTask<(GateDecision Decision, TimeSpan RetryAfter)> BeginAsync(string key, MessageContext context, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the message's key. With a lease store, a key taken comes back as a <see cref="HeldKey"/> whose lease is renewed
+    /// from now until it is completed or released; with a transactional store, the message's transaction is opened instead.
+    /// </summary>
+    /// <param name="key">The key.</param>
+    /// <param name="context">The record's context.</param>
+    /// <param name="cancellationToken">The worker's abort token: cancels the call, and stops renewals once no handler runs.</param>
+    public async ValueTask<(GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held)> BeginAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         if (_transactional is not null)
         {
             var transaction = await _transactional.BeginTransactionAsync(key, context, cancellationToken).ConfigureAwait(false);
             if (transaction is null)
             {
-                return (GateDecision.Duplicate, default);
+                return (GateDecision.Duplicate, default, null);
             }
 
             context.Transaction = transaction;
-            return (GateDecision.Handle, default);
+            return (GateDecision.Handle, default, null);
         }
 
-        var result = await _store!.TryBeginAsync(key, Owner(context), _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
-        return result.Status switch
+        var owner = Owner(context);
+        var takenAt = _time.GetTimestamp();
+        var result = await _store!.TryBeginAsync(key, owner, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
+        switch (result.Status)
         {
-            IdempotencyStatus.Acquired => (GateDecision.Handle, default),
-            IdempotencyStatus.AlreadyCompleted => (GateDecision.Duplicate, default),
-            _ => (GateDecision.Held, result.RetryAfter),
-        };
+            case IdempotencyStatus.Acquired:
+                var held = new HeldKey(this, key, owner, context, takenAt, cancellationToken);
+                _renewer!.Add(held);
+                return (GateDecision.Handle, default, held);
+            case IdempotencyStatus.AlreadyCompleted:
+                return (GateDecision.Duplicate, default, null);
+            default:
+                return (GateDecision.Held, result.RetryAfter, null);
+        }
     }
 
-    public async ValueTask CompleteAsync(string key, MessageContext context, CancellationToken cancellationToken)
+    /// <summary>
+    /// With <see cref="CommitStrategy.Manual"/>: makes the record's acknowledgement complete the key, instead of the handler's
+    /// return. A deferred acknowledgement that never comes then leaves the key uncompleted, and the record is handled again
+    /// when it is delivered again, instead of being skipped as a duplicate of effects that never happened.
+    /// </summary>
+    public static void CompleteOnAcknowledgement(HeldKey held, MessageAcknowledgement acknowledgement)
     {
-        if (_transactional is not null)
+        // Not attached when the record was acknowledged already (an earlier attempt acknowledged it, then failed): its effects
+        // are durable by the acknowledgement's contract, so the key is completed when the handler returns.
+        if (acknowledgement.TryAttach(held))
         {
-            var transaction = context.Transaction ?? throw new InvalidOperationException("The message's transaction is gone: the handler must not dispose it.");
-            try
-            {
-                await transaction.CommitAsync(context, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                context.Transaction = null;
-                await transaction.DisposeAsync().ConfigureAwait(false);
-            }
-
-            return;
+            held.Acknowledgement = acknowledgement;
         }
-
-        await _store!.CompleteAsync(key, Owner(context), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Commits the transaction of a transactional store: the handler's writes, the key and the offset together.</summary>
+    public async ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken)
+    {
+        var transaction = context.Transaction ?? throw new InvalidOperationException("The message's transaction is gone: the handler must not dispose it.");
+        try
+        {
+            await transaction.CommitAsync(context, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            context.Transaction = null;
+            await transaction.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// After the handler returned: completes the key, trying again while the store fails, unless the record's acknowledgement
+    /// completes it (<see cref="CommitStrategy.Manual"/>); then its lease stays renewed until the acknowledgement comes.
+    /// </summary>
+    /// <returns><see langword="false"/> when the worker was aborted before the key could be completed: the record is left undone.</returns>
+    public ValueTask<bool> CompleteAfterHandlerAsync(HeldKey held)
+    {
+        held.HandlerRunning = false;
+        return held.Acknowledgement is not null ? ValueTask.FromResult(true) : CompleteWithRetryAsync(held);
+    }
+
+    /// <summary>
+    /// Called by an acknowledgement that holds a key (see <see cref="CompleteOnAcknowledgement"/>): completes the key, trying
+    /// again while the store fails, and only then marks the record done. Never throws.
+    /// </summary>
+    public void CompleteAcknowledged(HeldKey held, Action<long> markDone, long sequence) => _ = CompleteAcknowledgedAsync(held, markDone, sequence);
 
     /// <summary>Gives the key back after a failure; never throws (the failure being handled matters more).</summary>
-    public async ValueTask ReleaseAsync(string key, MessageContext context)
+    public async ValueTask ReleaseAsync(string key, HeldKey? held, MessageContext context)
     {
         try
         {
@@ -123,7 +176,21 @@ internal sealed class IdempotencyGate
                 return;
             }
 
-            await _store!.ReleaseAsync(key, Owner(context), CancellationToken.None).ConfigureAwait(false);
+            if (held is not null)
+            {
+                held.HandlerRunning = false;
+                if (held.Acknowledgement is { } acknowledgement && !acknowledgement.TryDetach(held))
+                {
+                    // The handler acknowledged the record and then failed: the acknowledgement says its effects are durable,
+                    // and it completes the key.
+                    return;
+                }
+
+                Volatile.Write(ref held.State, HeldKey.Done);
+                _renewer!.Remove(held);
+            }
+
+            await _store!.ReleaseAsync(key, held?.Owner ?? Owner(context), CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -134,6 +201,97 @@ internal sealed class IdempotencyGate
 
     public async ValueTask<long> CleanupAsync(DateTimeOffset now, CancellationToken cancellationToken) =>
         Store is IIdempotencyStore store ? await store.CleanupAsync(now - _options.Retention, cancellationToken).ConfigureAwait(false) : 0;
+
+    /// <summary>Counts a record whose lease was found lost, once.</summary>
+    internal void ReportLost(HeldKey held)
+    {
+        if (Interlocked.Exchange(ref held.LostCounted, 1) == 0 && _consumer is not null)
+        {
+            ReliableMetrics.Add(ReliableMetrics.LeasesLost, _consumer, held.Topic);
+        }
+    }
+
+    private async Task CompleteAcknowledgedAsync(HeldKey held, Action<long> markDone, long sequence)
+    {
+        try
+        {
+            // A worker stopped meanwhile (lost partition, shutdown) leaves the record undone: its next owner reads it again.
+            if (await CompleteWithRetryAsync(held).ConfigureAwait(false) && !held.Abort.IsCancellationRequested)
+            {
+                markDone(sequence);
+            }
+        }
+        catch (Exception ex)
+        {
+            // A bug, never the store's failure (retried above): the record stays undone, which is safe.
+            Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, GaveUp);
+        }
+    }
+
+    /// <summary>
+    /// Completes a held key: the handler's effects happened. A store failure is retried (with a growing delay, the lease still
+    /// renewed meanwhile) until the worker is aborted; the key is never released, which would let the effects happen twice.
+    /// </summary>
+    private async ValueTask<bool> CompleteWithRetryAsync(HeldKey held)
+    {
+        var delay = FirstCompletionRetry;
+        while (true)
+        {
+            Volatile.Write(ref held.State, HeldKey.Completing);
+            try
+            {
+                if (await _store!.CompleteAsync(held.Key, held.Owner, CancellationToken.None).ConfigureAwait(false) == IdempotencyLeaseStatus.Lost)
+                {
+                    await CompleteLostAsync(held).ConfigureAwait(false);
+                }
+
+                Volatile.Write(ref held.State, HeldKey.Done);
+                _renewer!.Remove(held);
+                return true;
+            }
+            catch (Exception ex)
+            {
+                Volatile.Write(ref held.State, HeldKey.Holding);
+                if (held.Abort.IsCancellationRequested)
+                {
+                    Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, GaveUp);
+                    return false;
+                }
+
+                Log.IdempotencyCompleteFailed(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, ex.Message, string.Create(CultureInfo.InvariantCulture, $"trying again in {delay}"));
+                try
+                {
+                    await Task.Delay(delay, _time, held.Abort).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxCompletionRetry.Ticks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The key was no longer held by this record when its handler's effects were done: its lease expired and the key was removed
+    /// or taken by another consumer. The effects happened, so the record counts as done, and the key is completed if it is free;
+    /// a key held by another consumer is left to it (it completes or releases it). Another run may have happened: it is said.
+    /// </summary>
+    private async ValueTask CompleteLostAsync(HeldKey held)
+    {
+        ReportLost(held);
+        var begin = await _store!.TryBeginAsync(held.Key, held.Owner, _options.LeaseDuration, CancellationToken.None).ConfigureAwait(false);
+        var outcome = begin.Status switch
+        {
+            IdempotencyStatus.Acquired when await _store.CompleteAsync(held.Key, held.Owner, CancellationToken.None).ConfigureAwait(false) == IdempotencyLeaseStatus.Held
+                => "the key was free, and is completed now",
+            IdempotencyStatus.Acquired => "the key was free, but was taken by another consumer before it could be completed",
+            IdempotencyStatus.AlreadyCompleted => "another run completed the key",
+            _ => "another consumer holds the key now, and completes or releases it",
+        };
+        Log.IdempotencyCompletedAfterLeaseLost(_logger, held.Consumer, held.Topic, held.Partition, held.Offset, held.Key, outcome);
+    }
 
     // The same record retried within one assignment is the same owner, so that it can take its own key again. A new
     // assignment of the partition is another owner, even in this process: a handler of the earlier assignment that did not

@@ -17,7 +17,9 @@ public sealed class IdempotencyOptions
 
     /// <summary>
     /// Gets or sets how long a key stays held by a consumer that took it and then crashed, before another may take it.
-    /// It must be longer than the slowest handler: a lease that expires while its handler still runs lets a second one start.
+    /// The consumer renews it every third of its duration while the handler runs (and, with <see cref="CommitStrategy.Manual"/>,
+    /// until the record is acknowledged), so a slow handler keeps its key as long as the store can be reached; a lease found
+    /// lost is logged (216, 217) and counted.
     /// </summary>
     /// <value>The default value is 5 minutes. Allowed: 1 second to 1 day.</value>
     public TimeSpan LeaseDuration { get; set; } = IdempotencyConstants.DefaultLeaseDuration;

@@ -61,12 +61,17 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore
     }
 
     /// <inheritdoc />
-    public ValueTask CompleteAsync(string key, string owner, CancellationToken cancellationToken)
+    public ValueTask<IdempotencyLeaseStatus> CompleteAsync(string key, string owner, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         lock (_sync)
         {
-            if (_entries.TryGetValue(key, out var entry) && entry.Owner == owner && !entry.Completed)
+            if (!_entries.TryGetValue(key, out var entry) || entry.Owner != owner)
+            {
+                return ValueTask.FromResult(IdempotencyLeaseStatus.Lost);
+            }
+
+            if (!entry.Completed)
             {
                 var version = ++_version;
                 _entries[key] = entry with { Completed = true, CompletedAt = now, Version = version };
@@ -81,7 +86,23 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore
             }
         }
 
-        return ValueTask.CompletedTask;
+        return ValueTask.FromResult(IdempotencyLeaseStatus.Held);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IdempotencyLeaseStatus> RenewAsync(string key, string owner, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        lock (_sync)
+        {
+            if (!_entries.TryGetValue(key, out var entry) || entry.Owner != owner || entry.Completed)
+            {
+                return ValueTask.FromResult(IdempotencyLeaseStatus.Lost);
+            }
+
+            _entries[key] = entry with { LeaseUntil = now + lease };
+            return ValueTask.FromResult(IdempotencyLeaseStatus.Held);
+        }
     }
 
     /// <inheritdoc />
@@ -101,13 +122,12 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore
     /// <inheritdoc />
     public ValueTask<long> CleanupAsync(DateTimeOffset completedBefore, CancellationToken cancellationToken)
     {
-        var now = _time.GetUtcNow();
         long removed = 0;
         lock (_sync)
         {
             foreach (var (key, entry) in _entries.ToList())
             {
-                if (entry.Completed ? entry.CompletedAt < completedBefore : entry.LeaseUntil <= now)
+                if (entry.Completed ? entry.CompletedAt < completedBefore : entry.LeaseUntil < completedBefore)
                 {
                     _entries.Remove(key);
                     removed++;

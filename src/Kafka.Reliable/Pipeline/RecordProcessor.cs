@@ -80,17 +80,22 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
         }
     }
 
-    /// <summary>The handle stage behind the idempotency gate: take the key, handle, complete it; or skip a message handled already.</summary>
+    /// <summary>
+    /// The handle stage behind the idempotency gate: take the key, handle, complete it; or skip a message handled already.
+    /// With <see cref="CommitStrategy.Manual"/> and a lease store, the record's acknowledgement completes the key, not the
+    /// handler's return: effects deferred and never acknowledged must not make the redelivered record a duplicate.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ProcessingOutcome> ProcessOnceAsync(IdempotencyGate gate, TMessage message, TDomain domain, MessageContext context, CancellationToken cancellationToken)
     {
         string key;
         GateDecision decision;
         TimeSpan retryAfter;
+        HeldKey? held;
         try
         {
             key = gate.KeyFor(_keySelector?.Invoke(message, context), context);
-            (decision, retryAfter) = await gate.BeginAsync(key, context, cancellationToken).ConfigureAwait(false);
+            (decision, retryAfter, held) = await gate.BeginAsync(key, context, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
         {
@@ -112,25 +117,38 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
             return ProcessingOutcome.Failed(ProcessingStage.Handle, new IdempotencyKeyHeldException(retryAfter));
         }
 
+        if (held is not null && context.PendingAcknowledgement is { } acknowledgement)
+        {
+            IdempotencyGate.CompleteOnAcknowledgement(held, acknowledgement);
+        }
+
         try
         {
             await HandleAsync(domain, context, cancellationToken).ConfigureAwait(false);
-
-            // The handler's effects are done once it returns: its key is completed even if the record was cancelled meanwhile
-            // (a handler that finished despite a lost partition). Released instead, the key would let the effects happen twice.
-            await gate.CompleteAsync(key, context, CancellationToken.None).ConfigureAwait(false);
-            return ProcessingOutcome.Success;
+            if (held is null)
+            {
+                // Transactional store: the handler's writes commit with the key, even if the record was cancelled meanwhile.
+                await gate.CommitAsync(context, CancellationToken.None).ConfigureAwait(false);
+                return ProcessingOutcome.Success;
+            }
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
         {
-            await gate.ReleaseAsync(key, context).ConfigureAwait(false);
+            await gate.ReleaseAsync(key, held, context).ConfigureAwait(false);
             return ProcessingOutcome.Cancel(ex);
         }
         catch (Exception ex)
         {
-            await gate.ReleaseAsync(key, context).ConfigureAwait(false);
+            await gate.ReleaseAsync(key, held, context).ConfigureAwait(false);
             return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
         }
+
+        // The handler's effects are done once it returns: its key is completed even if the record was cancelled meanwhile
+        // (a handler that finished despite a lost partition), and a failing store is tried again rather than the key released,
+        // which would let the effects happen twice. Only an aborted worker gives up, leaving the record undone.
+        return await gate.CompleteAfterHandlerAsync(held).ConfigureAwait(false)
+            ? ProcessingOutcome.Success
+            : ProcessingOutcome.Cancel(new OperationCanceledException("The partition was given up before the message's idempotency key could be completed.", cancellationToken));
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

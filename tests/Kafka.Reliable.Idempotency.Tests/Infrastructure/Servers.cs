@@ -119,7 +119,7 @@ public sealed class PostgresServer : IAsyncLifetime
 /// A throwaway Redis server (<c>redis-server --port &lt;free&gt; --save ''</c>) in a temp folder, stopped after the tests.
 /// <c>KAFKA_RELIABLE_REDIS</c> points the tests at an existing server instead.
 /// </summary>
-public sealed class RedisServer : IAsyncLifetime
+public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
 {
     public const string Variable = "KAFKA_RELIABLE_REDIS";
     private Process? _process;
@@ -135,11 +135,34 @@ public sealed class RedisServer : IAsyncLifetime
             return;
         }
 
+        await StartOnAsync(FreePort.Next());
+    }
+
+    /// <summary>
+    /// Starts another throwaway server, on demand, on a given port: for a test whose store was first used while nothing
+    /// listened there. Always a local process, even when <c>KAFKA_RELIABLE_REDIS</c> is set.
+    /// </summary>
+    public static async Task<RedisServer> StartAsync(int port)
+    {
+        var server = new RedisServer();
+        try
+        {
+            await server.StartOnAsync(port);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartOnAsync(int port)
+    {
         var server = new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException($"redis-server was not found: install Debian's 'redis-server' package (scripts/test.sh does), or set {Variable}.");
         _directory = Path.Combine(Path.GetTempPath(), "kafka-reliable-redis-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_directory);
-        var port = FreePort.Next();
         var start = new ProcessStartInfo(server) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _directory };
         foreach (var argument in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _directory })
         {

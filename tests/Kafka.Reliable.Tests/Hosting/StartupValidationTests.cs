@@ -103,6 +103,22 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_ManualCommitsWithATransactionalIdempotencyStore_SaysWhyAndWhatToUseInstead()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(Valid) { ["Kafka:Orders:Commit:Strategy"] = "Manual" });
+        builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"))
+            .UseTransactionalIdempotencyStore(_ => new NoTransactions())
+            .WithHandler<RecordingHandler>();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Kafka:Orders:Commit:Strategy is Manual, which cannot be combined with a transactional idempotency store", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Use Commit:Strategy PerMessage or Periodic with the transactional store", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Transactional = false", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Start_TransactionalCommitsWithConcurrentDispatch_SaysWhatToChange()
     {
         using var host = BuildHost(new Dictionary<string, string?>(Valid)
@@ -247,5 +263,11 @@ public sealed class StartupValidationTests
         builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"))
             .WithHandler<RecordingHandler>();
         return builder.Build();
+    }
+
+    private sealed class NoTransactions : ITransactionalIdempotencyStore
+    {
+        public ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("The consumer must not start.");
     }
 }

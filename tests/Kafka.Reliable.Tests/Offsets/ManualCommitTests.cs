@@ -49,6 +49,49 @@ public sealed class ManualCommitTests(KafkaBrokerFixture broker)
     }
 
     [Fact]
+    public async Task DeferredAcknowledgementsNeverGiven_WithAnIdempotencyStore_AreHandledAgainAfterARestart_NotSkipped()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(10, 1));
+        var store = new InMemoryIdempotencyStore();
+        var acknowledge = false;
+        var handler = new RecordingHandler
+        {
+            Behavior = (_, context, _) =>
+            {
+                // The first run defers every record (a batch written later) and stops before acknowledging any.
+                var acknowledgement = context.DeferAcknowledgement();
+                if (Volatile.Read(ref acknowledge))
+                {
+                    acknowledgement.Acknowledge();
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        };
+        void Configure(ReliableConsumerOptions o)
+        {
+            o.Commit.Strategy = CommitStrategy.Manual;
+            o.Commit.Interval = TimeSpan.FromMilliseconds(50);
+            o.Idempotency.LeaseDuration = TimeSpan.FromSeconds(1);
+        }
+
+        await using (var first = await TestConsumer.StartAsync(broker, topic, group, handler, Configure, b => b.UseIdempotencyStore(_ => store)))
+        {
+            await Eventually.TrueAsync(() => handler.Handled.Count == 10, "the first run handles the 10 records");
+        }
+
+        Assert.True(broker.GetCommittedOffsets(group, topic, 1)[0] <= 0, "no record was acknowledged, so nothing is committed");
+        Volatile.Write(ref acknowledge, true);
+
+        await using var second = await TestConsumer.StartAsync(broker, topic, group, handler, Configure, b => b.UseIdempotencyStore(_ => store));
+        await Eventually.TrueAsync(() => handler.Handled.Count == 20, "the second run handles the 10 unacknowledged records again (their keys were never completed)", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 10, "the acknowledgements complete the keys and the records");
+        Assert.Equal(0, second.Logs.Count(212));
+    }
+
+    [Fact]
     public async Task RecordsThatNeverReachTheHandler_AreDoneWithoutAcknowledgement()
     {
         var topic = await broker.CreateTopicAsync(1);
