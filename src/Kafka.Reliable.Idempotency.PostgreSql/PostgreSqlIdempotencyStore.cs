@@ -66,8 +66,10 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
             topic text NOT NULL,
             partition integer NOT NULL,
             next_offset bigint NOT NULL,
+            committed_offset bigint NOT NULL DEFAULT -1,
             PRIMARY KEY (group_id, topic, partition)
         );
+        ALTER TABLE {_offsetsTable} ADD COLUMN IF NOT EXISTS committed_offset bigint NOT NULL DEFAULT -1;
         """;
 
     /// <inheritdoc />
@@ -191,7 +193,7 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<TopicPartitionOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions)
+    public IReadOnlyList<StoredOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions)
     {
         ArgumentNullException.ThrowIfNull(partitions);
         if (!_options.Transactional || !_options.StoreOffsets || partitions.Count == 0)
@@ -202,20 +204,65 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
         // Called on the consumer's poll thread during assignment, which is synchronous by nature.
         using var connection = _dataSource.OpenConnection();
         EnsureSchema(connection);
-        using var read = Command(connection, $"SELECT topic, partition, next_offset FROM {_offsetsTable} WHERE group_id = @group AND topic = ANY(@topics)",
+        using var read = Command(connection, $"SELECT topic, partition, next_offset, committed_offset FROM {_offsetsTable} WHERE group_id = @group AND topic = ANY(@topics)",
             ("group", groupId), ("topics", partitions.Select(p => p.Topic).Distinct().ToArray()));
         using var reader = read.ExecuteReader();
-        var offsets = new List<TopicPartitionOffset>();
+        var offsets = new List<StoredOffset>();
         while (reader.Read())
         {
             var partition = new TopicPartition(reader.GetString(0), new Partition(reader.GetInt32(1)));
             if (partitions.Contains(partition))
             {
-                offsets.Add(new TopicPartitionOffset(partition, new Offset(reader.GetInt64(2))));
+                offsets.Add(new StoredOffset(partition, reader.GetInt64(2), reader.GetInt64(3)));
             }
         }
 
         return offsets;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask RecordCommittedAsync(string groupId, IReadOnlyList<TopicPartitionOffset> committed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(committed);
+        if (!_options.Transactional || !_options.StoreOffsets || committed.Count == 0)
+        {
+            return;
+        }
+
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            foreach (var offset in committed)
+            {
+                // A partition with no effects stored yet gets a row too: the committed offset is a safe place to start from.
+                await using var record = Command(connection, $"""
+                    INSERT INTO {_offsetsTable} AS o (group_id, topic, partition, next_offset, committed_offset) VALUES (@group, @topic, @partition, @offset, @offset)
+                    ON CONFLICT (group_id, topic, partition) DO UPDATE SET committed_offset = GREATEST(o.committed_offset, EXCLUDED.committed_offset)
+                    """, ("group", groupId), ("topic", offset.Topic), ("partition", offset.Partition.Value), ("offset", offset.Offset.Value));
+                await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask ForgetStoredOffsetsAsync(string groupId, IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        if (!_options.Transactional || !_options.StoreOffsets || partitions.Count == 0)
+        {
+            return;
+        }
+
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            foreach (var partition in partitions)
+            {
+                await using var forget = Command(connection, $"DELETE FROM {_offsetsTable} WHERE group_id = @group AND topic = @topic AND partition = @partition",
+                    ("group", groupId), ("topic", partition.Topic), ("partition", partition.Partition.Value));
+                await forget.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <inheritdoc />

@@ -88,6 +88,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             topic TEXT NOT NULL,
             partition INTEGER NOT NULL,
             next_offset INTEGER NOT NULL,
+            committed_offset INTEGER NOT NULL DEFAULT -1,
             PRIMARY KEY (group_id, topic, partition)
         ) WITHOUT ROWID;
         """;
@@ -225,7 +226,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<TopicPartitionOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions)
+    public IReadOnlyList<StoredOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions)
     {
         ArgumentNullException.ThrowIfNull(partitions);
         if (!_options.Transactional || !_options.StoreOffsets || partitions.Count == 0)
@@ -236,18 +237,58 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         using var connection = new SqliteConnection(_options.ConnectionString);
         connection.Open();
         EnsureSchema(connection);
-        var offsets = new List<TopicPartitionOffset>();
+        var offsets = new List<StoredOffset>();
         foreach (var partition in partitions)
         {
-            using var read = Command(connection, $"SELECT next_offset FROM {_offsetsTable} WHERE group_id = $group AND topic = $topic AND partition = $partition",
+            using var read = Command(connection, $"SELECT next_offset, committed_offset FROM {_offsetsTable} WHERE group_id = $group AND topic = $topic AND partition = $partition",
                 ("$group", groupId), ("$topic", partition.Topic), ("$partition", partition.Partition.Value));
-            if (read.ExecuteScalar() is long next)
+            using var reader = read.ExecuteReader();
+            if (reader.Read())
             {
-                offsets.Add(new TopicPartitionOffset(partition, new Offset(next)));
+                offsets.Add(new StoredOffset(partition, reader.GetInt64(0), reader.GetInt64(1)));
             }
         }
 
         return offsets;
+    }
+
+    /// <inheritdoc />
+    public ValueTask RecordCommittedAsync(string groupId, IReadOnlyList<TopicPartitionOffset> committed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(committed);
+        return WriteOffsetsAsync(committed, offset => ($"""
+            INSERT INTO {_offsetsTable} (group_id, topic, partition, next_offset, committed_offset) VALUES ($group, $topic, $partition, $offset, $offset)
+            ON CONFLICT (group_id, topic, partition) DO UPDATE SET committed_offset = max(committed_offset, excluded.committed_offset)
+            """, [("$group", groupId), ("$topic", offset.Topic), ("$partition", offset.Partition.Value), ("$offset", offset.Offset.Value)]), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask ForgetStoredOffsetsAsync(string groupId, IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        return WriteOffsetsAsync(partitions, partition => (
+            $"DELETE FROM {_offsetsTable} WHERE group_id = $group AND topic = $topic AND partition = $partition",
+            [("$group", groupId), ("$topic", partition.Topic), ("$partition", partition.Partition.Value)]), cancellationToken);
+    }
+
+    /// <summary>One statement per item, in one short transaction (the database's write lock is taken briefly, outside the consumer's own transactions' turns).</summary>
+    private async ValueTask WriteOffsetsAsync<T>(IReadOnlyList<T> items, Func<T, (string Sql, (string Name, object Value)[] Parameters)> statement, CancellationToken cancellationToken)
+    {
+        if (!_options.Transactional || !_options.StoreOffsets || items.Count == 0)
+        {
+            return;
+        }
+
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            foreach (var item in items)
+            {
+                var (sql, parameters) = statement(item);
+                using var command = Command(connection, sql, parameters);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     internal async ValueTask StoreOffsetAsync(SqliteConnection connection, SqliteTransaction transaction, MessageContext context, CancellationToken cancellationToken)
@@ -408,6 +449,16 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
         using (var create = Command(connection, SchemaScript))
         {
             create.ExecuteNonQuery();
+        }
+
+        // Tables made by an earlier version have no committed_offset column (SQLite cannot add a column "if not exists").
+        using (var columns = Command(connection, $"SELECT count(*) FROM pragma_table_info('{_offsetsTable}') WHERE name = 'committed_offset'"))
+        {
+            if (columns.ExecuteScalar() is 0L)
+            {
+                using var add = Command(connection, $"ALTER TABLE {_offsetsTable} ADD COLUMN committed_offset INTEGER NOT NULL DEFAULT -1");
+                add.ExecuteNonQuery();
+            }
         }
 
         _schemaReady = true;

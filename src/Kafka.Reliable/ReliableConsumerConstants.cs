@@ -32,6 +32,9 @@ internal static class ReliableConsumerConstants
     /// <summary>How long the lookup of committed offsets on assignment may take, with an idempotency store that keeps offsets.</summary>
     public static readonly TimeSpan CommittedLookupTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a stopping consumer waits for the committed offsets to be recorded in the idempotency store.</summary>
+    public static readonly TimeSpan CommitRecordTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>How long a failed commit waits before it is tried again.</summary>
     public static readonly TimeSpan CommitRetryDelay = TimeSpan.FromMilliseconds(200);
 

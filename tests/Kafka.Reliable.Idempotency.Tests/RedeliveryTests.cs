@@ -54,8 +54,10 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
             await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "the first run commits every record");
         }
 
-        // As if the process had died after its database commits and before its Kafka commits.
+        // As if the process had died after its database commits and before its Kafka commits: the group's offsets are
+        // behind, and so are the commits the store recorded (it records a commit only once Kafka took it).
         StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, Partitions);
+        await ExecuteAsync(connectionString, "UPDATE kafka_reliable_idempotency_offsets SET committed_offset = -1");
 
         await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
         await Eventually.TrueAsync(() => second.Logs.Count(404) >= Partitions, "each partition starts from the offset stored with the effects", state: () => second.Logs.Dump());
@@ -64,6 +66,47 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
 
         Assert.Equal(0, second.Logs.Count(212));
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+    }
+
+    /// <summary>
+    /// An operator resets the group's offsets back (to replay a topic): the store's offsets, ahead of the group's, must not
+    /// silently undo it. The group's offset is behind the last one the consumer committed, which the store recorded, so the
+    /// consumer starts from the group's offset (records applied already are skipped as duplicates by their keys) and
+    /// forgets the stored offsets. The same rule covers a topic deleted and created again (Kafka drops its group offsets).
+    /// </summary>
+    [Fact]
+    public async Task TransactionalStoreWithOffsets_GroupOffsetsResetBack_TheResetIsHonoured_NotUndoneByTheStoredOffsets()
+    {
+        var topic = broker.CreateTopic(Partitions);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
+        var connectionString = await postgres.CreateDatabaseAsync();
+        var handler = new EffectCounter();
+        void UseStore(IReliableConsumerBuilder<int> b) => b.UsePostgreSqlIdempotency(connectionString, o => o.Transactional = true);
+
+        await using (var first = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore))
+        {
+            await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "the first run commits every record");
+        }
+
+        StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, Partitions);
+
+        await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
+        await Eventually.TrueAsync(() => second.Logs.Count(410) >= Partitions, "each partition starts from the group's reset offset", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.Count(212) >= Records, "the records read again are skipped as duplicates", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "every partition is committed to its end again");
+
+        Assert.Equal(0, second.Logs.Count(404));
+        Assert.Equal(Records, handler.Effects.Count);
+        Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
     }
 
     private async Task<Action<IReliableConsumerBuilder<int>>> StoreAsync(string store)

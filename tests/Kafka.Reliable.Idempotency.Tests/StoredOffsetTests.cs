@@ -61,6 +61,63 @@ public sealed class StoredOffsetTests(BrokerFixture broker, PostgresServer postg
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
     }
 
+    /// <summary>
+    /// The store is down while partitions are assigned: reading the offsets it keeps fails inside the rebalance. That is a
+    /// transient outage, not a reason to stop the host: the partitions start from the group's committed offsets, and records
+    /// applied already are skipped as duplicates.
+    /// </summary>
+    [Fact]
+    public async Task StoreDownWhileOffsetsAreReadOnAssignment_TheConsumerGoesOn_FromTheGroupsOffsets_AndEveryEffectHappensOnce()
+    {
+        var topic = broker.CreateTopic(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, 40));
+        var path = Path.Combine(Path.GetTempPath(), $"kafka-reliable-{Guid.NewGuid():N}.db");
+        var options = new SqliteIdempotencyOptions { ConnectionString = $"Data Source={path}", Transactional = true, StoreOffsets = true };
+        var handler = new EffectCounter();
+        var outage = new OffsetsOutage();
+        void UseStore(IReliableConsumerBuilder<int> b) => b.UseTransactionalIdempotencyStore(_ => outage.Wrap(new SqliteIdempotencyStore(options)));
+
+        await using (var first = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore))
+        {
+            await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == 40, "the first run commits every record");
+        }
+
+        // As if the process had died after its database commits and before its Kafka commits; then the store is down at assignment.
+        StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, 2);
+        outage.Down = true;
+        await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
+        await Eventually.TrueAsync(() => second.Logs.Count(409) >= 1, "the consumer says that it could not read the stored offsets", state: () => second.Logs.Dump());
+        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(40, 10));
+        await Eventually.TrueAsync(() => handler.Total == 50 && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == 50,
+            "the records produced since are handled, and every partition is committed to its end", state: () => second.Logs.Dump());
+
+        Assert.True(second.Host.Services.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime)) is Microsoft.Extensions.Hosting.IHostApplicationLifetime { ApplicationStopping.IsCancellationRequested: false }, "the host keeps running");
+        Assert.Equal(0, second.Logs.Count(104) + second.Logs.Count(105));
+        Assert.True(second.Logs.Count(212) >= 40, "the records applied in the first run are skipped as duplicates");
+        Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+    }
+
+    /// <summary>A transactional store whose stored offsets cannot be read while <see cref="Down"/> is set, as if its database were down.</summary>
+    private sealed class OffsetsOutage
+    {
+        public volatile bool Down;
+
+        public ITransactionalIdempotencyStore Wrap(SqliteIdempotencyStore store) => new Store(store, this);
+
+        private sealed class Store(SqliteIdempotencyStore inner, OffsetsOutage outage) : ITransactionalIdempotencyStore, IStoredOffsets
+        {
+            public ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken) =>
+                inner.BeginTransactionAsync(key, context, cancellationToken);
+
+            public IReadOnlyList<StoredOffset> GetStoredOffsets(string groupId, IReadOnlyList<Confluent.Kafka.TopicPartition> partitions) =>
+                outage.Down ? throw new SqliteException("unable to open database file", 14) : inner.GetStoredOffsets(groupId, partitions);
+
+            public ValueTask RecordCommittedAsync(string groupId, IReadOnlyList<Confluent.Kafka.TopicPartitionOffset> committed, CancellationToken cancellationToken) =>
+                inner.RecordCommittedAsync(groupId, committed, cancellationToken);
+        }
+    }
+
     private async Task<Action<IReliableConsumerBuilder<int>>> StoreAsync(string store)
     {
         if (store == "sqlite")

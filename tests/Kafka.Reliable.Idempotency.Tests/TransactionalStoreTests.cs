@@ -49,7 +49,7 @@ public abstract class TransactionalStoreTests : IAsyncLifetime
         Assert.Equal(1, await CountEffectsAsync());
         Assert.Null(await Store.BeginTransactionAsync("g/order-1", Context(offset: 99), Token));
         var offsets = ((IStoredOffsets)Store).GetStoredOffsets("g", [new TopicPartition("orders", 2)]);
-        Assert.Equal(42, Assert.Single(offsets).Offset.Value);
+        Assert.Equal(42, Assert.Single(offsets).NextOffset);
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public abstract class TransactionalStoreTests : IAsyncLifetime
             await transaction.DisposeAsync();
         }
 
-        Assert.Equal(10, Assert.Single(((IStoredOffsets)Store).GetStoredOffsets("g", [new TopicPartition("orders", 2)])).Offset.Value);
+        Assert.Equal(10, Assert.Single(((IStoredOffsets)Store).GetStoredOffsets("g", [new TopicPartition("orders", 2)])).NextOffset);
         Assert.Empty(((IStoredOffsets)Store).GetStoredOffsets("other-group", [new TopicPartition("orders", 2)]));
     }
 

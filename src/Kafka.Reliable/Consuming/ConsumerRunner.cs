@@ -27,6 +27,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly CommitScheduler _scheduler;
     private readonly int _resumeThreshold;
     private readonly bool _offsetsInTransactions;
+    private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
     private volatile PartitionWorker[] _snapshot = [];
@@ -61,6 +62,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         if (_options.DeadLetter.Enabled)
         {
             _context.DeadLetter = new DeadLetterPublisher(_options, Name);
+        }
+
+        if (_context.StoredOffsets is { } storedOffsets)
+        {
+            _commitRecorder = new CommitRecorder(storedOffsets, _options.GroupId, Logger, Name);
         }
 
 
@@ -401,6 +407,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private void MarkCommitted(TopicPartitionOffset committed)
     {
+        _commitRecorder?.Record(committed);
         if (_workers.TryGetValue(new PartitionKey(committed.Topic, committed.Partition.Value), out var worker))
         {
             worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
@@ -532,7 +539,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     /// <summary>
     /// Where each assigned partition starts: where the group committed, unless the idempotency store keeps offsets with the
-    /// handler's effects and its offset is ahead (the process died between the database commit and the Kafka commit).
+    /// handler's effects and its offset is ahead (the process died between the database commit and the Kafka commit). A group
+    /// offset behind the last one this consumer committed was moved back by someone else (an offsets reset, or a topic
+    /// deleted and created again): then the group's offset wins, and the stored one is forgotten.
     /// </summary>
     private List<TopicPartitionOffset> StartOffsets(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
     {
@@ -542,7 +551,20 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return start;
         }
 
-        var stored = storedOffsets.GetStoredOffsets(_options.GroupId, partitions);
+        IReadOnlyList<StoredOffset> stored;
+        try
+        {
+            stored = storedOffsets.GetStoredOffsets(_options.GroupId, partitions);
+        }
+        catch (Exception ex)
+        {
+            // The store is down (a transient outage, never a reason to stop the consumer). Starting from the group's
+            // committed offsets is safe: the records applied since are read again and skipped by their idempotency keys
+            // (the store must be up to handle them, so they wait for it like any record).
+            Log.StoredOffsetsUnavailable(Logger, Name, Describe(partitions), ex.Message);
+            return start;
+        }
+
         if (stored.Count == 0)
         {
             return start;
@@ -558,30 +580,43 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             committed = [];
         }
 
+        List<TopicPartition>? reset = null;
         for (var i = 0; i < start.Count; i++)
         {
             var partition = start[i].TopicPartition;
-            var kept = stored.FirstOrDefault(o => o.TopicPartition == partition);
+            var kept = stored.FirstOrDefault(o => o.Partition == partition);
             if (kept is null)
             {
                 continue;
             }
 
             var groupOffset = committed.FirstOrDefault(o => o.TopicPartition == partition)?.Offset.Value ?? -1;
-            if (kept.Offset.Value > groupOffset)
+            if (kept.LastCommitted >= 0 && groupOffset < kept.LastCommitted)
             {
-                start[i] = kept;
+                Log.GroupOffsetMovedBack(Logger, Name, partition.Topic, partition.Partition.Value, groupOffset, kept.LastCommitted, kept.NextOffset);
+                (reset ??= []).Add(partition);
+                continue;
+            }
+
+            if (kept.NextOffset > groupOffset)
+            {
+                start[i] = new TopicPartitionOffset(partition, new Offset(kept.NextOffset));
 
                 // The records before it are applied already: commit it too, so that the group's offset (and its lag) tell the
                 // truth even if no record of the partition is fetched again.
                 if (_workers.TryGetValue(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
                 {
-                    worker.Tracker.StartAt(kept.Offset.Value);
+                    worker.Tracker.StartAt(kept.NextOffset);
                     _scheduler.OnReleased(1);
                 }
 
-                Log.StartingFromStoredOffset(Logger, Name, partition.Topic, partition.Partition.Value, kept.Offset.Value);
+                Log.StartingFromStoredOffset(Logger, Name, partition.Topic, partition.Partition.Value, kept.NextOffset);
             }
+        }
+
+        if (reset is not null)
+        {
+            _commitRecorder?.Forget(reset);
         }
 
         return start;
@@ -675,6 +710,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     {
         foreach (var worker in workers)
         {
+            // Drained (or cancelled) already. Aborting ends what outlives the assignment: lease renewals of records whose
+            // acknowledgement never came, so that the partition's next owner is not kept waiting for their keys.
+            worker.Abort();
             worker.Dispose();
         }
 
@@ -723,6 +761,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             workers = new List<PartitionWorker>(_workers.Values);
             AdvanceAll(workers);
             Commit(consumer, workers);
+            _commitRecorder?.WaitIdle(ReliableConsumerConstants.CommitRecordTimeout);
             foreach (var worker in workers)
             {
                 worker.Abort();

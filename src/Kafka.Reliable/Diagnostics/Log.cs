@@ -100,6 +100,15 @@ internal static partial class Log
     [LoggerMessage(408, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] is assigned again while a handler of its previous assignment still runs (it ignored cancellation); its records wait until that handler returns")]
     public static partial void WaitingForPreviousAssignment(ILogger logger, string consumer, string topic, int partition);
 
+    [LoggerMessage(409, LogLevel.Warning, "Consumer {Consumer}: the offsets kept by the idempotency store could not be read for {Partitions} ({Reason}); they start from the group's committed offsets, and records applied already are skipped as duplicates")]
+    public static partial void StoredOffsetsUnavailable(ILogger logger, string consumer, string partitions, string reason);
+
+    [LoggerMessage(410, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] has a group offset ({GroupOffset}) behind the offset this consumer last committed ({LastCommitted}): the offsets were reset, or the topic was created again; it starts from the group's offset, and the offset the idempotency store kept ({StoredOffset}) is forgotten")]
+    public static partial void GroupOffsetMovedBack(ILogger logger, string consumer, string topic, int partition, long groupOffset, long lastCommitted, long storedOffset);
+
+    [LoggerMessage(411, LogLevel.Debug, "Consumer {Consumer}: the committed offsets could not be recorded in the idempotency store ({Reason}); a later offsets reset may not be recognized")]
+    public static partial void CommitRecordFailed(ILogger logger, string consumer, string reason);
+
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]
     public static partial void StartingFromStoredOffset(ILogger logger, string consumer, string topic, int partition, long offset);
 

@@ -37,13 +37,49 @@ public abstract class IdempotencyTransaction : IAsyncDisposable
 /// assignment the consumer starts each partition from the stored offset when it is ahead of the group's committed one, so
 /// a crash between the database commit and the Kafka commit repeats nothing.
 /// </summary>
+/// <remarks>
+/// The store also records the offsets the consumer committed to the group (<see cref="RecordCommittedAsync"/>). A group
+/// offset found behind the last one recorded was moved back by someone else: an explicit offsets reset, or a topic deleted
+/// and created again (Kafka drops the group's offsets with the topic). The consumer then starts from the group's offset and
+/// forgets the stored one (<see cref="ForgetStoredOffsetsAsync"/>), instead of silently undoing the reset.
+/// </remarks>
 public interface IStoredOffsets
 {
-    /// <summary>Reads the stored next offsets of the given partitions for a consumer group. Called on the poll thread during assignment.</summary>
+    /// <summary>Reads the stored offsets of the given partitions for a consumer group. Called on the poll thread during assignment.</summary>
     /// <param name="groupId">The consumer group.</param>
     /// <param name="partitions">The partitions being assigned.</param>
-    /// <returns>The stored next offset of each partition that has one.</returns>
-    IReadOnlyList<TopicPartitionOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions);
+    /// <returns>The stored offsets of each partition that has some.</returns>
+    IReadOnlyList<StoredOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions);
+
+    /// <summary>Records offsets the consumer committed to the group (best effort, off the poll thread; later calls carry higher offsets).</summary>
+    /// <param name="groupId">The consumer group.</param>
+    /// <param name="committed">The committed offsets.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when they are recorded.</returns>
+    ValueTask RecordCommittedAsync(string groupId, IReadOnlyList<TopicPartitionOffset> committed, CancellationToken cancellationToken) => default;
+
+    /// <summary>Forgets the stored offsets of partitions whose group offset was reset (best effort, off the poll thread).</summary>
+    /// <param name="groupId">The consumer group.</param>
+    /// <param name="partitions">The partitions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when they are forgotten.</returns>
+    ValueTask ForgetStoredOffsetsAsync(string groupId, IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken) => default;
+}
+
+/// <summary>What a store keeps for one partition of a consumer group (see <see cref="IStoredOffsets"/>).</summary>
+/// <param name="partition">The partition.</param>
+/// <param name="nextOffset">The offset to read the partition again from, stored with the handler's effects.</param>
+/// <param name="lastCommitted">The highest offset the consumer committed to the group, as recorded; -1 when none was.</param>
+public sealed class StoredOffset(TopicPartition partition, long nextOffset, long lastCommitted)
+{
+    /// <summary>Gets the partition.</summary>
+    public TopicPartition Partition { get; } = partition;
+
+    /// <summary>Gets the offset to read the partition again from, stored with the handler's effects.</summary>
+    public long NextOffset { get; } = nextOffset;
+
+    /// <summary>Gets the highest offset the consumer committed to the group, as recorded; -1 when none was.</summary>
+    public long LastCommitted { get; } = lastCommitted;
 }
 
 /// <summary>
