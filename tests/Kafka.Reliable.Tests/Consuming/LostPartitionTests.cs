@@ -11,18 +11,7 @@ public sealed class LostPartitionTests
     [Fact]
     public async Task SessionTimeout_LosesThePartitions_CancelsInFlightHandlers_AndCommitsNothing()
     {
-        // Its own cluster of three brokers: the group's coordinator (broker 3) goes down while the partition's leader (broker 1) stays up.
-        using var cluster = EmbeddedKafkaCluster.Start(3);
-        const string Topic = "orders";
-        cluster.CreateTopic(Topic, 1);
-        cluster.SetPartitionLeader(Topic, 0, 1);
-        var group = "g-" + Guid.NewGuid().ToString("N");
-        cluster.SetCoordinator(KafkaCoordinatorType.Group, group, 3);
-        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?>
-        {
-            Key = Encoding.UTF8.GetBytes(r.Key!),
-            Value = Encoding.UTF8.GetBytes(r.Value!),
-        }), TestContext.Current.CancellationToken);
+        using var cluster = await StartClusterAsync(out var group);
 
         var firstAttemptOf3 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var canceledAttempts = 0;
@@ -86,17 +75,7 @@ public sealed class LostPartitionTests
     [InlineData(true)]
     public async Task LostWhileAHandlerIgnoresCancellation_AssignedBack_TheRecordNeverRunsTwiceAtOnce(bool inMemoryStore)
     {
-        using var cluster = EmbeddedKafkaCluster.Start(3);
-        const string Topic = "orders";
-        cluster.CreateTopic(Topic, 1);
-        cluster.SetPartitionLeader(Topic, 0, 1);
-        var group = "g-" + Guid.NewGuid().ToString("N");
-        cluster.SetCoordinator(KafkaCoordinatorType.Group, group, 3);
-        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?>
-        {
-            Key = Encoding.UTF8.GetBytes(r.Key!),
-            Value = Encoding.UTF8.GetBytes(r.Value!),
-        }), TestContext.Current.CancellationToken);
+        using var cluster = await StartClusterAsync(out var group);
 
         var firstAttemptOf3 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -169,6 +148,32 @@ public sealed class LostPartitionTests
         while (value > current && Interlocked.CompareExchange(ref target, value, current) is var seen && seen != current)
         {
             current = seen;
+        }
+    }
+
+    private const string Topic = "orders";
+
+    /// <summary>
+    /// Its own cluster of three brokers with records 0-5 in one partition: the group's coordinator (broker 3) can go down while
+    /// the partition's leader (broker 1) stays up, which times the member's session out and loses it its partition.
+    /// </summary>
+    private static Task<EmbeddedKafkaCluster> StartClusterAsync(out string group)
+    {
+        var cluster = EmbeddedKafkaCluster.Start(3);
+        cluster.CreateTopic(Topic, 1);
+        cluster.SetPartitionLeader(Topic, 0, 1);
+        group = "g-" + Guid.NewGuid().ToString("N");
+        cluster.SetCoordinator(KafkaCoordinatorType.Group, group, 3);
+        return ProduceAsync(cluster);
+
+        static async Task<EmbeddedKafkaCluster> ProduceAsync(EmbeddedKafkaCluster cluster)
+        {
+            await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?>
+            {
+                Key = Encoding.UTF8.GetBytes(r.Key!),
+                Value = Encoding.UTF8.GetBytes(r.Value!),
+            }), TestContext.Current.CancellationToken);
+            return cluster;
         }
     }
 }
