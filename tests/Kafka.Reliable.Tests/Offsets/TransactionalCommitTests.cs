@@ -171,8 +171,21 @@ public sealed class TransactionalCommitTests(KafkaBrokerFixture broker)
         }).Build();
         reader.Assign(new TopicPartitionOffset(output, 0, Offset.Beginning));
         var values = new List<string>();
-        while (reader.Consume(TimeSpan.FromSeconds(10)) is { } record && !record.IsPartitionEOF)
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (true)
         {
+            // A slow first fetch returns nothing: keep waiting (within the deadline) until the end of the partition.
+            Assert.True(DateTime.UtcNow < deadline, $"the output partition's end was reached within 90 s ({values.Count} values read)");
+            if (reader.Consume(TimeSpan.FromSeconds(1)) is not { } record)
+            {
+                continue;
+            }
+
+            if (record.IsPartitionEOF)
+            {
+                break;
+            }
+
             values.Add(record.Message.Value);
         }
 
