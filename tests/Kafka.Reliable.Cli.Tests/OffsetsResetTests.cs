@@ -69,7 +69,9 @@ public sealed class OffsetsResetTests : IDisposable
             var (code, _, error) = await Cli.RunAsync("offsets", "reset", "-b", _cluster.BootstrapServers, "--group", "live", "--topic", Topic, "--to-earliest", "--execute", "--session-timeout-ms", "6000");
 
             Assert.True(code == 6, $"expected exit code 6 (group active), got {code}: {error}");
-            Assert.Contains("Refused: group 'live' has other active members (joining it gave this tool 0 of the 2 partitions of 'orders')", error, StringComparison.Ordinal);
+            // How many partitions the rebalance hands the tool before it gives up (0 or 1 of 2) depends on the rebalance's
+            // timing: what matters is that it got fewer than all, and so refused.
+            Assert.Matches(@"Refused: group 'live' has other active members \(joining it gave this tool [01] of the 2 partitions of 'orders'\)", error);
             Assert.Contains("Stop every member of the group", error, StringComparison.Ordinal);
             Assert.Equal(new Dictionary<int, long> { [0] = 4, [1] = 4 }, _cluster.GetCommittedOffsets("live", Topic));
         }
