@@ -42,17 +42,7 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
     [Fact]
     public async Task TransactionalStoreWithOffsets_StartsFromTheStoredOffsets_WhenTheyAreAheadOfTheGroup()
     {
-        var topic = broker.CreateTopic(Partitions);
-        var group = "g-" + Guid.NewGuid().ToString("N");
-        await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
-        var connectionString = await postgres.CreateDatabaseAsync();
-        var handler = new EffectCounter();
-        void UseStore(IReliableConsumerBuilder<int> b) => b.UsePostgreSqlIdempotency(connectionString, o => o.Transactional = true);
-
-        await using (var first = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore))
-        {
-            await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "the first run commits every record");
-        }
+        var (topic, group, connectionString, handler, UseStore) = await FirstTransactionalRunAsync();
 
         // As if the process had died after its database commits and before its Kafka commits: the group's offsets are
         // behind, and so are the commits the store recorded (it records a commit only once Kafka took it).
@@ -77,6 +67,23 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
     [Fact]
     public async Task TransactionalStoreWithOffsets_GroupOffsetsResetBack_TheResetIsHonoured_NotUndoneByTheStoredOffsets()
     {
+        var (topic, group, connectionString, handler, UseStore) = await FirstTransactionalRunAsync();
+
+        StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, Partitions);
+
+        await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
+        await Eventually.TrueAsync(() => second.Logs.Count(410) >= Partitions, "each partition starts from the group's reset offset", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.Count(212) >= Records, "the records read again are skipped as duplicates", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "every partition is committed to its end again");
+
+        Assert.Equal(0, second.Logs.Count(404));
+        Assert.Equal(Records, handler.Effects.Count);
+        Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+    }
+
+    /// <summary>A first run with the transactional PostgreSQL store (offsets kept with the effects) that commits every record.</summary>
+    private async Task<(string Topic, string Group, string ConnectionString, EffectCounter Handler, Action<IReliableConsumerBuilder<int>> UseStore)> FirstTransactionalRunAsync()
+    {
         var topic = broker.CreateTopic(Partitions);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
@@ -89,16 +96,7 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
             await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "the first run commits every record");
         }
 
-        StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, Partitions);
-
-        await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
-        await Eventually.TrueAsync(() => second.Logs.Count(410) >= Partitions, "each partition starts from the group's reset offset", state: () => second.Logs.Dump());
-        await Eventually.TrueAsync(() => second.Logs.Count(212) >= Records, "the records read again are skipped as duplicates", state: () => second.Logs.Dump());
-        await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "every partition is committed to its end again");
-
-        Assert.Equal(0, second.Logs.Count(404));
-        Assert.Equal(Records, handler.Effects.Count);
-        Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
+        return (topic, group, connectionString, handler, UseStore);
     }
 
     private static async Task ExecuteAsync(string connectionString, string sql)
