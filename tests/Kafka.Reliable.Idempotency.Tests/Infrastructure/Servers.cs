@@ -4,10 +4,6 @@ using System.Net.Sockets;
 using Kafka.Reliable.Testing;
 using Npgsql;
 
-[assembly: AssemblyFixture(typeof(Kafka.Reliable.Idempotency.Tests.Infrastructure.PostgresServer))]
-[assembly: AssemblyFixture(typeof(Kafka.Reliable.Idempotency.Tests.Infrastructure.RedisServer))]
-[assembly: AssemblyFixture(typeof(Kafka.Reliable.Idempotency.Tests.Infrastructure.BrokerFixture))]
-
 namespace Kafka.Reliable.Idempotency.Tests.Infrastructure;
 
 /// <summary>
@@ -19,8 +15,12 @@ public sealed class PostgresServer : IAsyncLifetime
     public const string Variable = "KAFKA_RELIABLE_POSTGRES";
     private string? _directory;
     private string? _pgCtl;
+    private int _port;
 
     public string ConnectionString { get; private set; } = string.Empty;
+
+    /// <summary>Gets whether this fixture started the server itself (and so can stop and start it).</summary>
+    public bool IsLocal => _directory is not null;
 
     public async ValueTask InitializeAsync()
     {
@@ -43,7 +43,7 @@ public sealed class PostgresServer : IAsyncLifetime
         _directory = Path.Combine(Path.GetTempPath(), "kafka-reliable-pg-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_directory);
         var data = Path.Combine(_directory, "data");
-        var port = FreePort.Next();
+        var port = _port = FreePort.Next();
         _pgCtl = Path.Combine(bin, "pg_ctl");
 
         // PostgreSQL refuses to run as root: run it as the 'postgres' user that Debian's package creates.
@@ -54,10 +54,18 @@ public sealed class PostgresServer : IAsyncLifetime
         }
 
         await Run(Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], asRoot);
-        await Run(_pgCtl, ["-D", data, "-l", Path.Combine(_directory, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start"], asRoot);
+        await StartAsync();
         ConnectionString = $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Maximum Pool Size=100;Timeout=30";
     }
+
+    /// <summary>Stops the server at once (an outage: connections are cut, nothing is lost but what was not committed).</summary>
+    public Task StopAsync() =>
+        Run(_pgCtl!, ["-D", Path.Combine(_directory!, "data"), "-m", "immediate", "-w", "stop"], Environment.UserName == "root");
+
+    /// <summary>Starts the server (again) on its port.</summary>
+    public Task StartAsync() =>
+        Run(_pgCtl!, ["-D", Path.Combine(_directory!, "data"), "-l", Path.Combine(_directory!, "server.log"), "-w", "-t", "60",
+            "-o", $"-p {_port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start"], Environment.UserName == "root");
 
     public async ValueTask DisposeAsync()
     {
@@ -127,6 +135,9 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
 
     public string Configuration { get; private set; } = string.Empty;
 
+    /// <summary>Gets whether this fixture started the server itself (and so can stop and start it).</summary>
+    public bool IsLocal => _directory is not null;
+
     public async ValueTask InitializeAsync()
     {
         if (Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } existing)
@@ -155,6 +166,18 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
             await server.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Freezes the server (SIGSTOP): an outage where connections hang, with its data kept for <see cref="Resume"/>.</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>Lets a paused server go on (SIGCONT).</summary>
+    public void Resume() => Signal("CONT");
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process!.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
     }
 
     private async Task StartOnAsync(int port)

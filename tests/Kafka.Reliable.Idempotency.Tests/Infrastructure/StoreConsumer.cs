@@ -111,7 +111,16 @@ public sealed class StoreConsumer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Host.StopAsync(CancellationToken.None);
+        try
+        {
+            await Host.StopAsync(CancellationToken.None);
+        }
+        catch (OperationCanceledException ex)
+        {
+            // Say what the member was doing when its stop ran out of time, rather than only that it did.
+            throw new TimeoutException($"the member did not stop within the host's shutdown timeout; its last logs:{Environment.NewLine}{Logs.Dump(80)}", ex);
+        }
+
         Host.Dispose();
     }
 

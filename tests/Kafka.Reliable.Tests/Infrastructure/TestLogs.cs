@@ -18,9 +18,13 @@ public sealed class TestLogs : ILoggerProvider
     {
     }
 
-    public string Dump(int last = 30) => string.Join(Environment.NewLine, _entries.TakeLast(last).Select(e => $"[{e.Level} {e.EventId}] {e.Message}"));
+    public string Dump(int last = 30) =>
+        string.Join(Environment.NewLine, _entries.TakeLast(last).Select(e => $"{e.At:HH:mm:ss.fff} [{e.Level} {e.EventId}] {e.Message}"));
 
-    public sealed record LogEntry(string Category, LogLevel Level, int EventId, string Message);
+    public sealed record LogEntry(string Category, LogLevel Level, int EventId, string Message)
+    {
+        public DateTime At { get; } = DateTime.UtcNow;
+    }
 
     private sealed class Logger(TestLogs owner, string category) : ILogger
     {

@@ -1,0 +1,288 @@
+using System.Globalization;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>
+/// The guarantees as invariants over what a run observed: every handler execution, every dead letter, the effects a
+/// transactional store committed, and the group's committed offsets sampled during the run.
+/// </summary>
+public sealed class Invariants
+{
+    private const int Shown = 8;
+    private readonly TortureConfig _config;
+    private readonly List<RecordSpec> _records;
+    private readonly List<Execution> _executions;
+    private readonly IReadOnlyDictionary<(int, long), DeadLetterCopy> _deadLetters;
+    private readonly IReadOnlyDictionary<(int Partition, long Offset), int> _storeEffects;
+    private readonly List<(long Ticks, int Partition, long Offset)> _commits;
+    private readonly RunLogs _logs;
+    private readonly int _kills;
+
+    public Invariants(
+        TortureConfig config, List<RecordSpec> records, List<Execution> executions, IReadOnlyDictionary<(int, long), DeadLetterCopy> deadLetters,
+        IReadOnlyDictionary<(int Partition, long Offset), int> storeEffects, List<(long Ticks, int Partition, long Offset)> commits, RunLogs logs, int kills)
+    {
+        _config = config;
+        _records = records;
+        _executions = executions;
+        _deadLetters = deadLetters;
+        _storeEffects = storeEffects;
+        _commits = commits;
+        _logs = logs;
+        _kills = kills;
+    }
+
+    private bool ExactlyOnceStore => _config.Store is StoreKind.PostgresTransactional or StoreKind.SqliteTransactional;
+
+    private bool LeaseStore => _config.Store is StoreKind.SqliteLease or StoreKind.PostgresLease or StoreKind.Redis;
+
+    /// <summary>
+    /// Gets whether nothing in the run allows a record to be handled twice without an exactly-once store: no fault, no kill,
+    /// no disposal without a stop, no deferred acknowledgement dropped by a leaving member, and none of the events after
+    /// which the library redelivers by design (drain timeout, watchdog restart, lost partition, lost lease, ...).
+    /// </summary>
+    public bool CleanRun =>
+        _config.ChangesOnlyGracefully
+        && _kills == 0
+        && !(_config.Commit == CommitMode.ManualDeferred && _config.Membership.Any(m => m.Action != MemberAction.Join))
+        && !_logs.Entries.Any(e => RunLogs.RedeliveryEvents.Contains(e.EventId));
+
+    public IEnumerable<Violation> Check()
+    {
+        var violations = new List<Violation>();
+        violations.AddRange(Outcomes());
+        violations.AddRange(Duplicates());
+        violations.AddRange(Concurrency());
+        violations.AddRange(Order());
+        violations.AddRange(Gaps());
+        violations.AddRange(MembersStoppedThemselves());
+        return violations;
+    }
+
+    private int Effects(RecordSpec record) => ExactlyOnceStore
+        ? _storeEffects.GetValueOrDefault((record.Partition, record.Offset))
+        : _executions.Count(e => e.Succeeded && e.Partition == record.Partition && e.Offset == record.Offset);
+
+    /// <summary>No loss, and every record where its kind says: handled, dead-lettered with its original bytes, or skipped.</summary>
+    private IEnumerable<Violation> Outcomes()
+    {
+        var effects = EffectCounts();
+        var lost = new List<string>();
+        var wrong = new List<string>();
+        var bytes = new List<string>();
+        foreach (var record in _records)
+        {
+            var handled = effects.GetValueOrDefault((record.Partition, record.Offset)) > 0;
+            var deadLettered = _deadLetters.TryGetValue((record.Partition, record.Offset), out var copy);
+            var where = $"p{record.Partition}@{record.Offset} ({record.Kind})";
+            switch (record.Expected)
+            {
+                case Outcome.Effect when !handled && !deadLettered:
+                case Outcome.DeadLetter when !handled && !deadLettered:
+                    lost.Add(where);
+                    break;
+                case Outcome.Effect when deadLettered:
+                    wrong.Add($"{where} dead-lettered, expected handled{(handled ? " (and handled)" : string.Empty)}");
+                    break;
+                case Outcome.DeadLetter when handled:
+                    wrong.Add($"{where} handled, expected dead-lettered");
+                    break;
+                case Outcome.Nothing when handled || deadLettered:
+                    wrong.Add($"{where} {(handled ? "handled" : "dead-lettered")}, expected skipped ({_config.Tombstones})");
+                    break;
+                default:
+                    break;
+            }
+
+            if (deadLettered && !copy!.Truncated && !(copy.Value ?? []).AsSpan().SequenceEqual(record.Value ?? []))
+            {
+                bytes.Add($"{where}: {copy.Value?.Length ?? 0} bytes dead-lettered, {record.Value?.Length ?? 0} produced");
+            }
+        }
+
+        if (lost.Count > 0)
+        {
+            yield return new Violation("no loss", $"{lost.Count} record(s) neither handled nor dead-lettered: {Some(lost)}");
+        }
+
+        if (wrong.Count > 0)
+        {
+            yield return new Violation("outcome", $"{wrong.Count} record(s) ended where their kind says they must not: {Some(wrong)}");
+        }
+
+        if (bytes.Count > 0)
+        {
+            yield return new Violation("dead-letter bytes", $"{bytes.Count} dead letter(s) without the original value: {Some(bytes)}");
+        }
+    }
+
+    /// <summary>Exactly one effect with a transactional store; more than one only after a crash, a loss or a timeout otherwise.</summary>
+    private IEnumerable<Violation> Duplicates()
+    {
+        var repeated = EffectCounts().Where(e => e.Value > 1).Select(e => $"p{e.Key.Item1}@{e.Key.Item2} x{e.Value}").ToList();
+        if (repeated.Count == 0)
+        {
+            yield break;
+        }
+
+        if (ExactlyOnceStore)
+        {
+            yield return new Violation("exactly-once effects", $"{repeated.Count} record(s) with more than one committed effect: {Some(repeated)}");
+        }
+        else if (CleanRun)
+        {
+            yield return new Violation("no duplicates in a clean run", $"{repeated.Count} record(s) handled more than once with no fault, crash, loss or timeout: {Some(repeated)}");
+        }
+    }
+
+    /// <summary>Never two handlers of one record at once: in one process always (G5); across members with a lease store.</summary>
+    private IEnumerable<Violation> Concurrency()
+    {
+        var overlaps = new List<string>();
+        foreach (var group in _executions.Where(e => e.EndTicks > 0).GroupBy(e => (e.Partition, e.Offset)))
+        {
+            var runs = group.OrderBy(e => e.StartTicks).ToList();
+            for (var i = 1; i < runs.Count; i++)
+            {
+                for (var j = 0; j < i; j++)
+                {
+                    var (earlier, later) = (runs[j], runs[i]);
+                    var sameProcess = earlier.Member == later.Member && (!_config.ChildProcesses || Incarnation(earlier) == Incarnation(later));
+                    if (later.StartTicks < earlier.EndTicks && (sameProcess || LeaseStore))
+                    {
+                        overlaps.Add($"p{group.Key.Partition}@{group.Key.Offset}: member {earlier.Member} (epoch {earlier.Epoch}) and member {later.Member} (epoch {later.Epoch}) for {TimeSpan.FromTicks(earlier.EndTicks - later.StartTicks).TotalMilliseconds:0} ms");
+                    }
+                }
+            }
+        }
+
+        if (overlaps.Count > 0)
+        {
+            yield return new Violation("one handler at a time", $"{overlaps.Count} overlapping execution(s): {Some(overlaps)}");
+        }
+    }
+
+    /// <summary>Offset order per partition (Sequential) or per key (ByKey), within each assignment of a partition to a member.</summary>
+    private IEnumerable<Violation> Order()
+    {
+        if (_config.Dispatch == DispatchMode.Unordered)
+        {
+            yield break;
+        }
+
+        var broken = new List<string>();
+        var indexed = _executions.Select((e, i) => (Execution: e, Index: i)).Where(x => x.Execution.Epoch >= 0);
+        var lanes = _config.Dispatch == DispatchMode.Sequential
+            ? indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, Key: string.Empty))
+            : indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, x.Execution.Key));
+        foreach (var lane in lanes)
+        {
+            long previous = -1;
+            foreach (var (execution, _) in lane.OrderBy(x => x.Execution.StartTicks).ThenBy(x => x.Index))
+            {
+                if (execution.Offset < previous)
+                {
+                    broken.Add($"member {lane.Key.Member} epoch {lane.Key.Epoch} p{lane.Key.Partition}{(lane.Key.Key.Length > 0 ? " key " + lane.Key.Key : string.Empty)}: @{execution.Offset} after @{previous}");
+                    break;
+                }
+
+                previous = execution.Offset;
+            }
+        }
+
+        if (broken.Count > 0)
+        {
+            yield return new Violation("order", $"{broken.Count} lane(s) out of offset order: {Some(broken)}");
+        }
+    }
+
+    /// <summary>A committed offset never passes a record that is not done, and never goes backwards.</summary>
+    private IEnumerable<Violation> Gaps()
+    {
+        var done = DoneTicks();
+        var passed = new List<string>();
+        var backwards = new List<string>();
+        foreach (var partition in _commits.GroupBy(c => c.Partition))
+        {
+            var records = _records.Where(r => r.Partition == partition.Key).OrderBy(r => r.Offset).ToList();
+            long previous = -1;
+            foreach (var sample in partition.OrderBy(c => c.Ticks))
+            {
+                if (sample.Offset < previous)
+                {
+                    backwards.Add($"p{partition.Key}: {previous} -> {sample.Offset} at {new DateTime(sample.Ticks, DateTimeKind.Utc):HH:mm:ss.fff}");
+                }
+
+                previous = Math.Max(previous, sample.Offset);
+                var notDone = records.FirstOrDefault(r => r.Offset < sample.Offset && done.GetValueOrDefault((r.Partition, r.Offset), long.MaxValue) > sample.Ticks);
+                if (notDone is not null)
+                {
+                    passed.Add($"p{partition.Key}: committed {sample.Offset} at {new DateTime(sample.Ticks, DateTimeKind.Utc):HH:mm:ss.fff} while @{notDone.Offset} ({notDone.Kind}) was not done");
+                    break;
+                }
+            }
+        }
+
+        if (passed.Count > 0)
+        {
+            yield return new Violation("no gap", $"{passed.Count} partition(s) committed past a record not done: {Some(passed)}");
+        }
+
+        if (backwards.Count > 0)
+        {
+            yield return new Violation("offsets never go backwards", $"{backwards.Count} backward step(s): {Some(backwards)}");
+        }
+    }
+
+    /// <summary>A member must never stop by itself: a store outage, a fault or a bad record is not fatal.</summary>
+    private IEnumerable<Violation> MembersStoppedThemselves()
+    {
+        var stopped = _logs.Entries.Where(e => e.EventId is 104 or 109).Select(e => $"member {e.Member}.{e.Incarnation}: {e.Message}").ToList();
+        if (stopped.Count > 0)
+        {
+            yield return new Violation("members keep running", Some(stopped));
+        }
+    }
+
+    private Dictionary<(int, long), int> EffectCounts()
+    {
+        if (ExactlyOnceStore)
+        {
+            return _storeEffects.ToDictionary(e => (e.Key.Partition, e.Key.Offset), e => e.Value);
+        }
+
+        return _executions.Where(e => e.Succeeded).GroupBy(e => (e.Partition, e.Offset)).ToDictionary(g => g.Key, g => g.Count());
+    }
+
+    /// <summary>When each record was done: its first successful handling, or its dead letter; skipped records are always done.</summary>
+    private Dictionary<(int, long), long> DoneTicks()
+    {
+        var done = new Dictionary<(int, long), long>();
+        foreach (var execution in _executions.Where(e => e.Succeeded))
+        {
+            var key = (execution.Partition, execution.Offset);
+            done[key] = Math.Min(done.GetValueOrDefault(key, long.MaxValue), execution.EndTicks);
+        }
+
+        foreach (var (key, copy) in _deadLetters)
+        {
+            done[key] = Math.Min(done.GetValueOrDefault(key, long.MaxValue), copy.TimestampTicks);
+        }
+
+        foreach (var record in _records.Where(r => r.Expected == Outcome.Nothing))
+        {
+            // A skipped tombstone leaves no trace to time it by.
+            done.TryAdd((record.Partition, record.Offset), 0);
+        }
+
+        return done;
+    }
+
+    private static long Incarnation(Execution execution) => execution.Epoch / 1_000_000;
+
+    private static string Some(List<string> items) =>
+        string.Join("; ", items.Take(Shown)) + (items.Count > Shown ? string.Create(CultureInfo.InvariantCulture, $"; ... {items.Count - Shown} more") : string.Empty);
+}
+
+/// <summary>A record as the dead-letter topic holds it.</summary>
+public sealed record DeadLetterCopy(byte[]? Value, long TimestampTicks, bool Truncated);

@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>One handler execution (one attempt) as the handler saw it. Times are UTC ticks of this machine's clock.</summary>
+public sealed record Execution(int Member, long Epoch, int Partition, long Offset, string Key, int Attempt, long StartTicks)
+{
+    /// <summary>Gets when the attempt ended; 0 while it runs (or if its process was killed).</summary>
+    public long EndTicks { get; set; }
+
+    /// <summary>Gets whether the attempt succeeded: the handler's effect happened.</summary>
+    public bool Succeeded { get; set; }
+}
+
+/// <summary>
+/// Every handler execution of a run. A member in this process writes to it directly; a member in a child process appends
+/// lines to a file (each line one <c>write</c>, so a SIGKILL loses nothing written), which the run reads back at the end.
+/// </summary>
+public sealed class Journal : IDisposable
+{
+    private readonly ConcurrentQueue<Execution> _executions = new();
+    private readonly StreamWriter? _file;
+    private readonly Lock _fileLock = new();
+
+    public Journal(string? path = null)
+    {
+        if (path is not null)
+        {
+            _file = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), Encoding.UTF8) { AutoFlush = true };
+        }
+    }
+
+    public IReadOnlyCollection<Execution> Executions => _executions;
+
+    public Execution Start(int member, long epoch, int partition, long offset, string key, int attempt)
+    {
+        var execution = new Execution(member, epoch, partition, offset, key, attempt, DateTime.UtcNow.Ticks);
+        _executions.Enqueue(execution);
+        if (_file is not null)
+        {
+            Write(string.Create(CultureInfo.InvariantCulture, $"S|{member}|{epoch}|{partition}|{offset}|{key}|{attempt}|{execution.StartTicks}"));
+        }
+
+        return execution;
+    }
+
+    public void End(Execution execution, bool succeeded)
+    {
+        execution.Succeeded = succeeded;
+        execution.EndTicks = DateTime.UtcNow.Ticks;
+        if (_file is not null)
+        {
+            Write(string.Create(CultureInfo.InvariantCulture, $"E|{execution.Member}|{execution.Epoch}|{execution.Partition}|{execution.Offset}|{execution.Attempt}|{(succeeded ? 1 : 0)}|{execution.EndTicks}"));
+        }
+    }
+
+    /// <summary>Reads what a child process wrote, into this journal.</summary>
+    public void Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        var open = new Dictionary<(int, long, int, long, int), Execution>();
+        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+        while (reader.ReadLine() is { } line)
+        {
+            var f = line.Split('|');
+            if (f.Length != 8)
+            {
+                continue; // a line cut by the kill
+            }
+
+            var member = int.Parse(f[1], CultureInfo.InvariantCulture);
+            var epoch = long.Parse(f[2], CultureInfo.InvariantCulture);
+            var partition = int.Parse(f[3], CultureInfo.InvariantCulture);
+            var offset = long.Parse(f[4], CultureInfo.InvariantCulture);
+            if (f[0] == "S")
+            {
+                var attempt = int.Parse(f[6], CultureInfo.InvariantCulture);
+                var execution = new Execution(member, epoch, partition, offset, f[5], attempt, long.Parse(f[7], CultureInfo.InvariantCulture));
+                open[(member, epoch, partition, offset, attempt)] = execution;
+                _executions.Enqueue(execution);
+            }
+            else if (open.Remove((member, epoch, partition, offset, int.Parse(f[5], CultureInfo.InvariantCulture)), out var started))
+            {
+                started.Succeeded = f[6] == "1";
+                started.EndTicks = long.Parse(f[7], CultureInfo.InvariantCulture);
+            }
+        }
+    }
+
+    public void Dispose() => _file?.Dispose();
+
+    private void Write(string line)
+    {
+        lock (_fileLock)
+        {
+            _file!.WriteLine(line);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>Where a member finds the broker and its store. Passed to child processes as JSON.</summary>
+public sealed record MemberEnvironment(string BootstrapServers, string Topic, string Group, string? Postgres, string? SqlitePath, string? Redis, string RedisPrefix)
+{
+    public string OutputTopic => Topic + ".out";
+}
+
+/// <summary>A transient failure the handler throws on purpose.</summary>
+public sealed class TortureTransientException(string message) : Exception(message);
+
+/// <summary>
+/// Numbers each assignment of a partition to a member (an epoch), so that order is checked within one assignment: a
+/// partition that moves, or comes back, starts again from its committed offset, which is not an order violation.
+/// </summary>
+public sealed class EpochTracker(long incarnation) : IRebalanceHandler
+{
+    private readonly ConcurrentDictionary<int, long> _epochs = new();
+    private long _next;
+
+    public long EpochOf(int partition) => _epochs.TryGetValue(partition, out var epoch) ? epoch : -1;
+
+    public ValueTask OnAssignedAsync(PartitionAssignment assignment, CancellationToken cancellationToken)
+    {
+        foreach (var partition in assignment.Partitions)
+        {
+            _epochs[partition.Partition.Value] = incarnation * 1_000_000 + Interlocked.Increment(ref _next);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask OnRevokedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken) => Forget(partitions);
+
+    public ValueTask OnLostAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken) => Forget(partitions);
+
+    private ValueTask Forget(IReadOnlyList<TopicPartition> partitions)
+    {
+        foreach (var partition in partitions)
+        {
+            _epochs.TryRemove(partition.Partition.Value, out _);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Acknowledges deferred acknowledgements later, in small batches, as a batching handler would.</summary>
+public sealed class DeferredAcker : IDisposable
+{
+    private readonly ConcurrentQueue<MessageAcknowledgement> _pending = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private int _disposed;
+
+    public DeferredAcker() => _loop = Task.Run(LoopAsync);
+
+    public void Add(MessageAcknowledgement acknowledgement) => _pending.Enqueue(acknowledgement);
+
+    public void Dispose()
+    {
+        // The host's container disposes it; a second call does nothing.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _stop.Cancel();
+        _loop.Wait();
+        _stop.Dispose();
+    }
+
+    private async Task LoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(50, _stop.Token);
+                while (_pending.TryDequeue(out var acknowledgement))
+                {
+                    acknowledgement.Acknowledge();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: what is still pending is never acknowledged, as in a crash; it must be delivered again.
+        }
+    }
+}
+
+/// <summary>Runs a job the way its kind says, records the execution in the journal, and applies the effect.</summary>
+public sealed class JobRunner(TortureConfig config, int member, Journal journal, EpochTracker epochs, DeferredAcker acker)
+{
+    public async ValueTask RunAsync(Job? job, MessageContext context, CancellationToken cancellationToken)
+    {
+        var key = context.HasKey ? Encoding.UTF8.GetString(context.Key.Span) : string.Empty;
+        var execution = journal.Start(member, epochs.EpochOf(context.Partition), context.Partition, context.Offset, key, context.Attempt);
+        var succeeded = false;
+        try
+        {
+            switch (job?.Do)
+            {
+                case RecordKind.Slow or RecordKind.Slower:
+                    await Task.Delay(job.Ms, cancellationToken);
+                    break;
+                case RecordKind.IgnoreCancel:
+                    await Task.Delay(job.Ms, CancellationToken.None);
+                    break;
+                case RecordKind.Block:
+                    Thread.Sleep(job.Ms);
+                    break;
+                case RecordKind.Transient when context.Attempt <= job.N:
+                    throw new TortureTransientException($"transient failure {context.Attempt} of {job.N}");
+                case RecordKind.Exhaust:
+                    throw new TortureTransientException("fails on every attempt");
+                case RecordKind.Fatal:
+                    throw new NonRetryableException("fatal by design");
+                default:
+                    break;
+            }
+
+            await ApplyEffectAsync(context, cancellationToken);
+            switch (config.Commit)
+            {
+                case CommitMode.ManualImmediate:
+                    context.Acknowledge();
+                    break;
+                case CommitMode.ManualDeferred:
+                    acker.Add(context.DeferAcknowledgement());
+                    break;
+                default:
+                    break;
+            }
+
+            succeeded = true;
+        }
+        finally
+        {
+            journal.End(execution, succeeded);
+        }
+    }
+
+    private async ValueTask ApplyEffectAsync(MessageContext context, CancellationToken cancellationToken)
+    {
+        switch (config.Store)
+        {
+            case StoreKind.PostgresTransactional:
+                {
+                    var transaction = context.GetNpgsqlTransaction();
+                    await using var insert = new NpgsqlCommand("INSERT INTO effects (partition, record_offset) VALUES (@p, @o)", transaction.Connection, transaction.Transaction);
+                    insert.Parameters.AddWithValue("p", context.Partition);
+                    insert.Parameters.AddWithValue("o", context.Offset);
+                    await insert.ExecuteNonQueryAsync(cancellationToken);
+                    break;
+                }
+
+            case StoreKind.SqliteTransactional:
+                {
+                    var transaction = context.GetSqliteTransaction();
+                    await using var insert = new SqliteCommand("INSERT INTO effects (partition, record_offset) VALUES ($p, $o)", transaction.Connection, transaction.Transaction);
+                    insert.Parameters.AddWithValue("$p", context.Partition);
+                    insert.Parameters.AddWithValue("$o", context.Offset);
+                    await insert.ExecuteNonQueryAsync(cancellationToken);
+                    break;
+                }
+
+            default:
+                break;
+        }
+
+        if (config.Commit == CommitMode.Transactional)
+        {
+            context.GetKafkaTransaction().Produce(context.Topic + ".out", new Message<byte[]?, byte[]?>
+            {
+                Key = context.HasKey ? context.Key.ToArray() : null,
+                Value = Encoding.ASCII.GetBytes($"{context.Partition}:{context.Offset}"),
+            });
+        }
+    }
+}
+
+public sealed class JobHandler(JobRunner runner) : IMessageHandler<Job>
+{
+    public ValueTask HandleAsync(Job message, MessageContext context, CancellationToken cancellationToken) => runner.RunAsync(message, context, cancellationToken);
+}
+
+public sealed class TranslatedJobHandler(JobRunner runner) : IMessageHandler<TranslatedJob>
+{
+    public ValueTask HandleAsync(TranslatedJob message, MessageContext context, CancellationToken cancellationToken) => runner.RunAsync(message?.Job, context, cancellationToken);
+}
+
+/// <summary>JSON, except that a tombstone (under <c>Tombstones: Handle</c>) is a job of its own: a deletion, as on a compacted topic.</summary>
+public sealed class JobDeserializer : IMessageDeserializer<Job>
+{
+    private readonly JsonMessageDeserializer<Job> _json = new(TortureJson.Default.Job);
+
+    public Job Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context) =>
+        isNull ? new Job(-1, string.Empty, RecordKind.Tombstone, 0, 0) : _json.Deserialize(value, isNull, context);
+}
+
+public sealed class JobTranslator : IMessageTranslator<Job, TranslatedJob>
+{
+    public TranslatedJob Translate(Job message, MessageContext context) =>
+        message?.Do == RecordKind.Untranslatable ? throw new FormatException($"job {message.Id} cannot be translated") : new TranslatedJob(message!);
+}
+
+/// <summary>Builds the host of one member from a run's configuration.</summary>
+public static class MemberHost
+{
+    public static IHost Build(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, ILoggerProvider? logs)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders().SetMinimumLevel(LogLevel.Information);
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
+        // Longer than the library's own bounds (drain, commit, leave): the library must stop by itself.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMilliseconds(config.ShutdownTimeoutMs + config.RevokeTimeoutMs + 60_000));
+        var epochs = new EpochTracker(incarnation);
+        builder.Services.AddSingleton(epochs);
+        builder.Services.AddSingleton<DeferredAcker>();
+        builder.Services.AddSingleton(sp => new JobRunner(config, member, journal, epochs, sp.GetRequiredService<DeferredAcker>()));
+        var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment))
+            .WithDeserializer(new JobDeserializer())
+            .WithRebalanceHandler<EpochTracker>();
+        switch (config.Store)
+        {
+            case StoreKind.InMemory:
+                consumer.UseInMemoryIdempotency();
+                break;
+            case StoreKind.SqliteLease or StoreKind.SqliteTransactional:
+                consumer.UseSqliteIdempotency(environment.SqlitePath!, o => o.Transactional = config.Store == StoreKind.SqliteTransactional);
+                break;
+            case StoreKind.PostgresLease or StoreKind.PostgresTransactional:
+                consumer.UsePostgreSqlIdempotency(environment.Postgres!, o => o.Transactional = config.Store == StoreKind.PostgresTransactional);
+                break;
+            case StoreKind.Redis:
+                consumer.UseRedisIdempotency(environment.Redis!, o => o.KeyPrefix = environment.RedisPrefix);
+                break;
+            default:
+                break;
+        }
+
+        if (config.Translator)
+        {
+            consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+        }
+        else
+        {
+            consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton);
+        }
+
+        return builder.Build();
+    }
+
+    private static void Configure(ReliableConsumerOptions o, TortureConfig config, MemberEnvironment environment)
+    {
+        o.BootstrapServers = environment.BootstrapServers;
+        o.GroupId = environment.Group;
+        o.Topics.Add(environment.Topic);
+        o.Dispatch = config.Dispatch;
+        o.MaxInFlight = config.MaxInFlight;
+        o.PartitionBufferSize = config.PartitionBufferSize;
+        o.Commit.Strategy = config.Commit switch
+        {
+            CommitMode.PerMessage => CommitStrategy.PerMessage,
+            CommitMode.ManualImmediate or CommitMode.ManualDeferred => CommitStrategy.Manual,
+            CommitMode.Transactional => CommitStrategy.Transactional,
+            _ => CommitStrategy.Periodic,
+        };
+        o.Commit.Interval = TimeSpan.FromMilliseconds(200);
+        o.Retry.MaxAttempts = config.MaxAttempts;
+        o.Retry.Delay = TimeSpan.FromMilliseconds(5);
+        o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
+        o.CircuitBreaker.Enabled = config.CircuitBreaker;
+        o.CircuitBreaker.MinimumThroughput = 2;
+        o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(2);
+        o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(700);
+        o.Watchdog.RestartWhenStuck = config.Watchdog;
+        o.Watchdog.StuckAfter = TimeSpan.FromSeconds(3);
+        o.Tombstones = config.Tombstones;
+        if (config.MaxPayloadBytes > 0)
+        {
+            o.MaxPayloadBytes = config.MaxPayloadBytes;
+        }
+
+        o.RevokeTimeout = TimeSpan.FromMilliseconds(config.RevokeTimeoutMs);
+        o.ShutdownTimeout = TimeSpan.FromMilliseconds(config.ShutdownTimeoutMs);
+        o.Idempotency.LeaseDuration = TimeSpan.FromSeconds(3);
+        o.KafkaSettings["session.timeout.ms"] = "6000";
+        o.KafkaSettings["heartbeat.interval.ms"] = "500";
+        o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+    }
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Kafka.Reliable.Torture;
+using Microsoft.Extensions.Hosting;
+
+// The torture harness. See docs/guarantees.md ("Torture matrix").
+//   soak:    dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --minutes 30 [--config Store=Redis ...]
+//   replay:  dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed 12345 [--seed ...]
+//   child:   member <run folder> <member> <incarnation>   (started by a run whose members are child processes)
+if (args.Length > 0 && args[0] == "member")
+{
+    return await RunMemberAsync(args);
+}
+
+if (args is ["--pick-ci-seeds", var candidates])
+{
+    // Prints few seeds whose configurations cover every axis value: the start of the CI list (see CiSeeds in the tests).
+    var picked = Coverage.PickSeeds(int.Parse(candidates, CultureInfo.InvariantCulture));
+    foreach (var seed in picked)
+    {
+        Console.WriteLine($"{seed}: {TortureConfig.Draw(seed).Describe()}");
+    }
+
+    var covered = picked.SelectMany(s => Coverage.Of(TortureConfig.Draw(s))).ToHashSet();
+    Console.WriteLine($"covers {covered.Count} of {Coverage.Universe.Count} axis values; missing: {string.Join(", ", Coverage.Universe.Except(covered))}");
+    return 0;
+}
+
+if (!TryParse(args, out var options, out var usage))
+{
+    Console.Error.WriteLine(usage);
+    return 2;
+}
+
+await using var environment = new TortureEnvironment();
+var clock = Stopwatch.StartNew();
+var random = new Random();
+var results = new List<RunResult>();
+var queue = new Queue<int>(options.Seeds);
+while (true)
+{
+    int seed;
+    if (queue.Count > 0)
+    {
+        seed = queue.Dequeue();
+    }
+    else if (options.Seeds.Count == 0 && clock.Elapsed < options.Duration && (options.Runs == 0 || results.Count < options.Runs))
+    {
+        seed = random.Next();
+        if (!options.Matches(TortureConfig.Draw(seed)))
+        {
+            continue;
+        }
+    }
+    else
+    {
+        break;
+    }
+
+    var result = await TortureRun.RunAsync(seed, environment, line => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {line}"));
+    results.Add(result);
+    if (result.Refused is not null)
+    {
+        Console.WriteLine($"           refused: seed {seed}: {result.Refused}");
+    }
+    else if (!result.Passed)
+    {
+        Console.WriteLine(result.Report());
+    }
+}
+
+var failed = results.Where(r => !r.Passed).ToList();
+var ran = results.Where(r => r.Refused is null).ToList();
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"Torture: {results.Count} runs in {clock.Elapsed.TotalMinutes:0.0} min: {ran.Count - failed.Count} passed, {failed.Count} with violations, {results.Count - ran.Count} refused by the validator; " +
+    $"{ran.Select(r => Axes(r.Config)).Distinct().Count()} distinct configurations, {ran.Sum(r => r.Stats.FaultsInjected)} faults injected, {ran.Sum(r => r.Stats.Kills)} kills, " +
+    $"{ran.Sum(r => r.Stats.Records)} records, {ran.Sum(r => r.Stats.Executions)} handler executions"));
+foreach (var failure in failed)
+{
+    Console.WriteLine($"  failing seed {failure.Config.Seed}: {string.Join(", ", failure.Violations.Select(v => v.Invariant).Distinct())}");
+}
+
+return failed.Count == 0 ? 0 : 1;
+
+static string Axes(TortureConfig c) =>
+    $"{c.Dispatch}/{c.Commit}/{c.Store}/{c.CircuitBreaker}/{c.Watchdog}/{c.Tombstones}/{c.Translator}/{c.ChildProcesses}";
+
+static async Task<int> RunMemberAsync(string[] args)
+{
+    var runDirectory = args[1];
+    var member = int.Parse(args[2], CultureInfo.InvariantCulture);
+    var incarnation = long.Parse(args[3], CultureInfo.InvariantCulture);
+    var config = TortureConfig.FromJson(await File.ReadAllTextAsync(Path.Combine(runDirectory, "config.json")));
+    var environment = JsonSerializer.Deserialize<MemberEnvironment>(await File.ReadAllTextAsync(Path.Combine(runDirectory, "environment.json")))!;
+    using var journal = new Journal(ChildMember.JournalPath(runDirectory, member, incarnation));
+    using var host = MemberHost.Build(config, environment, member, incarnation, journal, new ChildLogs());
+    await host.RunAsync();
+    return 0;
+}
+
+static bool TryParse(string[] args, out SoakOptions options, out string usage)
+{
+    usage = "usage: [--minutes M] [--runs N] [--seed S ...] [--config Axis=Value ...]   (axes: Dispatch, Commit, Store, CircuitBreaker, Watchdog, Tombstones, Translator, ChildProcesses)";
+    options = new SoakOptions();
+    for (var i = 0; i < args.Length; i++)
+    {
+        var value = i + 1 < args.Length ? args[i + 1] : null;
+        switch (args[i])
+        {
+            case "--minutes" when double.TryParse(value, CultureInfo.InvariantCulture, out var minutes):
+                options.Duration = TimeSpan.FromMinutes(minutes);
+                i++;
+                break;
+            case "--runs" when int.TryParse(value, CultureInfo.InvariantCulture, out var runs):
+                options.Runs = runs;
+                options.Duration = options.Duration == TimeSpan.Zero ? TimeSpan.MaxValue : options.Duration;
+                i++;
+                break;
+            case "--seed" when int.TryParse(value, CultureInfo.InvariantCulture, out var seed):
+                options.Seeds.Add(seed);
+                i++;
+                break;
+            case "--config" when value?.Split('=', 2) is [var axis, var wanted]:
+                options.Filters[axis] = wanted;
+                i++;
+                break;
+            default:
+                return false;
+        }
+    }
+
+    if (options.Seeds.Count == 0 && options.Duration == TimeSpan.Zero)
+    {
+        options.Duration = TimeSpan.FromMinutes(1);
+    }
+
+    return true;
+}
+
+internal sealed class SoakOptions
+{
+    public TimeSpan Duration { get; set; }
+
+    public int Runs { get; set; }
+
+    public List<int> Seeds { get; } = [];
+
+    public Dictionary<string, string> Filters { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Whether a drawn configuration has every axis value asked for with <c>--config</c>.</summary>
+    public bool Matches(TortureConfig config)
+    {
+        foreach (var (axis, wanted) in Filters)
+        {
+            var property = typeof(TortureConfig).GetProperty(axis, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
+            if (property is null || !string.Equals(property.GetValue(config)?.ToString(), wanted, StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,57 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>What the members of a run logged (Information and above), kept to explain a violation and to tell a clean run.</summary>
+public sealed class RunLogs
+{
+    /// <summary>
+    /// Events after which a record may be handled again without an exactly-once store: a drain that timed out, a watchdog
+    /// restart, a fatal error, a lost partition, a refused final commit, a lost or uncompletable idempotency lease.
+    /// </summary>
+    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 216, 217, 218, 219, 402, 403 };
+
+    private readonly ConcurrentQueue<Entry> _entries = new();
+
+    public IReadOnlyCollection<Entry> Entries => _entries;
+
+    public ILoggerProvider For(int member, long incarnation) => new Provider(this, member, incarnation);
+
+    public void Add(int member, long incarnation, LogLevel level, int eventId, string message) =>
+        _entries.Enqueue(new Entry(DateTime.UtcNow, member, incarnation, level, eventId, message));
+
+    public int Count(int eventId) => _entries.Count(e => e.EventId == eventId);
+
+    public string Tail(int count) =>
+        string.Join(Environment.NewLine, _entries.TakeLast(count).Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.At:HH:mm:ss.fff} m{e.Member}.{e.Incarnation} [{e.Level} {e.EventId}] {e.Message}")));
+
+    public sealed record Entry(DateTime At, int Member, long Incarnation, LogLevel Level, int EventId, string Message);
+
+    private sealed class Provider(RunLogs owner, int member, long incarnation) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(owner, member, incarnation);
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class Logger(RunLogs owner, int member, long incarnation) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                var message = formatter(state, exception);
+                owner.Add(member, incarnation, logLevel, eventId.Id, exception is null ? message : $"{message} ({exception.GetType().Name}: {exception.Message})");
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>How a run commits: the library's strategies, with Manual split by how the handler acknowledges.</summary>
+public enum CommitMode
+{
+    Periodic,
+    PerMessage,
+    ManualImmediate,
+    ManualDeferred,
+    Transactional,
+}
+
+/// <summary>The idempotency store of a run.</summary>
+public enum StoreKind
+{
+    None,
+    InMemory,
+    SqliteLease,
+    SqliteTransactional,
+    PostgresLease,
+    PostgresTransactional,
+    Redis,
+}
+
+/// <summary>A fault injected for a while, then undone.</summary>
+public enum FaultKind
+{
+    /// <summary>A broker down (connections closed and refused).</summary>
+    BrokerDown,
+
+    /// <summary>A run of errors answering requests of one kind.</summary>
+    RequestErrors,
+
+    /// <summary>Every response of a broker delayed.</summary>
+    RoundTripDelay,
+
+    /// <summary>The group coordinator moved to another broker.</summary>
+    CoordinatorMove,
+
+    /// <summary>A partition's leader moved to another broker.</summary>
+    LeaderMove,
+
+    /// <summary>Produce requests refused: the dead-letter topic (and the transactional output) cannot be written.</summary>
+    DeadLetterUnwritable,
+
+    /// <summary>The idempotency store down: PostgreSQL stopped, Redis frozen, the SQLite file locked.</summary>
+    StoreDown,
+}
+
+/// <summary>A change of the group's membership.</summary>
+public enum MemberAction
+{
+    /// <summary>A member starts (in this process, or as a child process).</summary>
+    Join,
+
+    /// <summary>A member stops gracefully: drain, commit, leave.</summary>
+    Leave,
+
+    /// <summary>A member's host is disposed without being stopped first.</summary>
+    Dispose,
+
+    /// <summary>A child-process member is killed with SIGKILL, and started again.</summary>
+    Kill,
+}
+
+/// <summary>One fault: when it starts (ms after the consumers start), how long it lasts, and its parameters.</summary>
+public sealed record Fault(FaultKind Kind, int AtMs, int ForMs, int Broker = 0, string? Api = null, string? Error = null, int Count = 0, int Partition = 0);
+
+/// <summary>One membership change: when (ms after the consumers start), which member, what happens.</summary>
+public sealed record MembershipChange(int AtMs, int Member, MemberAction Action);
+
+/// <summary>
+/// Everything a torture run varies, drawn from its seed. Printed as JSON with a failure, so the run can be replayed exactly
+/// (<c>--seed</c>) and read.
+/// </summary>
+public sealed record TortureConfig
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>The kinds of request whose answers the faults replace with errors.</summary>
+    public static IReadOnlyList<string> RequestErrorApis { get; } = ["Fetch", "OffsetCommit", "Produce", "JoinGroup", "Heartbeat", "SyncGroup"];
+
+    public int Seed { get; init; }
+
+    public DispatchMode Dispatch { get; init; }
+
+    public int MaxInFlight { get; init; }
+
+    public int PartitionBufferSize { get; init; }
+
+    public CommitMode Commit { get; init; }
+
+    public StoreKind Store { get; init; }
+
+    public bool CircuitBreaker { get; init; }
+
+    public bool Watchdog { get; init; }
+
+    public TombstonePolicy Tombstones { get; init; }
+
+    public bool Translator { get; init; }
+
+    /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
+    public int MaxPayloadBytes { get; init; }
+
+    public int MaxAttempts { get; init; }
+
+    public int RevokeTimeoutMs { get; init; }
+
+    public int ShutdownTimeoutMs { get; init; }
+
+    public int Partitions { get; init; }
+
+    public int Keys { get; init; }
+
+    public int Records { get; init; }
+
+    /// <summary>Gets how many members the group has at most (1-3).</summary>
+    public int Members { get; init; }
+
+    /// <summary>Gets whether members run in child processes (and can be killed) rather than in this process.</summary>
+    public bool ChildProcesses { get; init; }
+
+    /// <summary>Gets the share (percent) of records that are poison of some kind.</summary>
+    public int PoisonPercent { get; init; }
+
+    /// <summary>Gets the share (percent) of records whose handler fails, is slow, blocks or ignores cancellation.</summary>
+    public int TroublePercent { get; init; }
+
+    public IReadOnlyList<Fault> Faults { get; init; } = [];
+
+    public IReadOnlyList<MembershipChange> Membership { get; init; } = [];
+
+    /// <summary>Gets when the last fault ends (ms after the consumers start).</summary>
+    [JsonIgnore]
+    public int FaultsEndMs => Faults.Count == 0 ? 0 : Faults.Max(f => f.AtMs + f.ForMs);
+
+    /// <summary>Gets whether the run is clean: no fault, no kill, no disposal without a stop, no handler that outlives a timeout.</summary>
+    [JsonIgnore]
+    public bool ChangesOnlyGracefully => Faults.Count == 0 && Membership.All(m => m.Action is MemberAction.Join or MemberAction.Leave);
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static TortureConfig FromJson(string json) => JsonSerializer.Deserialize<TortureConfig>(json, Json)
+        ?? throw new ArgumentException("not a torture configuration", nameof(json));
+
+    /// <summary>A one-line summary of the axes, for progress output and the CI test names.</summary>
+    public string Describe() =>
+        $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {PartitionBufferSize}, {Commit}, store {Store}, breaker {(CircuitBreaker ? "on" : "off")}, " +
+        $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}, {Partitions} partitions, " +
+        $"{Records} records of {Keys} keys, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
+        $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind).Distinct())}, membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms"))}";
+
+    /// <summary>Draws a configuration and its fault and membership schedules from a seed.</summary>
+    public static TortureConfig Draw(int seed)
+    {
+        var random = new Random(seed);
+        T Pick<T>(params T[] values) => values[random.Next(values.Length)];
+        bool Chance(int percent) => random.Next(100) < percent;
+
+        var dispatch = Pick(DispatchMode.Sequential, DispatchMode.ByKey, DispatchMode.Unordered);
+        var store = Pick(Enum.GetValues<StoreKind>());
+        var commit = Pick(Enum.GetValues<CommitMode>());
+        var partitions = random.Next(1, 7);
+        var members = random.Next(1, 4);
+        var children = Chance(25) && store is not StoreKind.InMemory;
+        var config = new TortureConfig
+        {
+            Seed = seed,
+            Dispatch = dispatch,
+            MaxInFlight = Pick(1, 4, 16, 64, 256),
+            PartitionBufferSize = Pick(4, 16, 64, 256, 1000),
+            Commit = commit,
+            Store = store,
+            CircuitBreaker = Chance(35),
+            Watchdog = Chance(35),
+            Tombstones = Pick(TombstonePolicy.DeadLetter, TombstonePolicy.Skip, TombstonePolicy.Handle),
+            Translator = Chance(40),
+            MaxPayloadBytes = Chance(30) ? 0 : Pick(4_096, 65_536),
+            MaxAttempts = random.Next(2, 5),
+            RevokeTimeoutMs = Pick(2_000, 4_000),
+            ShutdownTimeoutMs = Pick(2_000, 4_000),
+            Partitions = partitions,
+            Keys = Pick(2, 3, 8, 50),
+            Records = Pick(300, 800, 1_500),
+            Members = members,
+            ChildProcesses = children,
+            PoisonPercent = Pick(0, 2, 5),
+            TroublePercent = Pick(0, 3, 10),
+        };
+
+        return config with
+        {
+            Faults = DrawFaults(random, partitions, store),
+            Membership = DrawMembership(random, members, children),
+        };
+    }
+
+    private static List<Fault> DrawFaults(Random random, int partitions, StoreKind store)
+    {
+        var faults = new List<Fault>();
+        var count = random.Next(100) < 25 ? 0 : random.Next(1, 5);
+        var apis = RequestErrorApis;
+        string[] errors = ["NotCoordinatorForGroup", "RequestTimedOut", "NotLeaderForPartition", "GroupCoordinatorNotAvailable", "NotEnoughReplicas"];
+        for (var i = 0; i < count; i++)
+        {
+            var kinds = store is StoreKind.None or StoreKind.InMemory
+                ? Enum.GetValues<FaultKind>().Where(k => k != FaultKind.StoreDown).ToArray()
+                : Enum.GetValues<FaultKind>();
+            var kind = kinds[random.Next(kinds.Length)];
+            var at = random.Next(0, 8_000);
+            var duration = random.Next(500, 4_000);
+            faults.Add(kind switch
+            {
+                FaultKind.BrokerDown => new Fault(kind, at, duration, Broker: random.Next(1, 4)),
+                FaultKind.RequestErrors => new Fault(kind, at, duration, Api: apis[random.Next(apis.Count)], Error: errors[random.Next(errors.Length)], Count: random.Next(1, 8)),
+                FaultKind.RoundTripDelay => new Fault(kind, at, duration, Broker: random.Next(1, 4), Count: random.Next(50, 500)),
+                FaultKind.CoordinatorMove => new Fault(kind, at, 0, Broker: random.Next(1, 4)),
+                FaultKind.LeaderMove => new Fault(kind, at, 0, Broker: random.Next(1, 4), Partition: random.Next(partitions)),
+                FaultKind.DeadLetterUnwritable => new Fault(kind, at, duration, Count: random.Next(5, 40)),
+                _ => new Fault(kind, at, duration),
+            });
+        }
+
+        return faults;
+    }
+
+    private static List<MembershipChange> DrawMembership(Random random, int members, bool children)
+    {
+        var changes = new List<MembershipChange> { new(0, 0, MemberAction.Join) };
+        for (var member = 1; member < members; member++)
+        {
+            var joinAt = random.Next(200, 6_000);
+            changes.Add(new MembershipChange(joinAt, member, MemberAction.Join));
+            if (random.Next(100) < 50)
+            {
+                MemberAction[] endings = children ? [MemberAction.Leave, MemberAction.Kill] : [MemberAction.Leave, MemberAction.Dispose];
+                changes.Add(new MembershipChange(joinAt + random.Next(1_000, 6_000), member, endings[random.Next(endings.Length)]));
+            }
+        }
+
+        // The first member stays to the end, or is killed and comes back (a kill is followed by a restart).
+        if (children && random.Next(100) < 50)
+        {
+            changes.Add(new MembershipChange(random.Next(1_000, 8_000), 0, MemberAction.Kill));
+        }
+
+        return [.. changes.OrderBy(c => c.AtMs)];
+    }
+}

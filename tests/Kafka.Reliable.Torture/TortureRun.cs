@@ -1,0 +1,588 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Confluent.Kafka;
+using Kafka.Reliable.Testing;
+using Microsoft.Data.Sqlite;
+
+namespace Kafka.Reliable.Torture;
+
+/// <summary>The result of one run: its configuration, whether the validator refused it, what it did, what it violated.</summary>
+public sealed record RunResult(TortureConfig Config, string? Refused, IReadOnlyList<Violation> Violations, RunStats Stats, string LogTail)
+{
+    public bool Passed => Violations.Count == 0;
+
+    /// <summary>Everything needed to understand and replay a failed run.</summary>
+    public string Report()
+    {
+        var text = new System.Text.StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"{Config.Describe()}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  replay: dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed {Config.Seed}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  configuration: {Config.ToJson()}");
+        if (Refused is not null)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  refused by the validator: {Refused}");
+        }
+
+        text.AppendLine(CultureInfo.InvariantCulture, $"  {Stats}");
+        foreach (var violation in Violations)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  VIOLATION {violation.Invariant}: {violation.Detail}");
+        }
+
+        if (Violations.Count > 0)
+        {
+            text.AppendLine("  last log lines:");
+            text.AppendLine(LogTail);
+        }
+
+        return text.ToString();
+    }
+}
+
+/// <summary>A broken invariant, with the records that break it.</summary>
+public sealed record Violation(string Invariant, string Detail);
+
+public sealed record RunStats(int Records, int Executions, int DeadLetters, int FaultsInjected, int MembersStarted, int Kills, int CommitSamples, TimeSpan Duration)
+{
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"records {Records}, handler executions {Executions}, dead letters {DeadLetters}, faults injected {FaultsInjected}, members started {MembersStarted}, kills {Kills}, commit samples {CommitSamples}, {Duration.TotalSeconds:0.0} s");
+}
+
+/// <summary>
+/// One torture run: a fresh embedded cluster of three brokers, the drawn records produced up front, then the members of
+/// one group consume them while the fault and membership schedules play out; the run ends when every record is resolved
+/// and committed (or the liveness bound passes), and the invariants are checked against everything observed.
+/// </summary>
+public sealed class TortureRun
+{
+    /// <summary>How long after the last fault and the last membership change the group has to finish.</summary>
+    public static readonly TimeSpan LivenessBound = TimeSpan.FromSeconds(90);
+
+    private readonly TortureConfig _config;
+    private readonly TortureEnvironment _environment;
+    private readonly Journal _journal = new();
+    private readonly RunLogs _logs = new();
+    private readonly List<(long Ticks, int Partition, long Offset)> _commitSamples = [];
+    private readonly Dictionary<(int, long), DeadLetterCopy> _deadLetters = [];
+    private readonly Lock _gate = new();
+    private readonly List<MemberHandle> _running = [];
+    private readonly List<string> _childJournals = [];
+    private readonly Action<string>? _progress;
+    private long _incarnations;
+    private int _faultsInjected;
+    private int _kills;
+    private int _started;
+
+    public TortureRun(TortureConfig config, TortureEnvironment environment, Action<string>? progress = null)
+    {
+        _config = config;
+        _environment = environment;
+        _progress = progress;
+    }
+
+    public static Task<RunResult> RunAsync(int seed, TortureEnvironment environment, Action<string>? progress = null) =>
+        new TortureRun(TortureConfig.Draw(seed), environment, progress).RunAsync();
+
+    public async Task<RunResult> RunAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = string.Create(CultureInfo.InvariantCulture, $"s{(uint)_config.Seed}_{Guid.NewGuid().ToString("N")[..6]}");
+        var runDirectory = Path.Combine(_environment.Directory, run);
+        Directory.CreateDirectory(runDirectory);
+        var violations = new List<Violation>();
+        var records = Workload.Draw(_config);
+
+        await using var cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaClusterOptions { BrokerCount = 3 });
+        var topic = "torture-" + run;
+        cluster.CreateTopic(topic, _config.Partitions, replicationFactor: 3);
+        cluster.CreateTopic(topic + ".dlq", _config.Partitions, replicationFactor: 3);
+        cluster.CreateTopic(topic + ".out", _config.Partitions, replicationFactor: 3);
+        var store = await _environment.PrepareStoreAsync(_config.Store, run);
+        var environment = new MemberEnvironment(cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":");
+        await File.WriteAllTextAsync(Path.Combine(runDirectory, "config.json"), _config.ToJson());
+        await File.WriteAllTextAsync(Path.Combine(runDirectory, "environment.json"), JsonSerializer.Serialize(environment));
+
+        if (Coverage.Refusal(_config, cluster.BootstrapServers) is { } refusal)
+        {
+            return new RunResult(_config, refusal, [], new RunStats(records.Count, 0, 0, 0, 0, 0, 0, clock.Elapsed), string.Empty);
+        }
+
+        await ProduceAsync(cluster.BootstrapServers, topic, records);
+
+        // The cluster's own threads, all started by now (it has served the producer, which is disposed).
+        var baselineThreads = LibrdkafkaThreads();
+        var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
+
+        using var stop = new CancellationTokenSource();
+        var sampler = Task.Run(() => SampleCommits(environment, stop.Token));
+        var deadLetterReader = Task.Run(() => ReadDeadLetters(environment, stop.Token));
+        var start = Stopwatch.StartNew();
+        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, stop.Token));
+        string? livenessFailure = null;
+        try
+        {
+            await DriveMembershipAsync(environment, runDirectory, start);
+            var lastChange = Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs));
+            var deadline = TimeSpan.FromMilliseconds(lastChange) + LivenessBound;
+            livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, deadline);
+        }
+        finally
+        {
+            await StopMembersAsync(violations);
+            await stop.CancelAsync();
+            await Task.WhenAll(sampler, deadLetterReader, faults);
+            RestoreCluster(cluster);
+        }
+
+        foreach (var path in _childJournals)
+        {
+            _journal.Load(path);
+        }
+
+        var effects = await TortureEnvironment.ReadEffectsAsync(_config.Store, environment);
+        if (livenessFailure is not null)
+        {
+            violations.Add(new Violation("liveness", livenessFailure));
+        }
+
+        violations.AddRange(new Invariants(_config, records, _journal.Executions.ToList(), _deadLetters, effects, _commitSamples, _logs, _kills).Check());
+        if (HygieneFailure(baselineThreads) is { } leak)
+        {
+            violations.Add(new Violation("hygiene", leak));
+        }
+
+        var stats = new RunStats(records.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed);
+        _progress?.Invoke($"{(violations.Count == 0 ? "ok  " : "FAIL")} {_config.Describe()} | {stats}");
+        try
+        {
+            Directory.Delete(runDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left in the temp folder; the environment removes it.
+        }
+
+        return new RunResult(_config, null, violations, stats, _logs.Tail(60));
+    }
+
+    private async Task ProduceAsync(string bootstrapServers, string topic, List<RecordSpec> records)
+    {
+        using var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            MessageMaxBytes = 4 * 1024 * 1024,
+            LingerMs = 5,
+            EnableIdempotence = true,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        var pending = records.Select(r => producer.ProduceAsync(topic, new Message<byte[]?, byte[]?>
+        {
+            Key = System.Text.Encoding.UTF8.GetBytes(r.Key),
+            Value = r.Value,
+        })).ToList();
+        var results = await Task.WhenAll(pending);
+        for (var i = 0; i < records.Count; i++)
+        {
+            records[i].Partition = results[i].Partition.Value;
+            records[i].Offset = results[i].Offset.Value;
+        }
+    }
+
+    private async Task DriveMembershipAsync(MemberEnvironment environment, string runDirectory, Stopwatch start)
+    {
+        foreach (var change in _config.Membership)
+        {
+            var wait = TimeSpan.FromMilliseconds(change.AtMs) - start.Elapsed;
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait);
+            }
+
+            MemberHandle? current;
+            lock (_gate)
+            {
+                current = _running.FirstOrDefault(m => m.Member == change.Member);
+            }
+
+            switch (change.Action)
+            {
+                case MemberAction.Join when current is null:
+                    await StartMemberAsync(environment, runDirectory, change.Member);
+                    break;
+                case MemberAction.Leave when current is not null:
+                    Forget(current);
+                    await current.StopAsync();
+                    break;
+                case MemberAction.Dispose or MemberAction.Kill when current is not null:
+                    Forget(current);
+                    await current.AbandonAsync();
+                    if (change.Action == MemberAction.Kill)
+                    {
+                        _kills++;
+                        await StartMemberAsync(environment, runDirectory, change.Member);
+                    }
+
+                    break;
+                default:
+                    break;
+            }
+        }
+    }
+
+    private async Task StartMemberAsync(MemberEnvironment environment, string runDirectory, int member)
+    {
+        var incarnation = Interlocked.Increment(ref _incarnations);
+        MemberHandle handle;
+        if (_config.ChildProcesses)
+        {
+            _childJournals.Add(ChildMember.JournalPath(runDirectory, member, incarnation));
+            handle = ChildMember.Start(_environment, runDirectory, member, incarnation, _logs);
+        }
+        else
+        {
+            handle = await InProcessMember.StartAsync(_config, environment, member, incarnation, _journal, _logs);
+        }
+
+        _started++;
+        lock (_gate)
+        {
+            _running.Add(handle);
+        }
+    }
+
+    private void Forget(MemberHandle member)
+    {
+        lock (_gate)
+        {
+            _running.Remove(member);
+        }
+    }
+
+    private async Task StopMembersAsync(List<Violation> violations)
+    {
+        List<MemberHandle> running;
+        lock (_gate)
+        {
+            running = [.. _running];
+            _running.Clear();
+        }
+
+        foreach (var member in running)
+        {
+            try
+            {
+                await member.StopAsync();
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                violations.Add(new Violation("shutdown", $"member {member.Member}.{member.Incarnation} did not stop: {ex.Message}"));
+            }
+        }
+    }
+
+    /// <summary>Waits until every record is resolved and, where the broker keeps them, every offset is committed. Returns why not, if not.</summary>
+    private async Task<string?> WaitUntilDoneAsync(List<RecordSpec> records, Dictionary<int, long> highWatermarks, Stopwatch start, TimeSpan deadline)
+    {
+        // The embedded broker does not keep offsets committed in Kafka transactions: there, completion is the records alone.
+        var offsetsVisible = _config.Commit != CommitMode.Transactional;
+        while (true)
+        {
+            var unresolved = Unresolved(records);
+            var behind = offsetsVisible ? Behind(highWatermarks) : [];
+            if (unresolved.Count == 0 && behind.Count == 0)
+            {
+                return null;
+            }
+
+            if (start.Elapsed > deadline)
+            {
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"{LivenessBound.TotalSeconds:0} s after the last fault and membership change, {unresolved.Count} record(s) unresolved " +
+                    $"(first: {string.Join(", ", unresolved.Take(8).Select(r => $"p{r.Partition}@{r.Offset} {r.Kind}"))}); committed behind the end: " +
+                    $"{string.Join(", ", behind.Select(b => $"p{b.Partition} {b.Committed}/{b.End}"))}");
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    private List<RecordSpec> Unresolved(List<RecordSpec> records)
+    {
+        var handled = new HashSet<(int, long)>(_journal.Executions.Where(e => e.Succeeded).Select(e => (e.Partition, e.Offset)));
+        foreach (var path in _childJournals)
+        {
+            var child = new Journal();
+            child.Load(path);
+            handled.UnionWith(child.Executions.Where(e => e.Succeeded).Select(e => (e.Partition, e.Offset)));
+        }
+
+        lock (_gate)
+        {
+            return records.Where(r => r.Expected != Outcome.Nothing && !handled.Contains((r.Partition, r.Offset)) && !_deadLetters.ContainsKey((r.Partition, r.Offset))).ToList();
+        }
+    }
+
+    private List<(int Partition, long Committed, long End)> Behind(Dictionary<int, long> highWatermarks)
+    {
+        var latest = new Dictionary<int, long>();
+        lock (_gate)
+        {
+            foreach (var sample in _commitSamples)
+            {
+                latest[sample.Partition] = sample.Offset;
+            }
+        }
+
+        return highWatermarks.Where(h => !latest.TryGetValue(h.Key, out var committed) || committed < h.Value)
+            .Select(h => (h.Key, latest.GetValueOrDefault(h.Key, -1), h.Value)).ToList();
+    }
+
+    private void SampleCommits(MemberEnvironment environment, CancellationToken stop)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+        {
+            BootstrapServers = environment.BootstrapServers,
+            GroupId = environment.Group,
+            EnableAutoCommit = false,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        var partitions = Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartition(environment.Topic, p)).ToList();
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var committed = consumer.Committed(partitions, TimeSpan.FromSeconds(5));
+                var ticks = DateTime.UtcNow.Ticks;
+                lock (_gate)
+                {
+                    foreach (var c in committed.Where(c => c.Offset.Value >= 0))
+                    {
+                        _commitSamples.Add((ticks, c.Partition.Value, c.Offset.Value));
+                    }
+                }
+            }
+            catch (KafkaException)
+            {
+                // A fault may make the coordinator unreachable for a while; the next sample tries again.
+            }
+
+            stop.WaitHandle.WaitOne(250);
+        }
+    }
+
+    private void ReadDeadLetters(MemberEnvironment environment, CancellationToken stop)
+    {
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = environment.BootstrapServers,
+            GroupId = "dlq-reader",
+            EnableAutoCommit = false,
+            IsolationLevel = IsolationLevel.ReadUncommitted,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        consumer.Assign(Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartitionOffset(environment.Topic + ".dlq", p, Offset.Beginning)));
+        void Drain(TimeSpan wait)
+        {
+            while (consumer.Consume(wait) is { } result)
+            {
+                if (result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalPartition, out var partition)
+                    && result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalOffset, out var offset))
+                {
+                    var key = (int.Parse(System.Text.Encoding.ASCII.GetString(partition), CultureInfo.InvariantCulture), long.Parse(System.Text.Encoding.ASCII.GetString(offset), CultureInfo.InvariantCulture));
+                    var truncated = result.Message.Headers.TryGetLastBytes("dlq-value-truncated", out _);
+                    lock (_gate)
+                    {
+                        _deadLetters.TryAdd(key, new DeadLetterCopy(result.Message.Value, result.Message.Timestamp.UtcDateTime.Ticks, truncated));
+                    }
+                }
+
+                wait = TimeSpan.Zero;
+            }
+        }
+
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                Drain(TimeSpan.FromMilliseconds(200));
+            }
+            catch (ConsumeException)
+            {
+                // Faults on the brokers; the next poll goes on.
+            }
+        }
+
+        // Everything dead-lettered before the members stopped is in the topic: read to its end.
+        for (var i = 0; i < 10; i++)
+        {
+            try
+            {
+                Drain(TimeSpan.FromMilliseconds(300));
+            }
+            catch (ConsumeException)
+            {
+            }
+        }
+    }
+
+    private async Task DriveFaultsAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Stopwatch start, CancellationToken stop)
+    {
+        var undos = new List<Task>();
+        foreach (var fault in _config.Faults.OrderBy(f => f.AtMs))
+        {
+            var wait = TimeSpan.FromMilliseconds(fault.AtMs) - start.Elapsed;
+            try
+            {
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, stop);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            var undo = await ApplyAsync(cluster, environment, fault);
+            if (undo is null)
+            {
+                continue;
+            }
+
+            Interlocked.Increment(ref _faultsInjected);
+            undos.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    await Task.Delay(fault.ForMs, stop);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The run ends: undo now.
+                }
+
+                await undo();
+            }, CancellationToken.None));
+        }
+
+        await Task.WhenAll(undos);
+    }
+
+    /// <summary>Injects a fault; returns what undoes it, or null when it cannot be injected here (a store not run by this harness).</summary>
+    private async Task<Func<Task>?> ApplyAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Fault fault)
+    {
+        switch (fault.Kind)
+        {
+            case FaultKind.BrokerDown:
+                cluster.SetBrokerDown(fault.Broker);
+                return () => { cluster.SetBrokerUp(fault.Broker); return Task.CompletedTask; };
+            case FaultKind.RequestErrors:
+                {
+                    var api = Enum.Parse<KafkaApiKey>(fault.Api!);
+                    cluster.PushRequestErrors(api, Enumerable.Repeat(Enum.Parse<ErrorCode>(fault.Error!), fault.Count).ToArray());
+                    return () => { cluster.ClearRequestErrors(api); return Task.CompletedTask; };
+                }
+
+            case FaultKind.RoundTripDelay:
+                cluster.SetBrokerRoundTripTime(fault.Broker, TimeSpan.FromMilliseconds(fault.Count));
+                return () => { cluster.SetBrokerRoundTripTime(fault.Broker, TimeSpan.Zero); return Task.CompletedTask; };
+            case FaultKind.CoordinatorMove:
+                cluster.SetCoordinator(KafkaCoordinatorType.Group, environment.Group, fault.Broker);
+                return () => Task.CompletedTask;
+            case FaultKind.LeaderMove:
+                cluster.SetPartitionLeader(environment.Topic, fault.Partition, fault.Broker);
+                return () => Task.CompletedTask;
+            case FaultKind.DeadLetterUnwritable:
+                cluster.PushRequestErrors(KafkaApiKey.Produce, Enumerable.Repeat(ErrorCode.NotEnoughReplicas, fault.Count).ToArray());
+                return () => { cluster.ClearRequestErrors(KafkaApiKey.Produce); return Task.CompletedTask; };
+            case FaultKind.StoreDown:
+                return await StoreDownAsync(environment);
+            default:
+                return null;
+        }
+    }
+
+    private async Task<Func<Task>?> StoreDownAsync(MemberEnvironment environment)
+    {
+        switch (_config.Store)
+        {
+            case StoreKind.PostgresLease or StoreKind.PostgresTransactional when _environment.Postgres is { IsLocal: true } postgres:
+                await postgres.StopAsync();
+                return postgres.StartAsync;
+            case StoreKind.Redis when _environment.Redis is { IsLocal: true } redis:
+                redis.Pause();
+                return () => { redis.Resume(); return Task.CompletedTask; };
+            case StoreKind.SqliteLease or StoreKind.SqliteTransactional:
+                {
+                    // Another process's exclusive lock: every write of the store waits (or fails) until it is let go.
+                    var connection = new SqliteConnection($"Data Source={environment.SqlitePath};Pooling=False");
+                    await connection.OpenAsync();
+                    await using (var begin = new SqliteCommand("BEGIN EXCLUSIVE", connection))
+                    {
+                        begin.CommandTimeout = 30;
+                        await begin.ExecuteNonQueryAsync();
+                    }
+
+                    return async () =>
+                    {
+                        await using (var rollback = new SqliteCommand("ROLLBACK", connection))
+                        {
+                            await rollback.ExecuteNonQueryAsync();
+                        }
+
+                        await connection.DisposeAsync();
+                    };
+                }
+
+            default:
+                return null;
+        }
+    }
+
+    private static void RestoreCluster(EmbeddedKafkaCluster cluster)
+    {
+        for (var broker = 1; broker <= cluster.BrokerCount; broker++)
+        {
+            cluster.SetBrokerUp(broker);
+            cluster.SetBrokerRoundTripTime(broker, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>librdkafka's threads (named <c>rdk:*</c>) left in this process once every member is disposed.</summary>
+    private static string? HygieneFailure(int baseline)
+    {
+        // The harness's own clients are disposed by now; librdkafka ends its threads as a client is destroyed.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        int now;
+        while ((now = LibrdkafkaThreads()) > baseline && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(100);
+        }
+
+        return now > baseline
+            ? string.Create(CultureInfo.InvariantCulture, $"{now - baseline} librdkafka thread(s) still run after every member was disposed (baseline {baseline}, now {now}: {string.Join(", ", LibrdkafkaThreadNames())})")
+            : null;
+    }
+
+    private static int LibrdkafkaThreads() => LibrdkafkaThreadNames().Count;
+
+    private static List<string> LibrdkafkaThreadNames()
+    {
+        var names = new List<string>();
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                var name = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+                if (name.StartsWith("rdk:", StringComparison.Ordinal))
+                {
+                    names.Add(name);
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended while we looked.
+            }
+        }
+
+        return names;
+    }
+}
