@@ -37,6 +37,7 @@ internal sealed class RecordExecution
     private readonly Action<bool>? _onHold;
     private bool _holding;
     private int _attempts;
+    private Exception? _lastHandlerFailure;
     private DateTimeOffset _firstFailure;
     private DateTimeOffset _lastFailure;
     private CancellationToken _abortToken;
@@ -109,6 +110,7 @@ internal sealed class RecordExecution
     private async ValueTask<bool> ProcessRecordAsync(CancellationToken stop, CancellationToken abort)
     {
         _attempts = 0;
+        _lastHandlerFailure = null;
         _firstFailure = default;
         _abortToken = abort;
         try
@@ -142,7 +144,12 @@ internal sealed class RecordExecution
                     return false;
                 }
 
-                if (outcome.Exception is BrokenCircuitException or IdempotencyKeyHeldException || WaitsForTheCircuit(outcome))
+                var circuit = outcome.Exception is BrokenCircuitException || WaitsForTheCircuit(outcome);
+                if (circuit && CircuitTrialsExhausted())
+                {
+                    outcome = ProcessingOutcome.Failed(ProcessingStage.Handle, _lastHandlerFailure!);
+                }
+                else if (circuit || outcome.Exception is IdempotencyKeyHeldException)
                 {
                     // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
                     // After the break, the attempt below is the circuit's trial: the consumer makes it itself, so a circuit opened
@@ -206,6 +213,24 @@ internal sealed class RecordExecution
         && outcome.FailedStage == ProcessingStage.Handle
         && outcome.Exception is { } exception
         && _consumer.Classification.Classify(exception) == FailureKind.Transient;
+
+    /// <summary>
+    /// Gets a value indicating whether a record waiting for the circuit has had its chance: its retries and as many trials,
+    /// every one a transient failure. A record that fails on its own opens the circuit again with each trial, and it cannot
+    /// be told from a dependency that is down; without a bound it would hold its partition for ever. It is dead-lettered
+    /// with its last handler failure (log 223).
+    /// </summary>
+    private bool CircuitTrialsExhausted()
+    {
+        var maxAttempts = _consumer.Options.Retry.MaxAttempts;
+        if (_lastHandlerFailure is null || _attempts < 2L * maxAttempts)
+        {
+            return false;
+        }
+
+        Log.CircuitTrialsExhausted(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _attempts - maxAttempts);
+        return true;
+    }
 
     /// <summary>Decides what can be decided without deserializing: tombstones and oversize values.</summary>
     /// <param name="rejected">When the record does not go to the pipeline: success to skip it, or the failure to dead-letter it with.</param>
@@ -323,6 +348,11 @@ internal sealed class RecordExecution
 
         var exception = outcome.Exception!;
         var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
+        if (kind == FailureKind.Transient)
+        {
+            _lastHandlerFailure = exception;
+        }
+
         ReliableTracing.AttemptFailed(_activity, _attempts, DeadLetterPublisher.StageName(outcome.FailedStage), exception, kind);
         Log.RecordFailed(
             _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),

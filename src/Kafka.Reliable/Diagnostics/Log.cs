@@ -55,6 +55,9 @@ internal static partial class Log
     [LoggerMessage(208, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is a tombstone (null value), skipped as the Tombstones policy says")]
     public static partial void TombstoneSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
 
+    [LoggerMessage(223, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} used its retries and {Trials} trial(s) of the circuit, and failed each time while the circuit kept opening again; it is dead-lettered so that it does not hold its partition for ever (if its dependency is down for longer, raise CircuitBreaker:BreakDuration or Retry:MaxAttempts, and replay it later)")]
+    public static partial void CircuitTrialsExhausted(ILogger logger, string consumer, string topic, int partition, long offset, int trials);
+
     [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; partitions with records waiting pause, the records wait {BreakDuration} for a trial, and no record is dead-lettered while it is open")]
     public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
 

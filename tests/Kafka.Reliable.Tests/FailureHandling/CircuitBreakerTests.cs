@@ -90,6 +90,38 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         Assert.Equal([0, 1], handler.Handled.Select(h => h.Id));
     }
 
+    [Fact]
+    public async Task RecordFailingOnItsOwn_KeepsReopeningTheCircuit_IsDeadLetteredAfterItsTrials_AndThePartitionGoesOn()
+    {
+        // Found by the torture matrix (seed 510): a record whose transient failure never ends opened the circuit with its
+        // own retries, then failed every trial, and held its partition for ever (attempt 102 when the run gave up).
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(2, 1));
+        var handler = new RecordingHandler
+        {
+            Behavior = (message, _, _) => message.Id == 0 ? throw new TimeoutException("fails for this record only, every time") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Retry.MaxAttempts = 2;
+            o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+            o.CircuitBreaker.Enabled = true;
+            o.CircuitBreaker.FailureRatio = 0.5;
+            o.CircuitBreaker.MinimumThroughput = 2;
+            o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
+            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
+        });
+
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 2, "record 0 is dead-lettered after its trials and record 1 is handled", state: () => consumer.Logs.Dump());
+        Assert.Equal([1, 2, 3, 4], handler.Attempts.Where(a => a.Id == 0).Select(a => a.Attempt));
+        Assert.Equal(1, consumer.Logs.Count(223));
+        Assert.Equal(1, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
+        Assert.Equal([1], handler.Handled.Select(h => h.Id));
+    }
+
     private static HashSet<int> PausedPartitions(TestLogs logs) =>
         logs.Entries.Where(e => e.EventId == 201).Select(e => int.Parse(PartitionOf().Match(e.Message).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
 
