@@ -27,6 +27,28 @@ if (args is ["--pick-ci-seeds", var candidates])
     return 0;
 }
 
+if (args is ["--refusals"])
+{
+    // Asks the validator about every combination of dispatch mode, commit strategy and store: the refused ones are listed in docs/guarantees.md.
+    using var cluster = Kafka.Reliable.Testing.EmbeddedKafkaCluster.Start();
+    foreach (var commit in Enum.GetValues<CommitMode>())
+    {
+        foreach (var store in Enum.GetValues<StoreKind>())
+        {
+            foreach (var dispatch in Enum.GetValues<Kafka.Reliable.DispatchMode>())
+            {
+                var probe = TortureConfig.Draw(1) with { Commit = commit, Store = store, Dispatch = dispatch };
+                if (Coverage.Refusal(probe, cluster.BootstrapServers) is { } refusal)
+                {
+                    Console.WriteLine($"{commit} + {store} + {dispatch}: {refusal}");
+                }
+            }
+        }
+    }
+
+    return 0;
+}
+
 if (!TryParse(args, out var options, out var usage))
 {
     Console.Error.WriteLine(usage);
