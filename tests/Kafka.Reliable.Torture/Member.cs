@@ -290,7 +290,9 @@ public static class MemberHost
         o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(2);
         o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(700);
         o.Watchdog.RestartWhenStuck = config.Watchdog;
-        o.Watchdog.StuckAfter = TimeSpan.FromSeconds(3);
+        // Longer than the slowest handler the records ask for (a Slower record takes the longest timeout + 1.5 s): the watchdog
+        // is for consumers that are stuck, and one that restarts a healthy slow handler every time would never finish it.
+        o.Watchdog.StuckAfter = TimeSpan.FromMilliseconds(Math.Max(config.RevokeTimeoutMs, config.ShutdownTimeoutMs) + 4_000);
         o.Tombstones = config.Tombstones;
         if (config.MaxPayloadBytes > 0)
         {

@@ -56,8 +56,11 @@ public sealed record RunStats(int Records, int Executions, int DeadLetters, int 
 /// </summary>
 public sealed class TortureRun
 {
-    /// <summary>How long after the last fault and the last membership change the group has to finish.</summary>
-    public static readonly TimeSpan LivenessBound = TimeSpan.FromSeconds(90);
+    /// <summary>How long the group may make no progress at all once the last fault and membership change are past.</summary>
+    public static readonly TimeSpan LivenessBound = TimeSpan.FromSeconds(45);
+
+    /// <summary>The longest a run may take before it is failed as not done.</summary>
+    public static readonly TimeSpan RunCap = TimeSpan.FromMinutes(8);
 
     private readonly TortureConfig _config;
     private readonly TortureEnvironment _environment;
@@ -123,9 +126,8 @@ public sealed class TortureRun
         try
         {
             await DriveMembershipAsync(environment, runDirectory, start);
-            var lastChange = Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs));
-            var deadline = TimeSpan.FromMilliseconds(lastChange) + LivenessBound;
-            livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, deadline);
+            var lastChange = TimeSpan.FromMilliseconds(Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs)));
+            livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, lastChange);
         }
         finally
         {
@@ -280,11 +282,18 @@ public sealed class TortureRun
         }
     }
 
-    /// <summary>Waits until every record is resolved and, where the broker keeps them, every offset is committed. Returns why not, if not.</summary>
-    private async Task<string?> WaitUntilDoneAsync(List<RecordSpec> records, Dictionary<int, long> highWatermarks, Stopwatch start, TimeSpan deadline)
+    /// <summary>
+    /// Waits until every record is resolved and, where the broker keeps them, every offset is committed. Liveness is progress:
+    /// once the last fault and membership change are past, the run fails if nothing is resolved and no offset moves for
+    /// <see cref="LivenessBound"/> (a stall), or if it is not done within <see cref="RunCap"/> at all. A slow configuration
+    /// (tiny buffers, slow handlers) is not a stall. Returns why not done, if not.
+    /// </summary>
+    private async Task<string?> WaitUntilDoneAsync(List<RecordSpec> records, Dictionary<int, long> highWatermarks, Stopwatch start, TimeSpan lastChange)
     {
         // The embedded broker does not keep offsets committed in Kafka transactions: there, completion is the records alone.
         var offsetsVisible = _config.Commit != CommitMode.Transactional;
+        var progress = (-1, -1L);
+        var lastProgress = start.Elapsed;
         while (true)
         {
             var unresolved = Unresolved(records);
@@ -294,17 +303,27 @@ public sealed class TortureRun
                 return null;
             }
 
-            if (start.Elapsed > deadline)
+            var now = (unresolved.Count, behind.Sum(b => b.Committed));
+            if (now != progress)
+            {
+                progress = now;
+                lastProgress = start.Elapsed;
+            }
+
+            var stalled = start.Elapsed > lastChange && start.Elapsed - Max(lastProgress, lastChange) > LivenessBound;
+            if (stalled || start.Elapsed > RunCap)
             {
                 return string.Create(CultureInfo.InvariantCulture,
-                    $"{LivenessBound.TotalSeconds:0} s after the last fault and membership change, {unresolved.Count} record(s) unresolved " +
-                    $"(first: {string.Join(", ", unresolved.Take(8).Select(r => $"p{r.Partition}@{r.Offset} {r.Kind}"))}); committed behind the end: " +
-                    $"{string.Join(", ", behind.Select(b => $"p{b.Partition} {b.Committed}/{b.End}"))}");
+                    $"{(stalled ? $"no progress for {LivenessBound.TotalSeconds:0} s after the last fault and membership change" : $"not done after {RunCap.TotalMinutes:0} min")}: " +
+                    $"{unresolved.Count} record(s) unresolved (first: {string.Join(", ", unresolved.Take(8).Select(r => $"p{r.Partition}@{r.Offset} {r.Kind}"))}); " +
+                    $"committed behind the end: {string.Join(", ", behind.Select(b => $"p{b.Partition} {b.Committed}/{b.End}"))}");
             }
 
             await Task.Delay(200);
         }
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private List<RecordSpec> Unresolved(List<RecordSpec> records)
     {
