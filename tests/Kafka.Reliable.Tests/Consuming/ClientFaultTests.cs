@@ -19,7 +19,20 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, TestConsumer.Events(600, 2));
         var faults = new FaultyClient(failuresPerOperation: 3);
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.PartitionBufferSize = 16,
+        // The first record waits until the client has refused three pauses: its partition's buffer fills behind it, so the
+        // pauses happen whatever the fetch sizes and the machine's speed; draining it afterwards makes the resumes happen.
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, _, ct) =>
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (message.Id == 0 && faults.Failed("Pause") < 3 && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(10, ct);
+                }
+            },
+        };
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, configure: o => o.PartitionBufferSize = 16,
             services: s => s.AddSingleton<IClientInterceptor>(faults));
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2).Values.Sum() == 600, "every record is committed", state: () => consumer.Logs.Dump());
 
