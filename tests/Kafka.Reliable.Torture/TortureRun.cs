@@ -155,6 +155,15 @@ public sealed class TortureRun
         }
 
         var stats = new RunStats(records.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed);
+        var tail = _logs.Tail(60);
+        if (violations.Count > 0)
+        {
+            // Every line the members logged, for the failures the last lines do not explain.
+            var logFile = Path.Combine(Path.GetTempPath(), $"torture-{run}.log");
+            await File.WriteAllTextAsync(logFile, _logs.Tail(int.MaxValue));
+            tail += $"{Environment.NewLine}  (every log line of the run: {logFile})";
+        }
+
         _progress?.Invoke($"{(violations.Count == 0 ? "ok  " : "FAIL")} {_config.Describe()} | {stats}");
         try
         {
@@ -165,7 +174,7 @@ public sealed class TortureRun
             // Left in the temp folder; the environment removes it.
         }
 
-        return new RunResult(_config, null, violations, stats, _logs.Tail(60));
+        return new RunResult(_config, null, violations, stats, tail);
     }
 
     private async Task ProduceAsync(string bootstrapServers, string topic, List<RecordSpec> records)

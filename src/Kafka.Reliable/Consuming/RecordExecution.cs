@@ -38,6 +38,7 @@ internal sealed class RecordExecution
     private bool _holding;
     private int _attempts;
     private Exception? _lastHandlerFailure;
+    private int _handlerFailures;
     private DateTimeOffset _firstFailure;
     private DateTimeOffset _lastFailure;
     private CancellationToken _abortToken;
@@ -111,6 +112,7 @@ internal sealed class RecordExecution
     {
         _attempts = 0;
         _lastHandlerFailure = null;
+        _handlerFailures = 0;
         _firstFailure = default;
         _abortToken = abort;
         try
@@ -125,6 +127,7 @@ internal sealed class RecordExecution
                 : _consumer.FirstAttemptOutsidePipeline ? await FirstAttemptAsync(stop).ConfigureAwait(false)
                 : await AttemptThroughPipelineAsync(stop).ConfigureAwait(false);
             var heldRound = 0;
+            var storeRound = 0;
             while (true)
             {
                 if (outcome.IsSuccess)
@@ -149,7 +152,7 @@ internal sealed class RecordExecution
                 {
                     outcome = ProcessingOutcome.Failed(ProcessingStage.Handle, _lastHandlerFailure!);
                 }
-                else if (circuit || outcome.Exception is IdempotencyKeyHeldException)
+                else if (circuit || outcome.Exception is IdempotencyKeyHeldException or IdempotencyStoreUnavailableException)
                 {
                     // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
                     // After the break, the attempt below is the circuit's trial: the consumer makes it itself, so a circuit opened
@@ -158,6 +161,7 @@ internal sealed class RecordExecution
                     var wait = outcome.Exception switch
                     {
                         IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
+                        IdempotencyStoreUnavailableException unavailable => StoreWait(unavailable, ++storeRound),
                         BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
                         _ => _consumer.Options.CircuitBreaker.BreakDuration,
                     };
@@ -203,6 +207,14 @@ internal sealed class RecordExecution
         }
     }
 
+    /// <summary>How long a record waits for an idempotency store that could not be reached: the retry backoff, logged (224).</summary>
+    private TimeSpan StoreWait(IdempotencyStoreUnavailableException unavailable, int round)
+    {
+        var delay = RetryBackoff.Delay(_consumer.Options.Retry, round);
+        Log.IdempotencyStoreUnavailable(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, round, delay, unavailable.InnerException!.Message);
+        return delay;
+    }
+
     /// <summary>
     /// Gets a value indicating whether a record that ran out of retries must wait for the circuit instead of being
     /// dead-lettered: its last failure was transient and the circuit is open (that failure may be the one that opened it).
@@ -223,12 +235,12 @@ internal sealed class RecordExecution
     private bool CircuitTrialsExhausted()
     {
         var maxAttempts = _consumer.Options.Retry.MaxAttempts;
-        if (_lastHandlerFailure is null || _attempts < 2L * maxAttempts)
+        if (_lastHandlerFailure is null || _handlerFailures < 2L * maxAttempts)
         {
             return false;
         }
 
-        Log.CircuitTrialsExhausted(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _attempts - maxAttempts);
+        Log.CircuitTrialsExhausted(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _handlerFailures - maxAttempts);
         return true;
     }
 
@@ -348,9 +360,10 @@ internal sealed class RecordExecution
 
         var exception = outcome.Exception!;
         var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
-        if (kind == FailureKind.Transient)
+        if (kind == FailureKind.Transient && exception is not (IdempotencyKeyHeldException or IdempotencyStoreUnavailableException))
         {
             _lastHandlerFailure = exception;
+            _handlerFailures++;
         }
 
         ReliableTracing.AttemptFailed(_activity, _attempts, DeadLetterPublisher.StageName(outcome.FailedStage), exception, kind);

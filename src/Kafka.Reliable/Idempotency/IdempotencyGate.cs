@@ -309,3 +309,11 @@ internal sealed class IdempotencyKeyHeldException(TimeSpan retryAfter)
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
 }
+
+/// <summary>
+/// The idempotency store could not be asked for the message's key (it is down or unreachable). Not the record's fault: the
+/// record waits and tries again, holding its partition, without spending its retry attempts and without being
+/// dead-lettered, and the circuit does not count it.
+/// </summary>
+internal sealed class IdempotencyStoreUnavailableException(Exception inner)
+    : Exception($"The idempotency store could not be reached: {inner.Message}", inner);

@@ -101,10 +101,16 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
         {
             return ProcessingOutcome.Cancel(ex);
         }
+        catch (InvalidDataException ex)
+        {
+            // The record's own key is unusable (too long): that is the record's fault.
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+        }
         catch (Exception ex)
         {
-            // The store is unreachable: a failure of the handle stage like any dependency's, retried and counted by the circuit.
-            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+            // The store is unreachable. A healthy record must not spend its attempts (and end in the dead-letter topic) on an
+            // outage of the store: it waits for the store, holding its partition.
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, new IdempotencyStoreUnavailableException(ex));
         }
 
         if (decision == GateDecision.Duplicate)

@@ -65,6 +65,7 @@ internal static class HandlerResilience
         exception is not null
         && exception is not BrokenCircuitException
         && exception is not Idempotency.IdempotencyKeyHeldException
+        && exception is not Idempotency.IdempotencyStoreUnavailableException
         && !(exception is OperationCanceledException && stopping.IsCancellationRequested)
         && classification.Classify(exception) == FailureKind.Transient;
 }
