@@ -46,10 +46,11 @@ public sealed class Journal : IDisposable
         return execution;
     }
 
-    public void End(Execution execution, bool succeeded)
+    /// <summary>Ends an execution, now or (for a handler whose deferred effect was dropped) when its handler returned.</summary>
+    public void End(Execution execution, bool succeeded, long? atTicks = null)
     {
         execution.Succeeded = succeeded;
-        execution.EndTicks = DateTime.UtcNow.Ticks;
+        execution.EndTicks = atTicks ?? DateTime.UtcNow.Ticks;
         if (_file is not null)
         {
             Write(string.Create(CultureInfo.InvariantCulture, $"E|{execution.Member}|{execution.Epoch}|{execution.Partition}|{execution.Offset}|{execution.Attempt}|{(succeeded ? 1 : 0)}|{execution.EndTicks}"));

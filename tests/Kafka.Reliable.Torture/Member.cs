@@ -54,17 +54,22 @@ public sealed class EpochTracker(long incarnation) : IRebalanceHandler
     }
 }
 
-/// <summary>Acknowledges deferred acknowledgements later, in small batches, as a batching handler would.</summary>
+/// <summary>
+/// A batching handler's second half: the effects of records whose acknowledgement was deferred happen when the batch is
+/// written (every 50 ms), then the records are acknowledged. A member that goes away first never writes its last batch:
+/// those effects never happened, and their records must be delivered and handled again (never skipped as duplicates).
+/// </summary>
 public sealed class DeferredAcker : IDisposable
 {
-    private readonly ConcurrentQueue<MessageAcknowledgement> _pending = new();
+    private readonly ConcurrentQueue<(MessageAcknowledgement Acknowledgement, Execution Execution, Journal Journal, long ReturnedTicks)> _pending = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private int _disposed;
 
     public DeferredAcker() => _loop = Task.Run(LoopAsync);
 
-    public void Add(MessageAcknowledgement acknowledgement) => _pending.Enqueue(acknowledgement);
+    public void Add(MessageAcknowledgement acknowledgement, Execution execution, Journal journal) =>
+        _pending.Enqueue((acknowledgement, execution, journal, DateTime.UtcNow.Ticks));
 
     public void Dispose()
     {
@@ -77,6 +82,11 @@ public sealed class DeferredAcker : IDisposable
         _stop.Cancel();
         _loop.Wait();
         _stop.Dispose();
+        while (_pending.TryDequeue(out var pending))
+        {
+            // Its handler returned long ago: the execution is over, without its effect.
+            pending.Journal.End(pending.Execution, succeeded: false, pending.ReturnedTicks);
+        }
     }
 
     private async Task LoopAsync()
@@ -86,15 +96,16 @@ public sealed class DeferredAcker : IDisposable
             while (true)
             {
                 await Task.Delay(50, _stop.Token);
-                while (_pending.TryDequeue(out var acknowledgement))
+                while (_pending.TryDequeue(out var pending))
                 {
-                    acknowledgement.Acknowledge();
+                    pending.Journal.End(pending.Execution, succeeded: true);
+                    pending.Acknowledgement.Acknowledge();
                 }
             }
         }
         catch (OperationCanceledException)
         {
-            // Stopping: what is still pending is never acknowledged, as in a crash; it must be delivered again.
+            // Stopping: the batch not written yet is lost with the member.
         }
     }
 }
@@ -107,6 +118,7 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
         var key = context.HasKey ? Encoding.UTF8.GetString(context.Key.Span) : string.Empty;
         var execution = journal.Start(member, epochs.EpochOf(context.Partition), context.Partition, context.Offset, key, context.Attempt);
         var succeeded = false;
+        var deferred = false;
         try
         {
             switch (job?.Do)
@@ -131,23 +143,27 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
             }
 
             await ApplyEffectAsync(context, cancellationToken);
-            switch (config.Commit)
+            if (config.Commit == CommitMode.ManualDeferred)
             {
-                case CommitMode.ManualImmediate:
-                    context.Acknowledge();
-                    break;
-                case CommitMode.ManualDeferred:
-                    acker.Add(context.DeferAcknowledgement());
-                    break;
-                default:
-                    break;
+                // The effect happens with the batch, later; the acker ends the execution then.
+                acker.Add(context.DeferAcknowledgement(), execution, journal);
+                deferred = true;
+                return;
+            }
+
+            if (config.Commit == CommitMode.ManualImmediate)
+            {
+                context.Acknowledge();
             }
 
             succeeded = true;
         }
         finally
         {
-            journal.End(execution, succeeded);
+            if (!deferred)
+            {
+                journal.End(execution, succeeded);
+            }
         }
     }
 

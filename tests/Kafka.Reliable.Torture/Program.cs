@@ -123,7 +123,7 @@ static async Task<int> RunMemberAsync(string[] args)
 
 static bool TryParse(string[] args, out SoakOptions options, out string usage)
 {
-    usage = "usage: [--minutes M] [--runs N] [--seed S ...] [--config Axis=Value ...]   (axes: Dispatch, Commit, Store, CircuitBreaker, Watchdog, Tombstones, Translator, ChildProcesses)";
+    usage = "usage: [--minutes M] [--runs N] [--seed S ...] [--config Axis=Value ...]   (axes: any property of the configuration, e.g. Dispatch, Commit, Store, Keys; Fault=<kind> and Membership=<action> match a schedule entry)";
     options = new SoakOptions();
     for (var i = 0; i < args.Length; i++)
     {
@@ -175,6 +175,27 @@ internal sealed class SoakOptions
     {
         foreach (var (axis, wanted) in Filters)
         {
+            // Schedules match when any of their entries does: --config Fault=StoreDown, --config Membership=Kill.
+            if (axis.Equals("Fault", StringComparison.OrdinalIgnoreCase))
+            {
+                if (!config.Faults.Any(f => f.Kind.ToString().Equals(wanted, StringComparison.OrdinalIgnoreCase)))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            if (axis.Equals("Membership", StringComparison.OrdinalIgnoreCase))
+            {
+                if (!config.Membership.Any(m => m.Action.ToString().Equals(wanted, StringComparison.OrdinalIgnoreCase)))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
             var property = typeof(TortureConfig).GetProperty(axis, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
             if (property is null || !string.Equals(property.GetValue(config)?.ToString(), wanted, StringComparison.OrdinalIgnoreCase))
             {

@@ -38,7 +38,8 @@ public sealed class TortureEnvironment : IAsyncDisposable
                 {
                     var server = await PostgresAsync();
                     var name = "torture_" + run;
-                    await using (var connection = new NpgsqlConnection(server.ConnectionString))
+                    // Not pooled: a store-down fault of an earlier run restarted the server, which breaks pooled connections.
+                    await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Pooling = false }.ConnectionString))
                     {
                         await connection.OpenAsync();
                         await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
@@ -46,7 +47,7 @@ public sealed class TortureEnvironment : IAsyncDisposable
                     }
 
                     var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = name, MaxPoolSize = 40 }.ConnectionString;
-                    await using (var connection = new NpgsqlConnection(connectionString))
+                    await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString))
                     {
                         await connection.OpenAsync();
                         await using var create = new NpgsqlCommand("CREATE TABLE effects (partition int NOT NULL, record_offset bigint NOT NULL)", connection);
@@ -80,7 +81,7 @@ public sealed class TortureEnvironment : IAsyncDisposable
         if (store == StoreKind.PostgresTransactional)
         {
             NpgsqlConnection.ClearAllPools();
-            await using var connection = new NpgsqlConnection(environment.Postgres);
+            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(environment.Postgres) { Pooling = false }.ConnectionString);
             await connection.OpenAsync();
             await using var select = new NpgsqlCommand("SELECT partition, record_offset, count(*) FROM effects GROUP BY partition, record_offset", connection);
             await using var reader = await select.ExecuteReaderAsync();

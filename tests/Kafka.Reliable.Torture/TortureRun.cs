@@ -111,22 +111,27 @@ public sealed class TortureRun
             return new RunResult(_config, refusal, [], new RunStats(records.Count, 0, 0, 0, 0, 0, 0, clock.Elapsed), string.Empty);
         }
 
-        await ProduceAsync(cluster.BootstrapServers, topic, records);
+        // A first wave before the members start; the rest arrives in waves while the faults and membership changes play out,
+        // so that they meet records in flight however fast the configuration consumes.
+        var firstWave = records.Count * 2 / 5;
+        await ProduceAsync(cluster.BootstrapServers, topic, records, 0, firstWave, null);
 
         // The cluster's own threads, all started by now (it has served the producer, which is disposed).
         var baselineThreads = LibrdkafkaThreads();
-        var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
+        var lastChange = TimeSpan.FromMilliseconds(Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs)));
 
         using var stop = new CancellationTokenSource();
         var sampler = Task.Run(() => SampleCommits(environment, stop.Token));
         var deadLetterReader = Task.Run(() => ReadDeadLetters(environment, stop.Token));
         var start = Stopwatch.StartNew();
         var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, stop.Token));
+        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, records, firstWave, records.Count, (start, lastChange)));
         string? livenessFailure = null;
         try
         {
             await DriveMembershipAsync(environment, runDirectory, start);
-            var lastChange = TimeSpan.FromMilliseconds(Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs)));
+            await waves;
+            var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
             livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, lastChange);
         }
         finally
@@ -177,7 +182,8 @@ public sealed class TortureRun
         return new RunResult(_config, null, violations, stats, tail);
     }
 
-    private async Task ProduceAsync(string bootstrapServers, string topic, List<RecordSpec> records)
+    /// <summary>Produces records [from, to): at once, or in five waves spread until a little after the last scheduled change.</summary>
+    private static async Task ProduceAsync(string bootstrapServers, string topic, List<RecordSpec> records, int from, int to, (Stopwatch Clock, TimeSpan LastChange)? spread)
     {
         using var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig
         {
@@ -186,16 +192,28 @@ public sealed class TortureRun
             LingerMs = 5,
             EnableIdempotence = true,
         }).SetLogHandler(static (_, _) => { }).Build();
-        var pending = records.Select(r => producer.ProduceAsync(topic, new Message<byte[]?, byte[]?>
+        const int Waves = 5;
+        var span = spread is { } s ? Max(s.LastChange, TimeSpan.FromSeconds(3)) + TimeSpan.FromSeconds(1) : TimeSpan.Zero;
+        for (var wave = 0; wave < (spread is null ? 1 : Waves); wave++)
         {
-            Key = System.Text.Encoding.UTF8.GetBytes(r.Key),
-            Value = r.Value,
-        })).ToList();
-        var results = await Task.WhenAll(pending);
-        for (var i = 0; i < records.Count; i++)
-        {
-            records[i].Partition = results[i].Partition.Value;
-            records[i].Offset = results[i].Offset.Value;
+            var (first, last) = spread is null ? (from, to) : (from + ((to - from) * wave / Waves), from + ((to - from) * (wave + 1) / Waves));
+            if (spread is { } timing && span * (wave + 1) / Waves - timing.Clock.Elapsed is { } wait && wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait);
+            }
+
+            var pending = records.Skip(first).Take(last - first).Select(r => producer.ProduceAsync(topic, new Message<byte[]?, byte[]?>
+            {
+                Key = System.Text.Encoding.UTF8.GetBytes(r.Key),
+                Value = r.Value,
+            })).ToList();
+            var results = await Task.WhenAll(pending);
+            for (var i = 0; i < results.Length; i++)
+            {
+                // Set before the record counts as produced (an offset of -1 means not yet).
+                records[first + i].Partition = results[i].Partition.Value;
+                records[first + i].Offset = results[i].Offset.Value;
+            }
         }
     }
 
@@ -346,7 +364,7 @@ public sealed class TortureRun
 
         lock (_gate)
         {
-            return records.Where(r => r.Expected != Outcome.Nothing && !handled.Contains((r.Partition, r.Offset)) && !_deadLetters.ContainsKey((r.Partition, r.Offset))).ToList();
+            return records.Where(r => r.Offset < 0 || (r.Expected != Outcome.Nothing && !handled.Contains((r.Partition, r.Offset)) && !_deadLetters.ContainsKey((r.Partition, r.Offset)))).ToList();
         }
     }
 
@@ -534,7 +552,13 @@ public sealed class TortureRun
         {
             case StoreKind.PostgresLease or StoreKind.PostgresTransactional when _environment.Postgres is { IsLocal: true } postgres:
                 await postgres.StopAsync();
-                return postgres.StartAsync;
+                return async () =>
+                {
+                    await postgres.StartAsync();
+
+                    // The pools hold connections to the stopped server; the next run must not inherit them.
+                    Npgsql.NpgsqlConnection.ClearAllPools();
+                };
             case StoreKind.Redis when _environment.Redis is { IsLocal: true } redis:
                 redis.Pause();
                 return () => { redis.Resume(); return Task.CompletedTask; };

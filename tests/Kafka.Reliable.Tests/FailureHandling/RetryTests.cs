@@ -69,7 +69,9 @@ public sealed class RetryTests(KafkaBrokerFixture broker)
         Assert.Equal(key, dead.Message.Key);
         Assert.Equal(value, dead.Message.Value);
         string Header(string name) => Encoding.UTF8.GetString(dead.Message.Headers.GetLastBytes(name));
-        Assert.Equal("00-abc-def-01", Header("traceparent"));
+        // Kept as it was, unless something listens to the library's activities (another test running meanwhile may): then
+        // it is the dead-letter publish span's (docs/observability.md).
+        Assert.Matches("^(00-abc-def-01|00-[0-9a-f]{32}-[0-9a-f]{16}-0[01])$", Header("traceparent"));
         Assert.Equal([0, 255, 7], dead.Message.Headers.GetLastBytes("binary"));
         Assert.Equal(topic, Header(DeadLetterHeaders.OriginalTopic));
         Assert.Equal("1", Header(DeadLetterHeaders.OriginalPartition));
