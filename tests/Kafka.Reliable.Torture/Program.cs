@@ -80,7 +80,18 @@ while (true)
         break;
     }
 
-    var result = await TortureRun.RunAsync(seed, environment, line => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {line}"));
+    RunResult result;
+    try
+    {
+        result = await TortureRun.RunAsync(seed, environment, line => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {line}"));
+    }
+    catch (Exception ex)
+    {
+        // The harness itself failed (a server it needs, the machine): a failed run with its seed, not the end of the soak.
+        var config = TortureConfig.Draw(seed);
+        result = new RunResult(config, null, [new Violation("harness", ex.ToString())], new RunStats(config.Records, 0, 0, 0, 0, 0, 0, TimeSpan.Zero), string.Empty);
+    }
+
     results.Add(result);
     if (result.Refused is not null)
     {
