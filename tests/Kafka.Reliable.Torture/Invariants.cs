@@ -59,10 +59,6 @@ public sealed class Invariants
         return violations;
     }
 
-    private int Effects(RecordSpec record) => ExactlyOnceStore
-        ? _storeEffects.GetValueOrDefault((record.Partition, record.Offset))
-        : _executions.Count(e => e.Succeeded && e.Partition == record.Partition && e.Offset == record.Offset);
-
     /// <summary>No loss, and every record where its kind says: handled, dead-lettered with its original bytes, or skipped.</summary>
     private IEnumerable<Violation> Outcomes()
     {

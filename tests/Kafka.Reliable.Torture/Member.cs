@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text;
 using Confluent.Kafka;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace Kafka.Reliable.Torture;
 
@@ -169,30 +168,22 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
 
     private async ValueTask ApplyEffectAsync(MessageContext context, CancellationToken cancellationToken)
     {
-        switch (config.Store)
+        (DbConnection? connection, DbTransaction? transaction) = config.Store switch
         {
-            case StoreKind.PostgresTransactional:
-                {
-                    var transaction = context.GetNpgsqlTransaction();
-                    await using var insert = new NpgsqlCommand("INSERT INTO effects (partition, record_offset) VALUES (@p, @o)", transaction.Connection, transaction.Transaction);
-                    insert.Parameters.AddWithValue("p", context.Partition);
-                    insert.Parameters.AddWithValue("o", context.Offset);
-                    await insert.ExecuteNonQueryAsync(cancellationToken);
-                    break;
-                }
-
-            case StoreKind.SqliteTransactional:
-                {
-                    var transaction = context.GetSqliteTransaction();
-                    await using var insert = new SqliteCommand("INSERT INTO effects (partition, record_offset) VALUES ($p, $o)", transaction.Connection, transaction.Transaction);
-                    insert.Parameters.AddWithValue("$p", context.Partition);
-                    insert.Parameters.AddWithValue("$o", context.Offset);
-                    await insert.ExecuteNonQueryAsync(cancellationToken);
-                    break;
-                }
-
-            default:
-                break;
+            StoreKind.PostgresTransactional => ((DbConnection?)context.GetNpgsqlTransaction().Connection, (DbTransaction?)context.GetNpgsqlTransaction().Transaction),
+            StoreKind.SqliteTransactional => (context.GetSqliteTransaction().Connection, context.GetSqliteTransaction().Transaction),
+            _ => (null, null),
+        };
+        if (connection is not null)
+        {
+            // The effect, in the store's transaction: one row per record handled, with no unique constraint, so that a second
+            // effect would be counted rather than refused.
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = "INSERT INTO effects (partition, record_offset) VALUES (@p, @o)";
+            AddParameter(insert, "@p", context.Partition);
+            AddParameter(insert, "@o", context.Offset);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
         }
 
         if (config.Commit == CommitMode.Transactional)
@@ -203,6 +194,14 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
                 Value = Encoding.ASCII.GetBytes($"{context.Partition}:{context.Offset}"),
             });
         }
+    }
+
+    private static void AddParameter(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
     }
 }
 

@@ -22,8 +22,6 @@ public sealed class RunLogs
     public void Add(int member, long incarnation, LogLevel level, int eventId, string message) =>
         _entries.Enqueue(new Entry(DateTime.UtcNow, member, incarnation, level, eventId, message));
 
-    public int Count(int eventId) => _entries.Count(e => e.EventId == eventId);
-
     public string Tail(int count) =>
         string.Join(Environment.NewLine, _entries.TakeLast(count).Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.At:HH:mm:ss.fff} m{e.Member}.{e.Incarnation} [{e.Level} {e.EventId}] {e.Message}")));
 

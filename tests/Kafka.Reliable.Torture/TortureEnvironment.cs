@@ -22,8 +22,8 @@ public sealed class TortureEnvironment : IAsyncDisposable
 
     public string Directory { get; }
 
-    /// <summary>Gets or sets the path of the harness's own assembly, which child members run.</summary>
-    public string HarnessPath { get; set; } = Path.Combine(AppContext.BaseDirectory, "Kafka.Reliable.Torture.dll");
+    /// <summary>Gets the path of the harness's own assembly, which child members run.</summary>
+    public string HarnessPath { get; } = Path.Combine(AppContext.BaseDirectory, "Kafka.Reliable.Torture.dll");
 
     public PostgresServer? Postgres => _postgres;
 
@@ -129,39 +129,25 @@ public sealed class TortureEnvironment : IAsyncDisposable
         _gate.Dispose();
     }
 
-    private async Task<PostgresServer> PostgresAsync()
+    private Task<PostgresServer> PostgresAsync() => StartOnceAsync(() => _postgres, started => _postgres = started);
+
+    private Task<RedisServer> RedisAsync() => StartOnceAsync(() => _redis, started => _redis = started);
+
+    private async Task<T> StartOnceAsync<T>(Func<T?> current, Action<T> keep)
+        where T : class, IAsyncLifetime, new()
     {
         await _gate.WaitAsync();
         try
         {
-            if (_postgres is null)
+            if (current() is { } running)
             {
-                var server = new PostgresServer();
-                await server.InitializeAsync();
-                _postgres = server;
+                return running;
             }
 
-            return _postgres;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    private async Task<RedisServer> RedisAsync()
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_redis is null)
-            {
-                var server = new RedisServer();
-                await server.InitializeAsync();
-                _redis = server;
-            }
-
-            return _redis;
+            var server = new T();
+            await server.InitializeAsync();
+            keep(server);
+            return server;
         }
         finally
         {

@@ -152,9 +152,10 @@ internal sealed class RecordExecution
                 {
                     outcome = ProcessingOutcome.Failed(ProcessingStage.Handle, _lastHandlerFailure!);
                 }
-                else if (circuit || outcome.Exception is IdempotencyKeyHeldException or IdempotencyStoreUnavailableException)
+                else if (circuit || outcome.Exception is IdempotencyWaitException)
                 {
-                    // Not the record's fault: wait for the circuit, or for the consumer holding its key, without spending attempts.
+                    // Not the record's fault: wait for the circuit, for the consumer holding its key, or for the store, without
+                    // spending attempts.
                     // After the break, the attempt below is the circuit's trial: the consumer makes it itself, so a circuit opened
                     // by the last record there was still recovers without any other record arriving.
                     Hold(true);
@@ -235,7 +236,7 @@ internal sealed class RecordExecution
     private bool CircuitTrialsExhausted()
     {
         var maxAttempts = _consumer.Options.Retry.MaxAttempts;
-        if (_lastHandlerFailure is null || _handlerFailures < 2L * maxAttempts)
+        if (_handlerFailures < 2L * maxAttempts)
         {
             return false;
         }
@@ -360,7 +361,7 @@ internal sealed class RecordExecution
 
         var exception = outcome.Exception!;
         var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
-        if (kind == FailureKind.Transient && exception is not (IdempotencyKeyHeldException or IdempotencyStoreUnavailableException))
+        if (kind == FailureKind.Transient && exception is not IdempotencyWaitException)
         {
             _lastHandlerFailure = exception;
             _handlerFailures++;

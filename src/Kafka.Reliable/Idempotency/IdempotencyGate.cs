@@ -301,19 +301,19 @@ internal sealed class IdempotencyGate
 }
 
 /// <summary>
-/// The message's key is being handled by another consumer (its lease has not expired): the record waits and tries again,
-/// without spending its retry attempts.
+/// A failure to take the message's key that is not the record's fault: the record waits and tries again, holding its
+/// partition (or key), without spending its retry attempts, without being dead-lettered, and without counting for the
+/// circuit.
 /// </summary>
+internal abstract class IdempotencyWaitException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The message's key is being handled by another consumer (its lease has not expired).</summary>
 internal sealed class IdempotencyKeyHeldException(TimeSpan retryAfter)
-    : Exception($"The message's idempotency key is held by another consumer for up to {retryAfter}.")
+    : IdempotencyWaitException($"The message's idempotency key is held by another consumer for up to {retryAfter}.")
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
 }
 
-/// <summary>
-/// The idempotency store could not be asked for the message's key (it is down or unreachable). Not the record's fault: the
-/// record waits and tries again, holding its partition, without spending its retry attempts and without being
-/// dead-lettered, and the circuit does not count it.
-/// </summary>
+/// <summary>The idempotency store could not be asked for the message's key (it is down or unreachable).</summary>
 internal sealed class IdempotencyStoreUnavailableException(Exception inner)
-    : Exception($"The idempotency store could not be reached: {inner.Message}", inner);
+    : IdempotencyWaitException($"The idempotency store could not be reached: {inner.Message}", inner);

@@ -89,22 +89,26 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
     private async ValueTask<ProcessingOutcome> ProcessOnceAsync(IdempotencyGate gate, TMessage message, TDomain domain, MessageContext context, CancellationToken cancellationToken)
     {
         string key;
+        try
+        {
+            key = gate.KeyFor(_keySelector?.Invoke(message, context), context);
+        }
+        catch (Exception ex)
+        {
+            // The key selector failed or the key is unusable (too long): that is the record's fault.
+            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+        }
+
         GateDecision decision;
         TimeSpan retryAfter;
         HeldKey? held;
         try
         {
-            key = gate.KeyFor(_keySelector?.Invoke(message, context), context);
             (decision, retryAfter, held) = await gate.BeginAsync(key, context, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
         {
             return ProcessingOutcome.Cancel(ex);
-        }
-        catch (InvalidDataException ex)
-        {
-            // The record's own key is unusable (too long): that is the record's fault.
-            return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
         }
         catch (Exception ex)
         {

@@ -64,8 +64,7 @@ internal static class HandlerResilience
     private static bool IsTransient(Exception? exception, ExceptionClassification classification, CancellationToken stopping) =>
         exception is not null
         && exception is not BrokenCircuitException
-        && exception is not Idempotency.IdempotencyKeyHeldException
-        && exception is not Idempotency.IdempotencyStoreUnavailableException
+        && exception is not Idempotency.IdempotencyWaitException
         && !(exception is OperationCanceledException && stopping.IsCancellationRequested)
         && classification.Classify(exception) == FailureKind.Transient;
 }

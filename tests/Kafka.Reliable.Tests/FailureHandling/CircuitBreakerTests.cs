@@ -67,16 +67,7 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
             Behavior = (_, context, _) => context.Attempt <= 2 ? throw new TimeoutException("the database is down") : ValueTask.CompletedTask,
         };
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
-        {
-            o.Retry.MaxAttempts = 2;
-            o.Retry.Delay = TimeSpan.FromMilliseconds(10);
-            o.CircuitBreaker.Enabled = true;
-            o.CircuitBreaker.FailureRatio = 0.5;
-            o.CircuitBreaker.MinimumThroughput = 2;
-            o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
-            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
-        });
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, BreakerOpenedByOneRecord);
 
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 1, "record 0 is handled by the circuit's trial and committed", state: () => consumer.Logs.Dump());
         Assert.Equal([1, 2, 3], handler.Attempts.Select(a => a.Attempt));
@@ -104,22 +95,25 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
             Behavior = (message, _, _) => message.Id == 0 ? throw new TimeoutException("fails for this record only, every time") : ValueTask.CompletedTask,
         };
 
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
-        {
-            o.Retry.MaxAttempts = 2;
-            o.Retry.Delay = TimeSpan.FromMilliseconds(10);
-            o.CircuitBreaker.Enabled = true;
-            o.CircuitBreaker.FailureRatio = 0.5;
-            o.CircuitBreaker.MinimumThroughput = 2;
-            o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
-            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
-        });
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, BreakerOpenedByOneRecord);
 
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 2, "record 0 is dead-lettered after its trials and record 1 is handled", state: () => consumer.Logs.Dump());
         Assert.Equal([1, 2, 3, 4], handler.Attempts.Where(a => a.Id == 0).Select(a => a.Attempt));
         Assert.Equal(1, consumer.Logs.Count(223));
         Assert.Equal(1, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
         Assert.Equal([1], handler.Handled.Select(h => h.Id));
+    }
+
+    /// <summary>Two attempts per record, and a circuit that two failures open: one record's retries alone open it.</summary>
+    private static void BreakerOpenedByOneRecord(ReliableConsumerOptions o)
+    {
+        o.Retry.MaxAttempts = 2;
+        o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+        o.CircuitBreaker.Enabled = true;
+        o.CircuitBreaker.FailureRatio = 0.5;
+        o.CircuitBreaker.MinimumThroughput = 2;
+        o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
+        o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
     }
 
     private static HashSet<int> PausedPartitions(TestLogs logs) =>
