@@ -456,6 +456,15 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets, per assigned partition, the records read and not yet released, for metrics (any thread; a moment's view).</summary>
+    public IEnumerable<(string Topic, int Partition, long Buffered)> BufferedRecords()
+    {
+        foreach (var worker in _snapshot)
+        {
+            yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
+        }
+    }
+
     /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
     public int PausedPartitions() => _snapshot.Count(w => w.Paused);
 

@@ -57,6 +57,11 @@ internal static class ReliableMetrics
     {
         Meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");
         Meter.CreateObservableUpDownCounter("kafka.reliable.records.in_flight", ObserveInFlight, "{record}", "Records being handled now.");
+        Meter.CreateObservableUpDownCounter(
+            "kafka.reliable.records.buffered",
+            ObserveBuffered,
+            "{record}",
+            "Per partition: records read from Kafka and not yet released (waiting, being handled, or done behind an unfinished one); at most PartitionBufferSize while the client accepts pauses.");
         Meter.CreateObservableUpDownCounter("kafka.reliable.partitions.paused", ObservePaused, "{partition}", "Assigned partitions that are paused (full buffer, failing record, open circuit).");
     }
 
@@ -90,14 +95,19 @@ internal static class ReliableMetrics
         }
     }
 
-    private static IEnumerable<Measurement<long>> ObserveLag()
+    private static IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static runner => runner.Lags());
+
+    private static IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static runner => runner.BufferedRecords());
+
+    /// <summary>One measurement per assigned partition of every live consumer, tagged with the consumer, group, topic and partition.</summary>
+    private static IEnumerable<Measurement<long>> PerPartition(Func<ConsumerRunner, IEnumerable<(string Topic, int Partition, long Value)>> values)
     {
         foreach (var runner in Live.Keys)
         {
-            foreach (var (topic, partition, lag) in runner.Lags())
+            foreach (var (topic, partition, value) in values(runner))
             {
                 yield return new Measurement<long>(
-                    lag,
+                    value,
                     Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
                     Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
                     Tag(KafkaReliableDiagnostics.TopicTag, topic),

@@ -38,4 +38,38 @@ public sealed class MetricsTests(KafkaBrokerFixture broker)
         Assert.True(metrics.Count("kafka.reliable.commit.duration") >= 1, "commits are timed");
         Assert.Equal(0, metrics.Sum("kafka.reliable.commit.failures"));
     }
+
+    [Fact]
+    public async Task BufferedRecords_HoldAtMostTheBuffer_BehindASlowRecord_AndDrainToZero()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(200, 1));
+        using var metrics = new GroupMetrics(group);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            // The first record waits: the partition's buffer fills behind it and the partition is paused.
+            Behavior = async (message, _, ct) =>
+            {
+                if (message.Id == 0)
+                {
+                    await release.Task.WaitAsync(ct);
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, configure: o => o.PartitionBufferSize = 16);
+        await Eventually.TrueAsync(
+            () => metrics.LatestPerPartition("kafka.reliable.records.buffered").GetValueOrDefault("0") == 16,
+            "the partition holds a full buffer (16 records) behind the waiting record",
+            state: () => string.Join(", ", metrics.LatestPerPartition("kafka.reliable.records.buffered").Select(b => $"p{b.Key}={b.Value}")));
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 200, "every record is committed");
+        await Eventually.TrueAsync(
+            () => metrics.LatestPerPartition("kafka.reliable.records.buffered").GetValueOrDefault("0", -1) == 0,
+            "nothing is buffered once every record is done");
+        Assert.Equal(16, metrics.Max("kafka.reliable.records.buffered"));
+    }
 }

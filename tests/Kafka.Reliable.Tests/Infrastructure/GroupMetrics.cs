@@ -30,17 +30,23 @@ internal sealed class GroupMetrics : IDisposable
     public int Count(string instrument) => _measurements.Count(m => m.Instrument == instrument);
 
     /// <summary>Collects the observable instruments now, and returns the latest lag per partition.</summary>
-    public Dictionary<string, double> Lag()
+    public Dictionary<string, double> Lag() => LatestPerPartition("kafka.reliable.consumer.lag");
+
+    /// <summary>Collects the observable instruments now, and returns the latest value of a per-partition instrument per partition.</summary>
+    public Dictionary<string, double> LatestPerPartition(string instrument)
     {
         _listener.RecordObservableInstruments();
-        var lag = new Dictionary<string, double>();
-        foreach (var measurement in _measurements.Where(m => m.Instrument == "kafka.reliable.consumer.lag"))
+        var latest = new Dictionary<string, double>();
+        foreach (var measurement in _measurements.Where(m => m.Instrument == instrument))
         {
-            lag[(string)measurement.Tags[KafkaReliableDiagnostics.PartitionTag]!] = measurement.Value;
+            latest[(string)measurement.Tags[KafkaReliableDiagnostics.PartitionTag]!] = measurement.Value;
         }
 
-        return lag;
+        return latest;
     }
+
+    /// <summary>The largest value measured for an instrument so far (0 if none).</summary>
+    public double Max(string instrument) => _measurements.Where(m => m.Instrument == instrument).Select(m => m.Value).DefaultIfEmpty().Max();
 
     public void Dispose() => _listener.Dispose();
 
