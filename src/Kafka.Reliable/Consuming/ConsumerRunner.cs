@@ -326,6 +326,21 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
     }
 
+    /// <summary>Pauses the partitions a stopping consumer drains; a refusal the client may lift is logged and reported.</summary>
+    private bool TryPause(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions, PartitionWorker first)
+    {
+        try
+        {
+            consumer.Pause(partitions);
+            return true;
+        }
+        catch (KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            PartitionOperationFailed("pause", first, ex);
+            return false;
+        }
+    }
+
     /// <summary>Logs a refused pause or resume and makes the next poll look at the partitions again, so that it is retried.</summary>
     private void PartitionOperationFailed(string operation, PartitionWorker worker, KafkaException ex)
     {
@@ -738,8 +753,10 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         if (workers.Count > 0)
         {
             // Stop fetching, then let in-flight records finish. The client keeps being polled while they do, so the
-            // member stays in its group and a rebalance meanwhile is still served.
-            consumer.Pause(workers.ConvertAll(w => w.TopicPartition));
+            // member stays in its group and a rebalance meanwhile is still served. A pause the client refuses for now is
+            // tried again at each poll of the drain (records it returns meanwhile are dropped uncommitted, as below).
+            var partitions = workers.ConvertAll(w => w.TopicPartition);
+            var paused = TryPause(consumer, partitions, workers[0]);
             foreach (var worker in workers)
             {
                 worker.StopDispatch();
@@ -749,6 +766,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             var deadline = _context.Time.GetTimestamp() + (long)(_options.ShutdownTimeout.TotalSeconds * _context.Time.TimestampFrequency);
             while (!drained.IsCompleted && _context.Time.GetTimestamp() < deadline && _fatalReason is null)
             {
+                paused = paused || TryPause(consumer, partitions, workers[0]);
+
                 // Records of paused partitions are not returned; anything else is dropped uncommitted and read again later.
                 try
                 {

@@ -43,6 +43,41 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         Assert.True(consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested is false, "the host keeps running");
     }
 
+    /// <summary>Found by the torture matrix's client-call faults: the pause of a stopping consumer was the one call left unguarded.</summary>
+    [Fact]
+    public async Task PauseRefusedWhileStopping_TheConsumerDrainsAndStopsCleanly()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(20, 1));
+        var faults = new FaultyClient(failuresPerOperation: 2, operations: ["Pause"]);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lastStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            // The last record is in flight when the host stops: the drain runs, and polls while it waits.
+            Behavior = async (message, _, _) =>
+            {
+                if (message.Id == 19)
+                {
+                    lastStarted.TrySetResult();
+                    await release.Task;
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, services: s => s.AddSingleton<IClientInterceptor>(faults));
+        await lastStarted.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        var stopping = consumer.StopAsync();
+        await Eventually.TrueAsync(() => faults.Failed("Pause") == 2, "the stopping consumer's pause is refused twice", state: () => consumer.Logs.Dump());
+        release.SetResult();
+        await stopping.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
+        Assert.True(consumer.Logs.Count(503) >= 2, "each refused pause is logged");
+        Assert.Equal(20, broker.GetCommittedOffsets(group, topic, 1)[0]);
+    }
+
     [Fact]
     public async Task AnUnexpectedExceptionInThePollLoop_IsLoggedAndTheLoopGoesOn()
     {
