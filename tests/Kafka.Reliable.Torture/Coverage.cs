@@ -22,10 +22,30 @@ public static class Coverage
         yield return $"ChildProcesses={config.ChildProcesses}";
         yield return $"MaxPayloadBytes={(config.MaxPayloadBytes == 0 ? "default" : "limited")}";
         yield return $"Members={config.Members}";
+        yield return $"Volume={config.Volume}";
+        if (config.SqliteTimeoutSeconds > 0)
+        {
+            yield return "SqliteTimeout=short";
+        }
+
+        if (config.Membership.Any(m => m.Member >= 3))
+        {
+            yield return "StoreDown=DuringRebalance";
+        }
+
+        foreach (var kind in config.Faults.Select(f => f.WhileInFlight).Concat(config.Membership.Select(m => m.WhileInFlight)).OfType<RecordKind>())
+        {
+            yield return $"Trigger={kind}";
+        }
         yield return config.Faults.Count == 0 ? "Fault=none" : "Fault=some";
         foreach (var fault in config.Faults)
         {
             yield return $"Fault={fault.Kind}";
+            if (fault.BeforeStart)
+            {
+                yield return "StoreDown=BeforeStart";
+            }
+
             if (fault.Api is not null)
             {
                 yield return $"RequestErrors={fault.Api}";
@@ -60,8 +80,8 @@ public static class Coverage
         }
     }
 
-    /// <summary>Picks few seeds (from 1 up) whose accepted configurations cover every axis value, greedily.</summary>
-    public static List<int> PickSeeds(int candidates)
+    /// <summary>Picks few seeds (from 1 up) whose accepted configurations cover, with the seeds to keep, every axis value, greedily.</summary>
+    public static List<int> PickSeeds(int candidates, IReadOnlyList<int> keep)
     {
         using var cluster = Kafka.Reliable.Testing.EmbeddedKafkaCluster.Start();
         var pool = Enumerable.Range(1, candidates)
@@ -70,14 +90,21 @@ public static class Coverage
             .Select(c => (c.Seed, Values: Of(c).ToHashSet(), Cost: c.Records * c.Members + c.Faults.Count * 500))
             .ToList();
         var missing = new HashSet<string>(Universe);
-        var picked = new List<int>();
+        var picked = new List<int>(keep);
+        foreach (var seed in keep)
+        {
+            missing.ExceptWith(Of(TortureConfig.Draw(seed)));
+        }
+
         while (missing.Count > 0)
         {
-            var best = pool.MaxBy(p => (p.Values.Count(missing.Contains) * 10_000) - p.Cost);
-            if (best.Values is null || !best.Values.Any(missing.Contains))
+            var useful = pool.Where(p => p.Values.Any(missing.Contains)).ToList();
+            if (useful.Count == 0)
             {
                 break;
             }
+
+            var best = useful.MaxBy(p => (p.Values.Count(missing.Contains) * 10_000) - p.Cost);
 
             picked.Add(best.Seed);
             missing.ExceptWith(best.Values);
@@ -95,6 +122,7 @@ public static class Coverage
         values.UnionWith(Enum.GetValues<StoreKind>().Select(v => $"Store={v}"));
         values.UnionWith(["CircuitBreaker=True", "CircuitBreaker=False", "Watchdog=True", "Watchdog=False", "Translator=True", "Translator=False"]);
         values.UnionWith(["ChildProcesses=True", "ChildProcesses=False", "MaxPayloadBytes=default", "MaxPayloadBytes=limited", "Members=1", "Members=2", "Members=3"]);
+        values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));
         values.UnionWith(Enum.GetValues<FaultKind>().Select(v => $"Fault={v}"));
         values.UnionWith(["Fault=none", "Fault=some"]);

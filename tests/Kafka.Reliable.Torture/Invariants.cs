@@ -6,9 +6,10 @@ namespace Kafka.Reliable.Torture;
 /// The guarantees as invariants over what a run observed: every handler execution, every dead letter, the effects a
 /// transactional store committed, and the group's committed offsets sampled during the run.
 /// </summary>
-public sealed class Invariants
+public sealed partial class Invariants
 {
     private const int Shown = 8;
+    private static readonly long SampleReadBound = TimeSpan.FromSeconds(6).Ticks;
     private readonly TortureConfig _config;
     private readonly List<RecordSpec> _records;
     private readonly List<Execution> _executions;
@@ -31,6 +32,15 @@ public sealed class Invariants
         _logs = logs;
         _kills = kills;
     }
+
+    /// <summary>Gets the offsets resets of the run (an operator moving committed offsets back).</summary>
+    public IReadOnlyList<OffsetReset> Resets { get; init; } = [];
+
+    /// <summary>Gets when each member incarnation (a host, or a child process) had stopped or was disposed or killed, in UTC ticks.</summary>
+    public IReadOnlyDictionary<long, long> Ended { get; init; } = new Dictionary<long, long>();
+
+    /// <summary>Gets when each record was last dead-lettered (a record read again after a reset is dead-lettered again).</summary>
+    public IReadOnlyDictionary<(int, long), long> LastDeadLetter { get; init; } = new Dictionary<(int, long), long>();
 
     private bool ExactlyOnceStore => _config.Store is StoreKind.PostgresTransactional or StoreKind.SqliteTransactional;
 
@@ -55,6 +65,7 @@ public sealed class Invariants
         violations.AddRange(Concurrency());
         violations.AddRange(Order());
         violations.AddRange(Gaps());
+        violations.AddRange(ResetsHonoured());
         violations.AddRange(MembersStoppedThemselves());
         return violations;
     }
@@ -131,7 +142,12 @@ public sealed class Invariants
         }
     }
 
-    /// <summary>Never two handlers of one record at once: in one process always (G5); across members with a lease store.</summary>
+    /// <summary>
+    /// Never two handlers of one record at once: within one member's host (G5, across its watchdog restarts and lost
+    /// partitions); anywhere with a lease store while the earlier handler's host still runs. A handler that ignored its
+    /// cancellation past its host's stop (log 103) is no longer covered: its host and store are gone (a process normally
+    /// ends with them).
+    /// </summary>
     private IEnumerable<Violation> Concurrency()
     {
         var overlaps = new List<string>();
@@ -143,8 +159,9 @@ public sealed class Invariants
                 for (var j = 0; j < i; j++)
                 {
                     var (earlier, later) = (runs[j], runs[i]);
-                    var sameProcess = earlier.Member == later.Member && (!_config.ChildProcesses || Incarnation(earlier) == Incarnation(later));
-                    if (later.StartTicks < earlier.EndTicks && (sameProcess || LeaseStore))
+                    var sameHost = earlier.Member == later.Member && Incarnation(earlier) == Incarnation(later);
+                    var earlierHostAlive = !Ended.TryGetValue(Incarnation(earlier), out var ended) || ended > later.StartTicks;
+                    if (later.StartTicks < earlier.EndTicks && (sameHost || (LeaseStore && earlierHostAlive)))
                     {
                         overlaps.Add($"p{group.Key.Partition}@{group.Key.Offset}: member {earlier.Member} (epoch {earlier.Epoch}) and member {later.Member} (epoch {later.Epoch}) for {TimeSpan.FromTicks(earlier.EndTicks - later.StartTicks).TotalMilliseconds:0} ms");
                     }
@@ -202,8 +219,19 @@ public sealed class Invariants
         {
             var records = _records.Where(r => r.Partition == partition.Key).OrderBy(r => r.Offset).ToList();
             long previous = -1;
+            var resets = Resets.Where(r => r.Partition == partition.Key).ToList();
+            var lastTicks = 0L;
             foreach (var sample in partition.OrderBy(c => c.Ticks))
             {
+                // A sample is timed when its read returned, which can be seconds after the broker answered it: a sample up to the
+                // read's timeout after the reset may still show the offset from before it.
+                if (resets.Any(r => sample.Ticks >= r.Ticks && lastTicks <= r.DoneTicks + SampleReadBound))
+                {
+                    // An explicit reset moved the offset back: the only way it may go backwards.
+                    previous = -1;
+                }
+
+                lastTicks = sample.Ticks;
                 if (sample.Offset < previous)
                 {
                     backwards.Add($"p{partition.Key}: {previous} -> {sample.Offset} at {new DateTime(sample.Ticks, DateTimeKind.Utc):HH:mm:ss.fff}");
@@ -230,10 +258,66 @@ public sealed class Invariants
         }
     }
 
-    /// <summary>A member must never stop by itself: a store outage, a fault or a bad record is not fatal.</summary>
+    /// <summary>
+    /// After an offsets reset from <c>From</c> back to <c>To</c>, every record in between is read again: handled again, skipped as
+    /// a duplicate by the idempotency store (log 212), or dead-lettered again. Nothing the store remembers may jump over it.
+    /// </summary>
+    private IEnumerable<Violation> ResetsHonoured()
+    {
+        if (Resets.Count == 0)
+        {
+            yield break;
+        }
+
+        var skipped = new List<(long Ticks, int Partition, long Offset)>();
+        foreach (var entry in _logs.Entries.Where(e => e.EventId == 212))
+        {
+            if (DuplicateLog().Match(entry.Message) is { Success: true } match)
+            {
+                skipped.Add((entry.At.Ticks, int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture)));
+            }
+        }
+
+        // The last time each record was read: a handler started, a duplicate skipped, a dead letter written.
+        var lastRead = new Dictionary<(int, long), long>();
+        void Read(int partition, long offset, long ticks) => lastRead[(partition, offset)] = Math.Max(lastRead.GetValueOrDefault((partition, offset)), ticks);
+        foreach (var execution in _executions)
+        {
+            Read(execution.Partition, execution.Offset, execution.StartTicks);
+        }
+
+        foreach (var (ticks, partition, offset) in skipped)
+        {
+            Read(partition, offset, ticks);
+        }
+
+        foreach (var ((partition, offset), ticks) in LastDeadLetter)
+        {
+            Read(partition, offset, ticks);
+        }
+
+        var unread = new List<string>();
+        foreach (var reset in Resets)
+        {
+            foreach (var record in _records.Where(r => r.Partition == reset.Partition && r.Offset >= reset.To && r.Offset < reset.From && r.Expected != Outcome.Nothing))
+            {
+                if (lastRead.GetValueOrDefault((record.Partition, record.Offset)) < reset.Ticks)
+                {
+                    unread.Add($"p{record.Partition}@{record.Offset} ({record.Kind}) after the reset of p{reset.Partition} from {reset.From} to {reset.To}");
+                }
+            }
+        }
+
+        if (unread.Count > 0)
+        {
+            yield return new Violation("offsets resets honoured", $"{unread.Count} record(s) not read again after an offsets reset: {Some(unread)}");
+        }
+    }
+
+    /// <summary>A member must never stop by itself (a fatal error 104, a failed poll loop 105, a failed worker 106, a failed watchdog restart 109): a store outage, a fault or a bad record is not fatal.</summary>
     private IEnumerable<Violation> MembersStoppedThemselves()
     {
-        var stopped = _logs.Entries.Where(e => e.EventId is 104 or 109).Select(e => $"member {e.Member}.{e.Incarnation}: {e.Message}").ToList();
+        var stopped = _logs.Entries.Where(e => e.EventId is 104 or 105 or 106 or 109).Select(e => $"member {e.Member}.{e.Incarnation}: {e.Message}").ToList();
         if (stopped.Count > 0)
         {
             yield return new Violation("members keep running", Some(stopped));
@@ -276,9 +360,16 @@ public sealed class Invariants
 
     private static long Incarnation(Execution execution) => execution.Epoch / 1_000_000;
 
+    /// <summary>The library's log 212: "... {Topic} [{Partition}] @{Offset} was handled before ...".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+) was handled before")]
+    private static partial System.Text.RegularExpressions.Regex DuplicateLog();
+
     private static string Some(List<string> items) =>
         string.Join("; ", items.Take(Shown)) + (items.Count > Shown ? string.Create(CultureInfo.InvariantCulture, $"; ... {items.Count - Shown} more") : string.Empty);
 }
+
+/// <summary>An offsets reset of one partition: when (the commit was sent at <c>Ticks</c> and answered by <c>DoneTicks</c>), and from which committed offset back to which.</summary>
+public sealed record OffsetReset(long Ticks, long DoneTicks, int Partition, long From, long To);
 
 /// <summary>A record as the dead-letter topic holds it.</summary>
 public sealed record DeadLetterCopy(byte[]? Value, long TimestampTicks, bool Truncated);

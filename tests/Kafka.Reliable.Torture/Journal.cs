@@ -75,21 +75,26 @@ public sealed class Journal : IDisposable
                 continue; // a line cut by the kill
             }
 
-            var member = int.Parse(f[1], CultureInfo.InvariantCulture);
-            var epoch = long.Parse(f[2], CultureInfo.InvariantCulture);
-            var partition = int.Parse(f[3], CultureInfo.InvariantCulture);
-            var offset = long.Parse(f[4], CultureInfo.InvariantCulture);
-            if (f[0] == "S")
+            // A line can be cut by a kill, or read while it is being written: skip what does not parse.
+            if (!int.TryParse(f[1], CultureInfo.InvariantCulture, out var member)
+                || !long.TryParse(f[2], CultureInfo.InvariantCulture, out var epoch)
+                || !int.TryParse(f[3], CultureInfo.InvariantCulture, out var partition)
+                || !long.TryParse(f[4], CultureInfo.InvariantCulture, out var offset)
+                || !long.TryParse(f[7], CultureInfo.InvariantCulture, out var ticks))
             {
-                var attempt = int.Parse(f[6], CultureInfo.InvariantCulture);
-                var execution = new Execution(member, epoch, partition, offset, f[5], attempt, long.Parse(f[7], CultureInfo.InvariantCulture));
+                continue;
+            }
+
+            if (f[0] == "S" && int.TryParse(f[6], CultureInfo.InvariantCulture, out var attempt))
+            {
+                var execution = new Execution(member, epoch, partition, offset, f[5], attempt, ticks);
                 open[(member, epoch, partition, offset, attempt)] = execution;
                 _executions.Enqueue(execution);
             }
-            else if (open.Remove((member, epoch, partition, offset, int.Parse(f[5], CultureInfo.InvariantCulture)), out var started))
+            else if (f[0] == "E" && int.TryParse(f[5], CultureInfo.InvariantCulture, out var ended) && open.Remove((member, epoch, partition, offset, ended), out var started))
             {
                 started.Succeeded = f[6] == "1";
-                started.EndTicks = long.Parse(f[7], CultureInfo.InvariantCulture);
+                started.EndTicks = ticks;
             }
         }
     }

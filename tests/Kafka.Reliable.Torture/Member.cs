@@ -14,6 +14,45 @@ public sealed record MemberEnvironment(string BootstrapServers, string Topic, st
     public string OutputTopic => Topic + ".out";
 }
 
+/// <summary>
+/// Refuses the consumer client's Pause, Resume, Seek and Commit calls while a <see cref="FaultKind.ClientCalls"/> fault is on
+/// (every <c>n</c>-th call throws a non-fatal <see cref="KafkaException"/>, as librdkafka does for a partition in a passing
+/// state). One per run, shared by the members in this process.
+/// </summary>
+public sealed class ClientFaults
+{
+    private static readonly HashSet<string> Refusable = ["Pause", "Resume", "Seek", "Commit"];
+    private int _every;
+    private long _calls;
+    private long _refused;
+
+    /// <summary>Gets how many calls were refused in the run.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Refuses every <paramref name="every"/>-th call from now on; 0 lets every call through.</summary>
+    public void RefuseEvery(int every) => Volatile.Write(ref _every, every);
+
+    internal Exception? Before(string operation)
+    {
+        var every = Volatile.Read(ref _every);
+        if (every <= 0 || !Refusable.Contains(operation) || Interlocked.Increment(ref _calls) % every != 0)
+        {
+            return null;
+        }
+
+        Interlocked.Increment(ref _refused);
+        return new KafkaException(new Error(ErrorCode.Local_State, $"torture: {operation} refused for now"));
+    }
+}
+
+#if !TORTURE_OLD_LIBRARY
+/// <summary>The library's client seam, wrapping the consumer's client so that <see cref="ClientFaults"/> can refuse its calls.</summary>
+internal sealed class ClientFaultInterceptor(ClientFaults faults) : Kafka.Reliable.Consuming.IClientInterceptor
+{
+    public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client) => CallInterceptor.Wrap(client, (method, _) => faults.Before(method.Name));
+}
+#endif
+
 /// <summary>A transient failure the handler throws on purpose.</summary>
 public sealed class TortureTransientException(string message) : Exception(message);
 
@@ -55,7 +94,7 @@ public sealed class EpochTracker(long incarnation) : IRebalanceHandler
 
 /// <summary>
 /// A batching handler's second half: the effects of records whose acknowledgement was deferred happen when the batch is
-/// written (every 50 ms), then the records are acknowledged. A member that goes away first never writes its last batch:
+/// written (every 200 ms), then the records are acknowledged. A member that goes away first never writes its last batch:
 /// those effects never happened, and their records must be delivered and handled again (never skipped as duplicates).
 /// </summary>
 public sealed class DeferredAcker : IDisposable
@@ -94,7 +133,7 @@ public sealed class DeferredAcker : IDisposable
         {
             while (true)
             {
-                await Task.Delay(50, _stop.Token);
+                await Task.Delay(200, _stop.Token);
                 while (_pending.TryDequeue(out var pending))
                 {
                     pending.Journal.End(pending.Execution, succeeded: true);
@@ -125,7 +164,7 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
                 case RecordKind.Slow or RecordKind.Slower:
                     await Task.Delay(job.Ms, cancellationToken);
                     break;
-                case RecordKind.IgnoreCancel:
+                case RecordKind.IgnoreCancel or RecordKind.Stubborn:
                     await Task.Delay(job.Ms, CancellationToken.None);
                     break;
                 case RecordKind.Block:
@@ -233,7 +272,7 @@ public sealed class JobTranslator : IMessageTranslator<Job, TranslatedJob>
 /// <summary>Builds the host of one member from a run's configuration.</summary>
 public static class MemberHost
 {
-    public static IHost Build(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, ILoggerProvider? logs)
+    public static IHost Build(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, ILoggerProvider? logs, ClientFaults? clientFaults = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().SetMinimumLevel(LogLevel.Information);
@@ -247,6 +286,12 @@ public static class MemberHost
         var epochs = new EpochTracker(incarnation);
         builder.Services.AddSingleton(epochs);
         builder.Services.AddSingleton<DeferredAcker>();
+#if !TORTURE_OLD_LIBRARY
+        if (clientFaults is not null)
+        {
+            builder.Services.AddSingleton<Kafka.Reliable.Consuming.IClientInterceptor>(new ClientFaultInterceptor(clientFaults));
+        }
+#endif
         builder.Services.AddSingleton(sp => new JobRunner(config, member, journal, epochs, sp.GetRequiredService<DeferredAcker>()));
         var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment))
             .WithDeserializer(new JobDeserializer())
@@ -257,7 +302,15 @@ public static class MemberHost
                 consumer.UseInMemoryIdempotency();
                 break;
             case StoreKind.SqliteLease or StoreKind.SqliteTransactional:
-                consumer.UseSqliteIdempotency(environment.SqlitePath!, o => o.Transactional = config.Store == StoreKind.SqliteTransactional);
+                consumer.UseSqliteIdempotency(environment.SqlitePath!, o =>
+                {
+                    o.Transactional = config.Store == StoreKind.SqliteTransactional;
+                    if (config.SqliteTimeoutSeconds > 0)
+                    {
+                        // A user's connection string with a short command (busy) timeout: waiting for the write lock must not fail records.
+                        o.ConnectionString = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(o.ConnectionString) { DefaultTimeout = config.SqliteTimeoutSeconds }.ToString();
+                    }
+                });
                 break;
             case StoreKind.PostgresLease or StoreKind.PostgresTransactional:
                 consumer.UsePostgreSqlIdempotency(environment.Postgres!, o => o.Transactional = config.Store == StoreKind.PostgresTransactional);
@@ -305,9 +358,13 @@ public static class MemberHost
         o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(2);
         o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(700);
         o.Watchdog.RestartWhenStuck = config.Watchdog;
-        // Longer than the slowest handler the records ask for (a Slower record takes the longest timeout + 1.5 s): the watchdog
-        // is for consumers that are stuck, and one that restarts a healthy slow handler every time would never finish it.
-        o.Watchdog.StuckAfter = TimeSpan.FromMilliseconds(Math.Max(config.RevokeTimeoutMs, config.ShutdownTimeoutMs) + 4_000);
+        // Longer than the slowest handler the records ask for (a Slower record takes the longest timeout + 1.5 s, a Stubborn one
+        // StubbornMs): the watchdog is for consumers that are stuck, and one that restarts a healthy slow handler every time
+        // would never finish it (seed 2872 did that with a Stubborn record slower than StuckAfter: a restart every 18 s, for ever).
+        var slowest = config.Stalls > 0 || config.Faults.Any(f => f.WhileInFlight is not null) || config.Membership.Any(m => m.WhileInFlight is not null)
+            ? TortureConfig.StubbornMs
+            : Math.Max(config.RevokeTimeoutMs, config.ShutdownTimeoutMs) + 1_500;
+        o.Watchdog.StuckAfter = TimeSpan.FromMilliseconds(slowest + 4_000);
         o.Tombstones = config.Tombstones;
         if (config.MaxPayloadBytes > 0)
         {

@@ -21,9 +21,9 @@ public abstract class MemberHandle(int member, long incarnation)
 
 public sealed class InProcessMember(int member, long incarnation, IHost host) : MemberHandle(member, incarnation)
 {
-    public static async Task<InProcessMember> StartAsync(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, RunLogs logs)
+    public static async Task<InProcessMember> StartAsync(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, RunLogs logs, ClientFaults clientFaults)
     {
-        var host = MemberHost.Build(config, environment, member, incarnation, journal, logs.For(member, incarnation));
+        var host = MemberHost.Build(config, environment, member, incarnation, journal, logs.For(member, incarnation), clientFaults);
         await host.StartAsync();
         return new InProcessMember(member, incarnation, host);
     }

@@ -7,16 +7,19 @@ using Microsoft.Extensions.Hosting;
 // The torture harness. See docs/guarantees.md ("Torture matrix").
 //   soak:    dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --minutes 30 [--config Store=Redis ...]
 //   replay:  dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed 12345 [--seed ...]
+//            dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --replay <regression case name or .json file> [--replay ...]
 //   child:   member <run folder> <member> <incarnation>   (started by a run whose members are child processes)
 if (args.Length > 0 && args[0] == "member")
 {
     return await RunMemberAsync(args);
 }
 
-if (args is ["--pick-ci-seeds", var candidates])
+if (args is ["--pick-ci-seeds", var candidates, .. var keep])
 {
-    // Prints few seeds whose configurations cover every axis value: the start of the CI list (see CiSeeds in the tests).
-    var picked = Coverage.PickSeeds(int.Parse(candidates, CultureInfo.InvariantCulture));
+    // Prints few seeds whose configurations cover every axis value: the CI list (see CiSeeds in the tests). Seeds given after
+    // --keep (those that found a defect) are kept, and the fewest others are added for what they leave uncovered.
+    var kept = keep is ["--keep", var list] ? list.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList() : [];
+    var picked = Coverage.PickSeeds(int.Parse(candidates, CultureInfo.InvariantCulture), kept);
     foreach (var seed in picked)
     {
         Console.WriteLine($"{seed}: {TortureConfig.Draw(seed).Describe()}");
@@ -59,18 +62,19 @@ await using var environment = new TortureEnvironment();
 var clock = Stopwatch.StartNew();
 var random = new Random();
 var results = new List<RunResult>();
-var queue = new Queue<int>(options.Seeds);
+var queue = new Queue<TortureConfig>(options.Seeds.Select(TortureConfig.Draw).Concat(options.Replays.Select(r => RegressionCase.Load(r).Config)));
+var fixedRuns = queue.Count > 0;
 while (true)
 {
-    int seed;
+    TortureConfig config;
     if (queue.Count > 0)
     {
-        seed = queue.Dequeue();
+        config = queue.Dequeue();
     }
-    else if (options.Seeds.Count == 0 && clock.Elapsed < options.Duration && (options.Runs == 0 || results.Count < options.Runs))
+    else if (!fixedRuns && clock.Elapsed < options.Duration && (options.Runs == 0 || results.Count < options.Runs))
     {
-        seed = random.Next();
-        if (!options.Matches(TortureConfig.Draw(seed)))
+        config = TortureConfig.Draw(random.Next());
+        if (!options.Matches(config))
         {
             continue;
         }
@@ -83,19 +87,18 @@ while (true)
     RunResult result;
     try
     {
-        result = await TortureRun.RunAsync(seed, environment, line => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {line}"));
+        result = await new TortureRun(config, environment, line => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {line}")).RunAsync();
     }
     catch (Exception ex)
     {
         // The harness itself failed (a server it needs, the machine): a failed run with its seed, not the end of the soak.
-        var config = TortureConfig.Draw(seed);
         result = new RunResult(config, null, [new Violation("harness", ex.ToString())], new RunStats(config.Records, 0, 0, 0, 0, 0, 0, TimeSpan.Zero), string.Empty);
     }
 
     results.Add(result);
     if (result.Refused is not null)
     {
-        Console.WriteLine($"           refused: seed {seed}: {result.Refused}");
+        Console.WriteLine($"           refused: seed {config.Seed}: {result.Refused}");
     }
     else if (!result.Passed)
     {
@@ -134,7 +137,7 @@ static async Task<int> RunMemberAsync(string[] args)
 
 static bool TryParse(string[] args, out SoakOptions options, out string usage)
 {
-    usage = "usage: [--minutes M] [--runs N] [--seed S ...] [--config Axis=Value ...]   (axes: any property of the configuration, e.g. Dispatch, Commit, Store, Keys; Fault=<kind> and Membership=<action> match a schedule entry)";
+    usage = "usage: [--minutes M] [--runs N] [--seed S ...] [--replay CASE ...] [--config Axis=Value ...]   (axes: any property of the configuration, e.g. Dispatch, Commit, Store, Keys, Volume; or any coverage value, e.g. Fault=StoreDown, Membership=Kill, Trigger=Stubborn, StoreDown=BeforeStart)";
     options = new SoakOptions();
     for (var i = 0; i < args.Length; i++)
     {
@@ -154,6 +157,10 @@ static bool TryParse(string[] args, out SoakOptions options, out string usage)
                 options.Seeds.Add(seed);
                 i++;
                 break;
+            case "--replay" when value is not null:
+                options.Replays.Add(value);
+                i++;
+                break;
             case "--config" when value?.Split('=', 2) is [var axis, var wanted]:
                 options.Filters[axis] = wanted;
                 i++;
@@ -163,7 +170,7 @@ static bool TryParse(string[] args, out SoakOptions options, out string usage)
         }
     }
 
-    if (options.Seeds.Count == 0 && options.Duration == TimeSpan.Zero)
+    if (options.Seeds.Count == 0 && options.Replays.Count == 0 && options.Duration == TimeSpan.Zero)
     {
         options.Duration = TimeSpan.FromMinutes(1);
     }
@@ -179,36 +186,29 @@ internal sealed class SoakOptions
 
     public List<int> Seeds { get; } = [];
 
+    /// <summary>Gets the regression cases to replay (names in the Regressions folder, or paths to case files).</summary>
+    public List<string> Replays { get; } = [];
+
     public Dictionary<string, string> Filters { get; } = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Whether a drawn configuration has every axis value asked for with <c>--config</c>.</summary>
+    /// <summary>
+    /// Whether a drawn configuration has every axis value asked for with <c>--config</c>: a property of the configuration
+    /// (<c>Keys=2</c>), or any value the coverage counts (<c>Fault=StoreDown</c>, <c>Membership=Kill</c>, <c>Trigger=Stubborn</c>,
+    /// <c>StoreDown=BeforeStart</c>, <c>Record=Oversize</c>): schedules match when any of their entries does.
+    /// </summary>
     public bool Matches(TortureConfig config)
     {
+        HashSet<string>? covered = null;
         foreach (var (axis, wanted) in Filters)
         {
-            // Schedules match when any of their entries does: --config Fault=StoreDown, --config Membership=Kill.
-            if (axis.Equals("Fault", StringComparison.OrdinalIgnoreCase))
-            {
-                if (!config.Faults.Any(f => f.Kind.ToString().Equals(wanted, StringComparison.OrdinalIgnoreCase)))
-                {
-                    return false;
-                }
-
-                continue;
-            }
-
-            if (axis.Equals("Membership", StringComparison.OrdinalIgnoreCase))
-            {
-                if (!config.Membership.Any(m => m.Action.ToString().Equals(wanted, StringComparison.OrdinalIgnoreCase)))
-                {
-                    return false;
-                }
-
-                continue;
-            }
-
             var property = typeof(TortureConfig).GetProperty(axis, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
-            if (property is null || !string.Equals(property.GetValue(config)?.ToString(), wanted, StringComparison.OrdinalIgnoreCase))
+            if (property is not null && string.Equals(property.GetValue(config)?.ToString(), wanted, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            covered ??= new HashSet<string>(Coverage.Of(config), StringComparer.OrdinalIgnoreCase);
+            if (!covered.Contains($"{axis}={wanted}"))
             {
                 return false;
             }

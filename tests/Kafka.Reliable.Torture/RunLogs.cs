@@ -22,6 +22,18 @@ public sealed class RunLogs
     public void Add(int member, long incarnation, LogLevel level, int eventId, string message) =>
         _entries.Enqueue(new Entry(DateTime.UtcNow, member, incarnation, level, eventId, message));
 
+    /// <summary>The events the faults are meant to cause, counted (those that happened), e.g. <c>lost 2, waited for an earlier handler 1</c>.</summary>
+    public string Summary()
+    {
+        (int Id, string Name)[] events =
+        [
+            (402, "partitions lost"), (408, "waited for an earlier assignment's handler"), (103, "drains timed out"), (108, "watchdog restarts"),
+            (224, "store waits"), (409, "stored offsets unreadable"), (216, "leases lost"), (503, "client calls refused"), (209, "circuit opened"),
+        ];
+        var counts = _entries.GroupBy(e => e.EventId).ToDictionary(g => g.Key, g => g.Count());
+        return string.Join(", ", events.Where(e => counts.ContainsKey(e.Id)).Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Name} {counts[e.Id]}")));
+    }
+
     public string Tail(int count) =>
         string.Join(Environment.NewLine, _entries.TakeLast(count).Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.At:HH:mm:ss.fff} m{e.Member}.{e.Incarnation} [{e.Level} {e.EventId}] {e.Message}")));
 

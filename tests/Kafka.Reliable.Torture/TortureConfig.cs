@@ -48,6 +48,19 @@ public enum FaultKind
 
     /// <summary>The idempotency store down: PostgreSQL stopped, Redis frozen, the SQLite file locked.</summary>
     StoreDown,
+
+    /// <summary>
+    /// The group's coordinator down for longer than the session timeout: the members lose their partitions (not revoked:
+    /// no drain, no commit) and are assigned them again when it is back, often the same ones.
+    /// </summary>
+    SessionLost,
+
+    /// <summary>
+    /// The consumer's client refuses calls for a while (every <see cref="Fault.Count"/>-th Pause, Resume, Seek and Commit
+    /// throws a non-fatal <c>KafkaException</c>), as librdkafka does for a partition in a passing state. Members in this
+    /// process only: the refusals are injected through the library's internal client seam.
+    /// </summary>
+    ClientCalls,
 }
 
 /// <summary>A change of the group's membership.</summary>
@@ -64,13 +77,30 @@ public enum MemberAction
 
     /// <summary>A child-process member is killed with SIGKILL, and started again.</summary>
     Kill,
+
+    /// <summary>
+    /// An operator's offsets reset (for the whole group, <see cref="MembershipChange.Member"/> is -1): every member stops
+    /// gracefully, each partition's committed offset is moved back to half of what it was, and the members start again.
+    /// Every record from the reset offset on must be read again (handled, skipped as a duplicate, or dead-lettered again).
+    /// </summary>
+    Reset,
 }
 
-/// <summary>One fault: when it starts (ms after the consumers start), how long it lasts, and its parameters.</summary>
-public sealed record Fault(FaultKind Kind, int AtMs, int ForMs, int Broker = 0, string? Api = null, string? Error = null, int Count = 0, int Partition = 0);
+/// <summary>
+/// One fault: when it starts (ms after the consumers start), how long it lasts, and its parameters. A fault
+/// <see cref="BeforeStart"/> is in place before the first member starts (a store down at first use). A fault with
+/// <see cref="WhileInFlight"/> waits, from <see cref="AtMs"/>, until a handler of a record of that kind runs (for at most
+/// <see cref="TortureConfig.TriggerWaitMs"/>), so that it meets the handler it is meant for.
+/// </summary>
+public sealed record Fault(FaultKind Kind, int AtMs, int ForMs, int Broker = 0, string? Api = null, string? Error = null, int Count = 0, int Partition = 0, bool BeforeStart = false, RecordKind? WhileInFlight = null);
 
-/// <summary>One membership change: when (ms after the consumers start), which member, what happens.</summary>
-public sealed record MembershipChange(int AtMs, int Member, MemberAction Action);
+/// <summary>
+/// One membership change: when (ms after the consumers start), which member, what happens. With
+/// <see cref="WhileInFlight"/>, the change waits from <see cref="AtMs"/> until that member runs a handler of a record of that
+/// kind (for at most <see cref="TortureConfig.TriggerWaitMs"/>): a member killed or stopped in the middle of a slow record,
+/// with later records done around it.
+/// </summary>
+public sealed record MembershipChange(int AtMs, int Member, MemberAction Action, RecordKind? WhileInFlight = null);
 
 /// <summary>
 /// Everything a torture run varies, drawn from its seed. Printed as JSON with a failure, so the run can be replayed exactly
@@ -87,6 +117,18 @@ public sealed record TortureConfig
 
     /// <summary>The kinds of request whose answers the faults replace with errors.</summary>
     public static IReadOnlyList<string> RequestErrorApis { get; } = ["Fetch", "OffsetCommit", "Produce", "JoinGroup", "Heartbeat", "SyncGroup"];
+
+    /// <summary>The members' session timeout (ms); a <see cref="FaultKind.SessionLost"/> outage lasts longer.</summary>
+    public const int SessionTimeoutMs = 6_000;
+
+    /// <summary>How long a <see cref="RecordKind.Stubborn"/> handler runs, ignoring its cancellation: beyond a lost session and its rejoin.</summary>
+    public const int StubbornMs = SessionTimeoutMs * 2 + 6_000;
+
+    /// <summary>How long a triggered fault or membership change waits for its handler before it happens anyway.</summary>
+    public const int TriggerWaitMs = 20_000;
+
+    /// <summary>The record count of a volume run.</summary>
+    public const int VolumeRecords = 50_000;
 
     public int Seed { get; init; }
 
@@ -135,6 +177,15 @@ public sealed record TortureConfig
     /// <summary>Gets the share (percent) of records whose handler fails, is slow, blocks or ignores cancellation.</summary>
     public int TroublePercent { get; init; }
 
+    /// <summary>
+    /// Gets how many records, spread over the run, hold their handler beyond every timeout (<see cref="RecordKind.Slower"/>
+    /// or <see cref="RecordKind.Stubborn"/>): what the triggered faults and membership changes wait for.
+    /// </summary>
+    public int Stalls { get; init; }
+
+    /// <summary>Gets the SQLite store's command timeout in seconds (its busy timeout); <c>0</c> keeps Microsoft.Data.Sqlite's 30 s.</summary>
+    public int SqliteTimeoutSeconds { get; init; }
+
     public IReadOnlyList<Fault> Faults { get; init; } = [];
 
     public IReadOnlyList<MembershipChange> Membership { get; init; } = [];
@@ -147,6 +198,10 @@ public sealed record TortureConfig
     [JsonIgnore]
     public bool ChangesOnlyGracefully => Faults.Count == 0 && Membership.All(m => m.Action is MemberAction.Join or MemberAction.Leave);
 
+    /// <summary>Gets whether the run has many records (a volume run): races that need volume to show.</summary>
+    [JsonIgnore]
+    public bool Volume => Records >= VolumeRecords;
+
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     public static TortureConfig FromJson(string json) => JsonSerializer.Deserialize<TortureConfig>(json, Json)
@@ -156,8 +211,9 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {PartitionBufferSize}, {Commit}, store {Store}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}, {Partitions} partitions, " +
-        $"{Records} records of {Keys} keys, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
-        $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind).Distinct())}, membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms"))}";
+        $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
+        $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
+        $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
 
     /// <summary>Draws a configuration and its fault and membership schedules from a seed.</summary>
     public static TortureConfig Draw(int seed)
@@ -172,12 +228,15 @@ public sealed record TortureConfig
         var partitions = random.Next(1, 7);
         var members = random.Next(1, 4);
         var children = Chance(25) && store is not StoreKind.InMemory;
+
+        // A volume run: many records, buffers that do not pause at every fetch, handlers that do not hold the partition.
+        var volume = Chance(12);
         var config = new TortureConfig
         {
             Seed = seed,
             Dispatch = dispatch,
             MaxInFlight = Pick(1, 4, 16, 64, 256),
-            PartitionBufferSize = Pick(4, 16, 64, 256, 1000),
+            PartitionBufferSize = volume ? Pick(256, 1000) : Pick(4, 16, 64, 256, 1000),
             Commit = commit,
             Store = store,
             CircuitBreaker = Chance(35),
@@ -190,31 +249,54 @@ public sealed record TortureConfig
             ShutdownTimeoutMs = Pick(2_000, 4_000),
             Partitions = partitions,
             Keys = Pick(2, 3, 8, 50),
-            Records = Pick(300, 800, 1_500),
+            Records = volume ? VolumeRecords : Pick(300, 800, 1_500),
             Members = members,
             ChildProcesses = children,
-            PoisonPercent = Pick(0, 2, 5),
-            TroublePercent = Pick(0, 3, 10),
+            PoisonPercent = volume ? Pick(0, 1) : Pick(0, 2, 5),
+            TroublePercent = volume ? 0 : Pick(0, 3, 10),
+            Stalls = Chance(45) ? random.Next(1, 4) : 0,
+            SqliteTimeoutSeconds = store is StoreKind.SqliteLease or StoreKind.SqliteTransactional && Chance(50) ? 1 : 0,
         };
+
+        var faults = DrawFaults(random, config);
+        var membership = DrawMembership(random, config);
+
+        // A rebalance while the store is down: a visiting member joins during the outage and leaves after it.
+        var visitor = 3;
+        foreach (var outage in faults.Where(f => f.Kind == FaultKind.StoreDown).ToList())
+        {
+            if (Chance(50))
+            {
+                membership.Add(new MembershipChange(outage.AtMs + Math.Min(300, outage.ForMs / 3), visitor, MemberAction.Join));
+                membership.Add(new MembershipChange(outage.AtMs + outage.ForMs + random.Next(500, 2_500), visitor, MemberAction.Leave));
+                visitor++;
+            }
+        }
 
         return config with
         {
-            Faults = DrawFaults(random, partitions, store),
-            Membership = DrawMembership(random, members, children),
+            Faults = faults,
+            Membership = [.. membership.OrderBy(c => c.AtMs)],
         };
     }
 
-    private static List<Fault> DrawFaults(Random random, int partitions, StoreKind store)
+    /// <summary>What a triggered change waits for: a record held beyond every timeout, respecting cancellation or not.</summary>
+    private static RecordKind? Trigger(Random random, TortureConfig config) =>
+        config.Stalls > 0 && random.Next(100) < 60 ? (random.Next(2) == 0 ? RecordKind.Slower : RecordKind.Stubborn) : null;
+
+    private static List<Fault> DrawFaults(Random random, TortureConfig config)
     {
+        var (partitions, store) = (config.Partitions, config.Store);
         var faults = new List<Fault>();
         var count = random.Next(100) < 25 ? 0 : random.Next(1, 5);
         var apis = RequestErrorApis;
         string[] errors = ["NotCoordinatorForGroup", "RequestTimedOut", "NotLeaderForPartition", "GroupCoordinatorNotAvailable", "NotEnoughReplicas"];
         for (var i = 0; i < count; i++)
         {
-            var kinds = store is StoreKind.None or StoreKind.InMemory
-                ? Enum.GetValues<FaultKind>().Where(k => k != FaultKind.StoreDown).ToArray()
-                : Enum.GetValues<FaultKind>();
+            var kinds = Enum.GetValues<FaultKind>()
+                .Where(k => k != FaultKind.StoreDown || store is not (StoreKind.None or StoreKind.InMemory))
+                .Where(k => k != FaultKind.ClientCalls || !config.ChildProcesses)
+                .ToArray();
             var kind = kinds[random.Next(kinds.Length)];
             var at = random.Next(0, 8_000);
             var duration = random.Next(500, 4_000);
@@ -226,15 +308,25 @@ public sealed record TortureConfig
                 FaultKind.CoordinatorMove => new Fault(kind, at, 0, Broker: random.Next(1, 4)),
                 FaultKind.LeaderMove => new Fault(kind, at, 0, Broker: random.Next(1, 4), Partition: random.Next(partitions)),
                 FaultKind.DeadLetterUnwritable => new Fault(kind, at, duration, Count: random.Next(5, 40)),
+                FaultKind.SessionLost => new Fault(kind, at, SessionTimeoutMs + random.Next(2_000, 4_000), Broker: random.Next(1, 4), WhileInFlight: Trigger(random, config)),
+                FaultKind.ClientCalls => new Fault(kind, at, duration, Count: random.Next(1, 4)),
                 _ => new Fault(kind, at, duration),
             });
+        }
+
+        // The store down when the members first use it (and assign their first partitions).
+        if (store is not (StoreKind.None or StoreKind.InMemory) && random.Next(100) < 20)
+        {
+            // Longer than a client's connect timeout (StackExchange.Redis: 5 s), so that the first connection fails.
+            faults.Add(new Fault(FaultKind.StoreDown, 0, random.Next(4_000, 10_000), BeforeStart: true));
         }
 
         return faults;
     }
 
-    private static List<MembershipChange> DrawMembership(Random random, int members, bool children)
+    private static List<MembershipChange> DrawMembership(Random random, TortureConfig config)
     {
+        var (members, children) = (config.Members, config.ChildProcesses);
         var changes = new List<MembershipChange> { new(0, 0, MemberAction.Join) };
         for (var member = 1; member < members; member++)
         {
@@ -243,16 +335,22 @@ public sealed record TortureConfig
             if (random.Next(100) < 50)
             {
                 MemberAction[] endings = children ? [MemberAction.Leave, MemberAction.Kill] : [MemberAction.Leave, MemberAction.Dispose];
-                changes.Add(new MembershipChange(joinAt + random.Next(1_000, 6_000), member, endings[random.Next(endings.Length)]));
+                changes.Add(new MembershipChange(joinAt + random.Next(1_000, 6_000), member, endings[random.Next(endings.Length)], Trigger(random, config)));
             }
         }
 
         // The first member stays to the end, or is killed and comes back (a kill is followed by a restart).
         if (children && random.Next(100) < 50)
         {
-            changes.Add(new MembershipChange(random.Next(1_000, 8_000), 0, MemberAction.Kill));
+            changes.Add(new MembershipChange(random.Next(1_000, 8_000), 0, MemberAction.Kill, Trigger(random, config)));
         }
 
-        return [.. changes.OrderBy(c => c.AtMs)];
+        // An offsets reset (not with Kafka transactions: the embedded broker does not keep their offsets to move back).
+        if (config.Commit != CommitMode.Transactional && random.Next(100) < 15)
+        {
+            changes.Add(new MembershipChange(random.Next(3_000, 9_000), -1, MemberAction.Reset));
+        }
+
+        return changes;
     }
 }

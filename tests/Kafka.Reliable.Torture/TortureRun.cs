@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Confluent.Kafka;
+using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Kafka.Reliable.Testing;
 using Microsoft.Data.Sqlite;
 
@@ -17,7 +18,8 @@ public sealed record RunResult(TortureConfig Config, string? Refused, IReadOnlyL
     {
         var text = new System.Text.StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"{Config.Describe()}");
-        text.AppendLine(CultureInfo.InvariantCulture, $"  replay: dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed {Config.Seed}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  replay: dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed {Config.Seed}   (as seeds draw now; a regression case replays with --replay <name>)");
+        text.AppendLine("  keep it: save {\"Found\": \"<what it found>\", \"Config\": <the configuration below>} as tests/Kafka.Reliable.Torture/Regressions/<name>.json (replayed by CI whatever Draw becomes)");
         text.AppendLine(CultureInfo.InvariantCulture, $"  configuration: {Config.ToJson()}");
         if (Refused is not null)
         {
@@ -45,8 +47,11 @@ public sealed record Violation(string Invariant, string Detail);
 
 public sealed record RunStats(int Records, int Executions, int DeadLetters, int FaultsInjected, int MembersStarted, int Kills, int CommitSamples, TimeSpan Duration)
 {
+    /// <summary>Gets what the library logged that the faults were meant to cause (lost partitions, drains that timed out, ...), as counts.</summary>
+    public string Events { get; init; } = string.Empty;
+
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"records {Records}, handler executions {Executions}, dead letters {DeadLetters}, faults injected {FaultsInjected}, members started {MembersStarted}, kills {Kills}, commit samples {CommitSamples}, {Duration.TotalSeconds:0.0} s");
+        string.Create(CultureInfo.InvariantCulture, $"records {Records}, handler executions {Executions}, dead letters {DeadLetters}, faults injected {FaultsInjected}, members started {MembersStarted}, kills {Kills}, commit samples {CommitSamples}, {Duration.TotalSeconds:0.0} s{(Events.Length > 0 ? ", events: " + Events : string.Empty)}");
 }
 
 /// <summary>
@@ -72,6 +77,17 @@ public sealed class TortureRun
     private readonly List<MemberHandle> _running = [];
     private readonly List<string> _childJournals = [];
     private readonly Action<string>? _progress;
+    private readonly ClientFaults _clientFaults = new();
+    private readonly Dictionary<int, long> _mostBuffered = [];
+    private readonly Dictionary<(int, long), long> _lastDeadLetter = [];
+    private readonly List<OffsetReset> _resets = [];
+    private readonly List<Violation> _stopFailures = [];
+    private readonly Dictionary<long, long> _ended = [];
+    private int _storeOutages;
+    private Func<Task>? _storeUndo;
+    private int _lateRedisPort;
+    private RedisServer? _lateRedis;
+    private string _runDirectory = string.Empty;
     private long _incarnations;
     private int _faultsInjected;
     private int _kills;
@@ -92,6 +108,7 @@ public sealed class TortureRun
         var clock = Stopwatch.StartNew();
         var run = string.Create(CultureInfo.InvariantCulture, $"s{(uint)_config.Seed}_{Guid.NewGuid().ToString("N")[..6]}");
         var runDirectory = Path.Combine(_environment.Directory, run);
+        _runDirectory = runDirectory;
         Directory.CreateDirectory(runDirectory);
         var violations = new List<Violation>();
         var records = Workload.Draw(_config);
@@ -102,6 +119,14 @@ public sealed class TortureRun
         cluster.CreateTopic(topic + ".dlq", _config.Partitions, replicationFactor: 3);
         cluster.CreateTopic(topic + ".out", _config.Partitions, replicationFactor: 3);
         var store = await _environment.PrepareStoreAsync(_config.Store, run);
+        if (_config.Store == StoreKind.Redis && _config.Faults.Any(f => f.Kind == FaultKind.StoreDown && f.BeforeStart))
+        {
+            // Redis down at first use: nothing listens on the members' port until the outage ends (connections refused, not
+            // hanging); then a server of the run's own starts there.
+            _lateRedisPort = FreePort.Next();
+            store = store with { Redis = string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{_lateRedisPort}") };
+        }
+
         var environment = new MemberEnvironment(cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":");
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "config.json"), _config.ToJson());
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "environment.json"), JsonSerializer.Serialize(environment));
@@ -118,27 +143,46 @@ public sealed class TortureRun
 
         // The cluster's own threads, all started by now (it has served the producer, which is disposed).
         var baselineThreads = LibrdkafkaThreads();
-        var lastChange = TimeSpan.FromMilliseconds(Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs)));
+        var lastScheduled = TimeSpan.FromMilliseconds(Math.Max(_config.FaultsEndMs, _config.Membership.Max(m => m.AtMs)));
+        var lastChange = lastScheduled;
+        if (_config.Faults.Any(f => f.WhileInFlight is not null) || _config.Membership.Any(m => m.WhileInFlight is not null))
+        {
+            // A triggered change happens when its handler runs, at most this much after its scheduled time.
+            lastChange += TimeSpan.FromMilliseconds(TortureConfig.TriggerWaitMs);
+        }
 
         using var stop = new CancellationTokenSource();
         var sampler = Task.Run(() => SampleCommits(environment, stop.Token));
         var deadLetterReader = Task.Run(() => ReadDeadLetters(environment, stop.Token));
+        var bufferSampler = Task.Run(() => SampleBuffers(environment, stop.Token));
+
+        // Faults in place before the first member starts (a store down at first use), undone on the schedule's clock.
+        var early = new List<(Fault Fault, Func<Task> Undo)>();
+        foreach (var fault in _config.Faults.Where(f => f.BeforeStart))
+        {
+            if (await ApplyAsync(cluster, environment, fault) is { } undo)
+            {
+                Interlocked.Increment(ref _faultsInjected);
+                early.Add((fault, undo));
+            }
+        }
+
         var start = Stopwatch.StartNew();
-        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, stop.Token));
-        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, records, firstWave, records.Count, (start, lastChange)));
+        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, early, records, stop.Token));
+        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, records, firstWave, records.Count, (start, lastScheduled)));
         string? livenessFailure = null;
         try
         {
-            await DriveMembershipAsync(environment, runDirectory, start);
+            await DriveMembershipAsync(environment, runDirectory, start, records);
             await waves;
             var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
             livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, lastChange);
         }
         finally
         {
-            await StopMembersAsync(violations);
+            await StopMembersAsync();
             await stop.CancelAsync();
-            await Task.WhenAll(sampler, deadLetterReader, faults);
+            await Task.WhenAll(sampler, deadLetterReader, faults, bufferSampler);
             RestoreCluster(cluster);
         }
 
@@ -147,19 +191,38 @@ public sealed class TortureRun
             _journal.Load(path);
         }
 
+        if (_lateRedis is not null)
+        {
+            await _lateRedis.DisposeAsync();
+        }
+
         var effects = await TortureEnvironment.ReadEffectsAsync(_config.Store, environment);
         if (livenessFailure is not null)
         {
             violations.Add(new Violation("liveness", livenessFailure));
         }
 
-        violations.AddRange(new Invariants(_config, records, _journal.Executions.ToList(), _deadLetters, effects, _commitSamples, _logs, _kills).Check());
+        violations.AddRange(_stopFailures);
+
+        violations.AddRange(new Invariants(_config, records, _journal.Executions.ToList(), _deadLetters, effects, _commitSamples, _logs, _kills)
+        {
+            Resets = _resets,
+            LastDeadLetter = _lastDeadLetter,
+            Ended = _ended,
+        }.Check());
+        if (BufferFailure() is { } overflow)
+        {
+            violations.Add(new Violation("memory bounded by the buffers", overflow));
+        }
         if (HygieneFailure(baselineThreads) is { } leak)
         {
             violations.Add(new Violation("hygiene", leak));
         }
 
-        var stats = new RunStats(records.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed);
+        var stats = new RunStats(records.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed)
+        {
+            Events = string.Join(", ", new[] { _logs.Summary(), _resets.Count > 0 ? $"partitions reset {_resets.Count}" : string.Empty }.Where(e => e.Length > 0)),
+        };
         var tail = _logs.Tail(60);
         if (violations.Count > 0)
         {
@@ -217,7 +280,7 @@ public sealed class TortureRun
         }
     }
 
-    private async Task DriveMembershipAsync(MemberEnvironment environment, string runDirectory, Stopwatch start)
+    private async Task DriveMembershipAsync(MemberEnvironment environment, string runDirectory, Stopwatch start, List<RecordSpec> records)
     {
         foreach (var change in _config.Membership)
         {
@@ -225,6 +288,11 @@ public sealed class TortureRun
             if (wait > TimeSpan.Zero)
             {
                 await Task.Delay(wait);
+            }
+
+            if (change.WhileInFlight is { } kind)
+            {
+                await WaitForHandlerAsync(records, kind, change.Member, CancellationToken.None);
             }
 
             MemberHandle? current;
@@ -240,11 +308,14 @@ public sealed class TortureRun
                     break;
                 case MemberAction.Leave when current is not null:
                     Forget(current);
-                    await current.StopAsync();
+                    await EndAsync(current, graceful: true);
+                    break;
+                case MemberAction.Reset:
+                    await ResetOffsetsAsync(environment, runDirectory);
                     break;
                 case MemberAction.Dispose or MemberAction.Kill when current is not null:
                     Forget(current);
-                    await current.AbandonAsync();
+                    await EndAsync(current, graceful: false);
                     if (change.Action == MemberAction.Kill)
                     {
                         _kills++;
@@ -254,6 +325,84 @@ public sealed class TortureRun
                     break;
                 default:
                     break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// An operator's offsets reset: every member stops gracefully (the group is empty), each partition's committed offset is
+    /// moved back to half of what it was, and the same members start again.
+    /// </summary>
+    private async Task ResetOffsetsAsync(MemberEnvironment environment, string runDirectory)
+    {
+        List<MemberHandle> running;
+        lock (_gate)
+        {
+            running = [.. _running];
+            _running.Clear();
+        }
+
+        foreach (var member in running)
+        {
+            await EndAsync(member, graceful: true);
+        }
+
+        // The embedded broker takes offsets only from a member of the group (as kafka-reliable offsets reset does there): join
+        // it alone, with the members' session timeout and assignor, and commit once every partition is assigned. A killed
+        // member's session may hold the group for a while: the join waits it out. Faults may refuse the calls for a while:
+        // they are retried with the same targets; a reset that cannot be made is not recorded, and the members start again.
+        try
+        {
+            var assigned = 0;
+            using var client = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+            {
+                BootstrapServers = environment.BootstrapServers,
+                GroupId = environment.Group,
+                EnableAutoCommit = false,
+                SessionTimeoutMs = TortureConfig.SessionTimeoutMs,
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+            }).SetLogHandler(static (_, _) => { }).SetPartitionsAssignedHandler((_, partitions) => assigned += partitions.Count).Build();
+            client.Subscribe(environment.Topic);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (assigned < _config.Partitions && DateTime.UtcNow < deadline)
+            {
+                client.Consume(TimeSpan.FromMilliseconds(100));
+            }
+
+            var partitions = Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartition(environment.Topic, p)).ToList();
+            List<TopicPartitionOffset>? committed = null;
+            while (assigned >= _config.Partitions && DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    committed ??= client.Committed(partitions, TimeSpan.FromSeconds(5)).Where(c => c.Offset.Value > 0).ToList();
+                    var before = DateTime.UtcNow.Ticks;
+                    if (committed.Count > 0)
+                    {
+                        client.Commit(committed.Select(c => new TopicPartitionOffset(c.TopicPartition, c.Offset.Value / 2)));
+                    }
+
+                    var after = DateTime.UtcNow.Ticks;
+                    lock (_gate)
+                    {
+                        _resets.AddRange(committed.Select(c => new OffsetReset(before, after, c.Partition.Value, c.Offset.Value, c.Offset.Value / 2)));
+                    }
+
+                    break;
+                }
+                catch (KafkaException)
+                {
+                    await Task.Delay(500);
+                }
+            }
+
+            client.Close();
+        }
+        finally
+        {
+            foreach (var member in running.Select(m => m.Member).Distinct())
+            {
+                await StartMemberAsync(environment, runDirectory, member);
             }
         }
     }
@@ -269,7 +418,7 @@ public sealed class TortureRun
         }
         else
         {
-            handle = await InProcessMember.StartAsync(_config, environment, member, incarnation, _journal, _logs);
+            handle = await InProcessMember.StartAsync(_config, environment, member, incarnation, _journal, _logs, _clientFaults);
         }
 
         _started++;
@@ -287,7 +436,7 @@ public sealed class TortureRun
         }
     }
 
-    private async Task StopMembersAsync(List<Violation> violations)
+    private async Task StopMembersAsync()
     {
         List<MemberHandle> running;
         lock (_gate)
@@ -298,13 +447,34 @@ public sealed class TortureRun
 
         foreach (var member in running)
         {
-            try
+            await EndAsync(member, graceful: true);
+        }
+    }
+
+    /// <summary>Stops a member (gracefully, or by disposal or SIGKILL); a member that fails or hangs while stopping is a violation, not a harness failure.</summary>
+    private async Task EndAsync(MemberHandle member, bool graceful)
+    {
+        try
+        {
+            if (graceful)
             {
                 await member.StopAsync();
             }
-            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            else
             {
-                violations.Add(new Violation("shutdown", $"member {member.Member}.{member.Incarnation} did not stop: {ex.Message}"));
+                await member.AbandonAsync();
+            }
+
+            lock (_gate)
+            {
+                _ended[member.Incarnation] = DateTime.UtcNow.Ticks;
+            }
+        }
+        catch (Exception ex)
+        {
+            lock (_gate)
+            {
+                _stopFailures.Add(new Violation("members stop cleanly", $"member {member.Member}.{member.Incarnation} {(graceful ? "did not stop" : "could not be disposed")}: {ex.GetType().Name}: {ex.Message}"));
             }
         }
     }
@@ -415,6 +585,68 @@ public sealed class TortureRun
         }
     }
 
+    /// <summary>
+    /// Samples the library's <c>kafka.reliable.records.buffered</c> gauge of the members in this process every 50 ms, keeping
+    /// the most any partition held: the records a member holds in memory are bounded by <c>PartitionBufferSize</c> per partition.
+    /// </summary>
+    private void SampleBuffers(MemberEnvironment environment, CancellationToken stop)
+    {
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == KafkaReliableDiagnostics.MeterName && instrument.Name == "kafka.reliable.records.buffered")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            string? group = null;
+            string? partition = null;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == KafkaReliableDiagnostics.ConsumerGroupTag)
+                {
+                    group = tag.Value as string;
+                }
+                else if (tag.Key == KafkaReliableDiagnostics.PartitionTag)
+                {
+                    partition = tag.Value as string;
+                }
+            }
+
+            if (group == environment.Group && int.TryParse(partition, CultureInfo.InvariantCulture, out var p))
+            {
+                lock (_gate)
+                {
+                    _mostBuffered[p] = Math.Max(_mostBuffered.GetValueOrDefault(p), value);
+                }
+            }
+        });
+        listener.Start();
+        while (!stop.IsCancellationRequested)
+        {
+            listener.RecordObservableInstruments();
+            stop.WaitHandle.WaitOne(50);
+        }
+    }
+
+    /// <summary>A partition that held more records than its buffer allows, unless the client was refusing pauses.</summary>
+    private string? BufferFailure()
+    {
+        if (_clientFaults.Refused > 0)
+        {
+            // A refused pause lets the buffer overflow until the pause is made: bounded by the fault, not by the option.
+            return null;
+        }
+
+        lock (_gate)
+        {
+            var over = _mostBuffered.Where(b => b.Value > _config.PartitionBufferSize).Select(b => $"p{b.Key} held {b.Value}").ToList();
+            return over.Count == 0 ? null : $"PartitionBufferSize is {_config.PartitionBufferSize}: {string.Join(", ", over)}";
+        }
+    }
+
     private void ReadDeadLetters(MemberEnvironment environment, CancellationToken stop)
     {
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
@@ -437,6 +669,7 @@ public sealed class TortureRun
                     lock (_gate)
                     {
                         _deadLetters.TryAdd(key, new DeadLetterCopy(result.Message.Value, result.Message.Timestamp.UtcDateTime.Ticks, truncated));
+                        _lastDeadLetter[key] = result.Message.Timestamp.UtcDateTime.Ticks;
                     }
                 }
 
@@ -469,10 +702,11 @@ public sealed class TortureRun
         }
     }
 
-    private async Task DriveFaultsAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Stopwatch start, CancellationToken stop)
+    private async Task DriveFaultsAsync(
+        EmbeddedKafkaCluster cluster, MemberEnvironment environment, Stopwatch start, List<(Fault Fault, Func<Task> Undo)> early, List<RecordSpec> records, CancellationToken stop)
     {
-        var undos = new List<Task>();
-        foreach (var fault in _config.Faults.OrderBy(f => f.AtMs))
+        var undos = early.ConvertAll(e => UndoLater(e.Undo, e.Fault.ForMs));
+        foreach (var fault in _config.Faults.Where(f => !f.BeforeStart).OrderBy(f => f.AtMs))
         {
             var wait = TimeSpan.FromMilliseconds(fault.AtMs) - start.Elapsed;
             try
@@ -480,6 +714,12 @@ public sealed class TortureRun
                 if (wait > TimeSpan.Zero)
                 {
                     await Task.Delay(wait, stop);
+                }
+
+                if (fault.WhileInFlight is { } kind)
+                {
+                    await WaitForHandlerAsync(records, kind, null, stop);
+                    stop.ThrowIfCancellationRequested();
                 }
             }
             catch (OperationCanceledException)
@@ -494,22 +734,66 @@ public sealed class TortureRun
             }
 
             Interlocked.Increment(ref _faultsInjected);
-            undos.Add(Task.Run(async () =>
-            {
-                try
-                {
-                    await Task.Delay(fault.ForMs, stop);
-                }
-                catch (OperationCanceledException)
-                {
-                    // The run ends: undo now.
-                }
-
-                await undo();
-            }, CancellationToken.None));
+            undos.Add(UndoLater(undo, fault.ForMs));
         }
 
         await Task.WhenAll(undos);
+
+        Task UndoLater(Func<Task> undo, int afterMs) => Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(afterMs, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                // The run ends: undo now.
+            }
+
+            await undo();
+        }, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Waits until a handler of a record of <paramref name="kind"/> runs (in <paramref name="member"/>, or in any member), for at
+    /// most <see cref="TortureConfig.TriggerWaitMs"/>: a triggered change then meets the handler it is meant for.
+    /// </summary>
+    private async Task WaitForHandlerAsync(List<RecordSpec> records, RecordKind kind, int? member, CancellationToken stop)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(TortureConfig.TriggerWaitMs);
+        while (DateTime.UtcNow < deadline && !stop.IsCancellationRequested)
+        {
+            var wanted = records.Where(r => r.Kind == kind && r.Offset >= 0).Select(r => (r.Partition, r.Offset)).ToHashSet();
+            if (wanted.Count > 0 && RunningExecutions(member).Any(e => wanted.Contains((e.Partition, e.Offset))))
+            {
+                return;
+            }
+
+            await Task.Delay(50, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The handler executions running now: in this process, or as the child processes' journals tell.</summary>
+    private IEnumerable<Execution> RunningExecutions(int? member)
+    {
+        if (!_config.ChildProcesses)
+        {
+            return _journal.Executions.Where(e => e.EndTicks == 0 && (member is null || e.Member == member));
+        }
+
+        List<MemberHandle> running;
+        lock (_gate)
+        {
+            running = [.. _running.Where(m => member is null || m.Member == member)];
+        }
+
+        var journal = new Journal();
+        foreach (var handle in running)
+        {
+            journal.Load(ChildMember.JournalPath(_runDirectory, handle.Member, handle.Incarnation));
+        }
+
+        return journal.Executions.Where(e => e.EndTicks == 0);
     }
 
     /// <summary>Injects a fault; returns what undoes it, or null when it cannot be injected here (a store not run by this harness).</summary>
@@ -540,13 +824,37 @@ public sealed class TortureRun
                 cluster.PushRequestErrors(KafkaApiKey.Produce, Enumerable.Repeat(ErrorCode.NotEnoughReplicas, fault.Count).ToArray());
                 return () => { cluster.ClearRequestErrors(KafkaApiKey.Produce); return Task.CompletedTask; };
             case FaultKind.StoreDown:
-                return await StoreDownAsync(environment);
+                {
+                    // Outages may overlap: the store goes down with the first and comes back with the last.
+                    if (Interlocked.Increment(ref _storeOutages) == 1)
+                    {
+                        _storeUndo = await StoreDownAsync(environment, fault.BeforeStart);
+                    }
+
+                    return _storeUndo is null
+                        ? null
+                        : async () =>
+                        {
+                            if (Interlocked.Decrement(ref _storeOutages) == 0 && _storeUndo is { } undo)
+                            {
+                                await undo();
+                            }
+                        };
+                }
+            case FaultKind.SessionLost:
+                // The coordinator goes down for longer than the session: the members lose their partitions, then rejoin.
+                cluster.SetCoordinator(KafkaCoordinatorType.Group, environment.Group, fault.Broker);
+                cluster.SetBrokerDown(fault.Broker);
+                return () => { cluster.SetBrokerUp(fault.Broker); return Task.CompletedTask; };
+            case FaultKind.ClientCalls when !_config.ChildProcesses:
+                _clientFaults.RefuseEvery(fault.Count);
+                return () => { _clientFaults.RefuseEvery(0); return Task.CompletedTask; };
             default:
                 return null;
         }
     }
 
-    private async Task<Func<Task>?> StoreDownAsync(MemberEnvironment environment)
+    private async Task<Func<Task>?> StoreDownAsync(MemberEnvironment environment, bool beforeStart)
     {
         switch (_config.Store)
         {
@@ -559,6 +867,17 @@ public sealed class TortureRun
                     // The pools hold connections to the stopped server; the next run must not inherit them.
                     Npgsql.NpgsqlConnection.ClearAllPools();
                 };
+            case StoreKind.Redis when _lateRedisPort != 0 && beforeStart:
+                // Down at first use: the run's own server starts when the outage ends.
+                return async () => _lateRedis = await RedisServer.StartAsync(_lateRedisPort);
+            case StoreKind.Redis when _lateRedisPort != 0:
+                if (_lateRedis is not { } late)
+                {
+                    return null; // not started yet: down already
+                }
+
+                late.Pause();
+                return () => { late.Resume(); return Task.CompletedTask; };
             case StoreKind.Redis when _environment.Redis is { IsLocal: true } redis:
                 redis.Pause();
                 return () => { redis.Resume(); return Task.CompletedTask; };

@@ -31,6 +31,12 @@ public enum RecordKind
     /// <summary>The handler blocks its thread synchronously for a while.</summary>
     Block,
 
+    /// <summary>
+    /// The handler ignores its cancellation token for longer than the session timeout and every drain: it outlives a lost
+    /// partition, a revoke, a shutdown and a watchdog restart, and is still running when its record is read again.
+    /// </summary>
+    Stubborn,
+
     /// <summary>Not JSON.</summary>
     PoisonJson,
 
@@ -111,6 +117,19 @@ public static class Workload
         RecordKind[] troubleKinds = [RecordKind.Slow, RecordKind.Transient, RecordKind.Exhaust, RecordKind.Fatal, RecordKind.IgnoreCancel, RecordKind.Block];
         var big = 0;
         var slower = 0;
+
+        // The stalling records, spread over the run (after the first few records, so that some records are done before them).
+        // Each kind a triggered change waits for is among them.
+        var wanted = config.Faults.Select(f => f.WhileInFlight).Concat(config.Membership.Select(m => m.WhileInFlight)).OfType<RecordKind>().Distinct().Order().ToList();
+        var stalls = new Dictionary<int, RecordKind>();
+        for (var i = 0; i < Math.Max(config.Stalls, wanted.Count); i++)
+        {
+            var kind = i < wanted.Count ? wanted[i] : random.Next(2) == 0 ? RecordKind.Slower : RecordKind.Stubborn;
+            while (!stalls.TryAdd(random.Next(config.Records / 20, config.Records * 9 / 10), kind))
+            {
+            }
+        }
+
         for (var id = 0; id < config.Records; id++)
         {
             var key = "k" + random.Next(config.Keys).ToString(CultureInfo.InvariantCulture);
@@ -136,10 +155,16 @@ public static class Workload
                 }
             }
 
+            if (stalls.TryGetValue(id, out var stall))
+            {
+                kind = stall;
+            }
+
             var (ms, n) = kind switch
             {
                 RecordKind.Slow => (random.Next(5, 60), 0),
                 RecordKind.Slower => (Math.Max(config.RevokeTimeoutMs, config.ShutdownTimeoutMs) + 1_500, 0),
+                RecordKind.Stubborn => (TortureConfig.StubbornMs, 0),
                 RecordKind.IgnoreCancel or RecordKind.Block => (random.Next(50, 400), 0),
                 RecordKind.Transient => (0, random.Next(1, config.MaxAttempts)),
                 _ => (0, 0),
@@ -160,7 +185,7 @@ public static class Workload
 
     public static Outcome ExpectedOutcome(RecordKind kind, TortureConfig config) => kind switch
     {
-        RecordKind.Ok or RecordKind.Slow or RecordKind.Slower or RecordKind.Transient or RecordKind.IgnoreCancel or RecordKind.Block => Outcome.Effect,
+        RecordKind.Ok or RecordKind.Slow or RecordKind.Slower or RecordKind.Transient or RecordKind.IgnoreCancel or RecordKind.Block or RecordKind.Stubborn => Outcome.Effect,
         RecordKind.Tombstone => config.Tombstones switch
         {
             TombstonePolicy.Handle => Outcome.Effect,
