@@ -48,13 +48,15 @@ public sealed partial class Invariants
 
     /// <summary>
     /// Gets whether nothing in the run allows a record to be handled twice without an exactly-once store: no fault, no kill,
-    /// no disposal without a stop, no deferred acknowledgement dropped by a leaving member, and none of the events after
+    /// no disposal without a stop, no rebalance while acknowledgements are deferred (one that arrives after its partition was
+    /// revoked is ignored and the new owner handles the record again, as the commit-strategies guide says; seed 1599228748
+    /// showed 98 such records when a member joined), and none of the events after
     /// which the library redelivers by design (drain timeout, watchdog restart, lost partition, lost lease, ...).
     /// </summary>
     public bool CleanRun =>
         _config.ChangesOnlyGracefully
         && _kills == 0
-        && !(_config.Commit == CommitMode.ManualDeferred && _config.Membership.Any(m => m.Action != MemberAction.Join))
+        && !(_config.Commit == CommitMode.ManualDeferred && _config.Membership.Count > 1)
         && !_logs.Entries.Any(e => RunLogs.RedeliveryEvents.Contains(e.EventId));
 
     public IEnumerable<Violation> Check()
