@@ -361,7 +361,8 @@ public static class MemberHost
         // Longer than the slowest handler the records ask for (a Slower record takes the longest timeout + 1.5 s, a Stubborn one
         // StubbornMs): the watchdog is for consumers that are stuck, and one that restarts a healthy slow handler every time
         // would never finish it (seed 2872 did that with a Stubborn record slower than StuckAfter: a restart every 18 s, for ever).
-        var slowest = config.Stalls > 0 || config.Faults.Any(f => f.WhileInFlight is not null) || config.Membership.Any(m => m.WhileInFlight is not null)
+        // (A triggered change implies stalling records: Draw gives triggers only to runs with Stalls > 0.)
+        var slowest = config.Stalls > 0
             ? TortureConfig.StubbornMs
             : Math.Max(config.RevokeTimeoutMs, config.ShutdownTimeoutMs) + 1_500;
         o.Watchdog.StuckAfter = TimeSpan.FromMilliseconds(slowest + 4_000);
