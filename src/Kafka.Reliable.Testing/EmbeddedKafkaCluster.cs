@@ -207,6 +207,53 @@ public sealed class EmbeddedKafkaCluster : IDisposable, IAsyncDisposable
     /// <param name="apiKey">The kind of request.</param>
     public void ClearRequestErrors(KafkaApiKey apiKey) => LibRdKafka.rd_kafka_mock_clear_request_errors(Cluster, (short)apiKey);
 
+    /// <summary>
+    /// Starts recording every request the brokers receive (which broker, which kind, when), forgetting what was recorded
+    /// before. A test can then assert what a client sent: that a consumer committed, or never did.
+    /// </summary>
+    /// <remarks>
+    /// The record holds every request until <see cref="StopRequestTracking"/> or <see cref="ClearTrackedRequests"/>, about
+    /// 40 bytes each: a busy consumer sends hundreds of fetches a second. The requests of every client of the cluster are
+    /// recorded alike (the broker does not say which client sent one), including the helper producer's.
+    /// </remarks>
+    public void StartRequestTracking() => LibRdKafka.rd_kafka_mock_start_request_tracking(Cluster);
+
+    /// <summary>Stops recording requests and forgets what was recorded.</summary>
+    public void StopRequestTracking() => LibRdKafka.rd_kafka_mock_stop_request_tracking(Cluster);
+
+    /// <summary>Forgets the requests recorded so far; recording goes on if it was started.</summary>
+    public void ClearTrackedRequests() => LibRdKafka.rd_kafka_mock_clear_requests(Cluster);
+
+    /// <summary>Gets the requests recorded since <see cref="StartRequestTracking"/> (or the last clear), in the order received.</summary>
+    /// <returns>The requests; empty when tracking was not started.</returns>
+    public IReadOnlyList<KafkaBrokerRequest> GetTrackedRequests()
+    {
+        var array = LibRdKafka.rd_kafka_mock_get_requests(Cluster, out var count);
+        if (array == IntPtr.Zero)
+        {
+            return [];
+        }
+
+        try
+        {
+            var requests = new KafkaBrokerRequest[checked((int)count)];
+            for (var i = 0; i < requests.Length; i++)
+            {
+                var request = Marshal.ReadIntPtr(array, i * IntPtr.Size);
+                requests[i] = new KafkaBrokerRequest(
+                    LibRdKafka.rd_kafka_mock_request_id(request),
+                    (KafkaApiKey)LibRdKafka.rd_kafka_mock_request_api_key(request),
+                    LibRdKafka.rd_kafka_mock_request_timestamp(request));
+            }
+
+            return requests;
+        }
+        finally
+        {
+            LibRdKafka.rd_kafka_mock_request_destroy_array(array, count);
+        }
+    }
+
     /// <summary>Takes a broker down: its connections are closed and new ones refused until <see cref="SetBrokerUp"/>.</summary>
     /// <param name="brokerId">The broker, 1 to <see cref="BrokerCount"/>.</param>
     public void SetBrokerDown(int brokerId) => Check(LibRdKafka.rd_kafka_mock_broker_set_down(Cluster, CheckBroker(brokerId)), $"take broker {brokerId} down");

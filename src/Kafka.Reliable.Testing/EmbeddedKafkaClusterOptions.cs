@@ -15,7 +15,7 @@ public sealed class EmbeddedKafkaClusterOptions
     public TimeSpan InitialRebalanceDelay { get; set; } = TimeSpan.Zero;
 }
 
-/// <summary>Kafka protocol request kinds, for <see cref="EmbeddedKafkaCluster.PushRequestErrors"/>.</summary>
+/// <summary>Kafka protocol request kinds, for <see cref="EmbeddedKafkaCluster.PushRequestErrors"/> and <see cref="KafkaBrokerRequest"/>.</summary>
 public enum KafkaApiKey : short
 {
     /// <summary>Produce.</summary>
@@ -88,3 +88,11 @@ public enum KafkaCoordinatorType
     /// <summary>The transaction coordinator of a transactional id.</summary>
     Transaction,
 }
+
+/// <summary>A request an embedded broker received, recorded by <see cref="EmbeddedKafkaCluster.StartRequestTracking"/>.</summary>
+/// <param name="BrokerId">The broker that received it, 1 to <see cref="EmbeddedKafkaCluster.BrokerCount"/>.</param>
+/// <param name="ApiKey">The kind of request (a value outside <see cref="KafkaApiKey"/>'s names is another Kafka API key).</param>
+/// <param name="TimestampMicroseconds">
+/// When it was received, in microseconds of librdkafka's monotonic clock: compare it with other requests' timestamps only.
+/// </param>
+public readonly record struct KafkaBrokerRequest(int BrokerId, KafkaApiKey ApiKey, long TimestampMicroseconds);

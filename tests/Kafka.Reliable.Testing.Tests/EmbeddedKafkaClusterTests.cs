@@ -38,6 +38,7 @@ public sealed class EmbeddedKafkaClusterTests
         Assert.Throws<ObjectDisposedException>(() => cluster.CreateTopic("t"));
         Assert.Throws<ObjectDisposedException>(() => cluster.SetBrokerDown(1));
         Assert.Throws<ObjectDisposedException>(() => cluster.PushRequestErrors(KafkaApiKey.Produce, ErrorCode.NotLeaderForPartition));
+        Assert.Throws<ObjectDisposedException>(() => cluster.GetTrackedRequests());
         Assert.Throws<ObjectDisposedException>(() => { _ = cluster.ProduceAsync("t", new Message<byte[]?, byte[]?>()); });
     }
 
@@ -92,6 +93,40 @@ public sealed class EmbeddedKafkaClusterTests
 
         Assert.Equal(new Dictionary<int, long> { [0] = 7, [1] = 3 }, cluster.GetCommittedOffsets("committer", topic));
         Assert.All(cluster.GetCommittedOffsets("nobody", topic).Values, offset => Assert.Equal(Offset.Unset.Value, offset));
+    }
+
+    [Fact]
+    public async Task TrackedRequests_RecordWhatClientsSent_OnlyWhileTracking()
+    {
+        using var cluster = EmbeddedKafkaCluster.Start(3);
+        var topic = NewTopic();
+        cluster.CreateTopic(topic, partitions: 2);
+        await cluster.ProduceStringsAsync(topic, [new("a", "1")], Token);
+        Assert.Empty(cluster.GetTrackedRequests());
+
+        cluster.StartRequestTracking();
+        using (var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = cluster.BootstrapServers, GroupId = "tracked" }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset(topic, 0, 1)]);
+            consumer.Commit([new TopicPartitionOffset(topic, 1, 0)]);
+        }
+
+        var tracked = cluster.GetTrackedRequests();
+        var commits = tracked.Where(r => r.ApiKey == KafkaApiKey.OffsetCommit).ToList();
+        Assert.True(commits.Count == 2, $"expected the two commits among the tracked requests, saw: {string.Join(", ", tracked.Select(r => r.ApiKey))}");
+        Assert.Contains(tracked, r => r.ApiKey == KafkaApiKey.FindCoordinator);
+        Assert.All(tracked, r => Assert.InRange(r.BrokerId, 1, 3));
+        Assert.True(commits[0].TimestampMicroseconds <= commits[1].TimestampMicroseconds, "requests are recorded in the order received");
+        Assert.DoesNotContain(tracked, r => r.ApiKey == KafkaApiKey.Produce);
+
+        cluster.ClearTrackedRequests();
+        Assert.Empty(cluster.GetTrackedRequests());
+        await cluster.ProduceStringsAsync(topic, [new("b", "2")], Token);
+        Assert.Contains(cluster.GetTrackedRequests(), r => r.ApiKey == KafkaApiKey.Produce);
+
+        cluster.StopRequestTracking();
+        await cluster.ProduceStringsAsync(topic, [new("c", "3")], Token);
+        Assert.Empty(cluster.GetTrackedRequests());
     }
 
     [Fact]

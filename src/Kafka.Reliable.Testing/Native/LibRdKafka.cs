@@ -133,6 +133,30 @@ internal static partial class LibRdKafka
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rd_kafka_mock_partition_set_leader(IntPtr mcluster, string topic, int partition, int brokerId);
 
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_start_request_tracking(IntPtr mcluster);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_stop_request_tracking(IntPtr mcluster);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_clear_requests(IntPtr mcluster);
+
+    [LibraryImport(Library)]
+    public static partial IntPtr rd_kafka_mock_get_requests(IntPtr mcluster, out nuint count);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_request_destroy_array(IntPtr requests, nuint count);
+
+    [LibraryImport(Library)]
+    public static partial int rd_kafka_mock_request_id(IntPtr request);
+
+    [LibraryImport(Library)]
+    public static partial short rd_kafka_mock_request_api_key(IntPtr request);
+
+    [LibraryImport(Library)]
+    public static partial long rd_kafka_mock_request_timestamp(IntPtr request);
+
     public static string ErrorText(int error) => Marshal.PtrToStringUTF8(rd_kafka_err2str(error)) ?? $"error {error}";
 
     public static string ErrorBuffer(byte[] buffer)
