@@ -18,10 +18,11 @@ public sealed class TortureMatrixTests
     /// ones while another transaction held the write lock (11.4); 1070603268 expired leases letting two members handle one
     /// record (11.6); 1820962582 deferred acknowledgements with a lease store, lost after a kill (11.2); 1110876640 an offsets reset
     /// undone by the stored offsets (11.7); 494657920 Redis down at first use never recovered (11.3); 1626809563 a refused
-    /// Seek stopping the consumer (10.7, shown with that fix reverted: the client seam did not exist before it). 97425407
-    /// is the volume run (ByKey, 2 keys, 50,000 records); 111, 2066 and 2656 complete the coverage. The circuit breaker
-    /// pausing for ever (10.3), a bad record just under MaxPayloadBytes (10.5) and the ByKey orphan under volume (10.1) are
-    /// found by regression cases.
+    /// Seek stopping the consumer (10.7, shown with that fix reverted: the client seam did not exist before it); 2066
+    /// the circuit opened by a record's last retry with nothing else buffered, pausing the consumer for ever (10.3, in the
+    /// run's epilogue), and plain commits beside Kafka transactions (11.8, from the brokers' request record). 97425407
+    /// is the volume run (ByKey, 2 keys, 50,000 records); 111 and 2656 complete the coverage. A bad record just under
+    /// MaxPayloadBytes (10.5) is also found by a regression case.
     /// </summary>
     public static readonly int[] Seeds = [111, 886, 1067, 1336934277, 988439023, 1070603268, 1820962582, 1110876640, 1626809563, 494657920, 97425407, 2066, 2656];
 

@@ -355,7 +355,7 @@ public static class MemberHost
         o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
         o.CircuitBreaker.Enabled = config.CircuitBreaker;
         o.CircuitBreaker.MinimumThroughput = 2;
-        o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(2);
+        o.CircuitBreaker.SamplingDuration = TimeSpan.FromMilliseconds(TortureConfig.BreakerSamplingMs);
         o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(700);
         o.Watchdog.RestartWhenStuck = config.Watchdog;
         // Longer than the slowest handler the records ask for (a Slower record takes the longest timeout + 1.5 s, a Stubborn one

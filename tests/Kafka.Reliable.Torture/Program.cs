@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 //   soak:    dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --minutes 30 [--config Store=Redis ...]
 //   replay:  dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --seed 12345 [--seed ...]
 //            dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --replay <regression case name or .json file> [--replay ...]
+//   show:    dotnet run --project tests/Kafka.Reliable.Torture -c Release -- --show <seed or case> [...]   (prints the drawn configuration)
 //   child:   member <run folder> <member> <incarnation>   (started by a run whose members are child processes)
 if (args.Length > 0 && args[0] == "member")
 {
@@ -27,6 +28,19 @@ if (args is ["--pick-ci-seeds", var candidates, .. var keep])
 
     var covered = picked.SelectMany(s => Coverage.Of(TortureConfig.Draw(s))).ToHashSet();
     Console.WriteLine($"covers {covered.Count} of {Coverage.Universe.Count} axis values; missing: {string.Join(", ", Coverage.Universe.Except(covered))}");
+    return 0;
+}
+
+if (args is ["--show", .. var shown])
+{
+    // Prints what seeds draw (or regression cases hold), without running them.
+    foreach (var what in shown)
+    {
+        var config = int.TryParse(what, CultureInfo.InvariantCulture, out var seed) ? TortureConfig.Draw(seed) : RegressionCase.Load(what).Config;
+        Console.WriteLine(config.Describe());
+        Console.WriteLine("  " + config.ToJson());
+    }
+
     return 0;
 }
 
@@ -162,6 +176,13 @@ static bool TryParse(string[] args, out SoakOptions options, out string usage)
                 i++;
                 break;
             case "--config" when value?.Split('=', 2) is [var axis, var wanted]:
+                if (!SoakOptions.IsKnownFilter(axis, wanted))
+                {
+                    // A value no configuration can have would make the soak draw seeds for ever.
+                    usage = $"--config {value}: no configuration has that value (booleans are True or False; coverage values: {string.Join(", ", Coverage.Universe.Order())})";
+                    return false;
+                }
+
                 options.Filters[axis] = wanted;
                 i++;
                 break;
@@ -196,6 +217,21 @@ internal sealed class SoakOptions
     /// (<c>Keys=2</c>), or any value the coverage counts (<c>Fault=StoreDown</c>, <c>Membership=Kill</c>, <c>Trigger=Stubborn</c>,
     /// <c>StoreDown=BeforeStart</c>, <c>Record=Oversize</c>): schedules match when any of their entries does.
     /// </summary>
+    /// <summary>Whether some configuration can have the value: a property's value of its type, or a coverage value.</summary>
+    public static bool IsKnownFilter(string axis, string wanted)
+    {
+        var type = typeof(TortureConfig).GetProperty(axis, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase)?.PropertyType;
+        var ofItsType = type switch
+        {
+            null => false,
+            _ when type == typeof(bool) => bool.TryParse(wanted, out _),
+            _ when type == typeof(int) => int.TryParse(wanted, CultureInfo.InvariantCulture, out _),
+            { IsEnum: true } => Enum.TryParse(type, wanted, ignoreCase: true, out _),
+            _ => false,
+        };
+        return ofItsType || Coverage.Universe.Contains($"{axis}={wanted}", StringComparer.OrdinalIgnoreCase);
+    }
+
     public bool Matches(TortureConfig config)
     {
         HashSet<string>? covered = null;

@@ -127,6 +127,9 @@ public sealed record TortureConfig
     /// <summary>How long a triggered fault or membership change waits for its handler before it happens anyway.</summary>
     public const int TriggerWaitMs = 20_000;
 
+    /// <summary>The circuit breaker's sampling window (ms): failures within it count towards opening the circuit.</summary>
+    public const int BreakerSamplingMs = 2_000;
+
     /// <summary>The record count of a volume run.</summary>
     public const int VolumeRecords = 50_000;
 

@@ -167,16 +167,52 @@ public sealed class TortureRun
             }
         }
 
+        if (_config.Commit == CommitMode.Transactional)
+        {
+            // With Kafka transactions only the transactions may commit offsets: the brokers' record of requests shows whether
+            // any member also made a plain commit (the broker does not keep the transactions' offsets, so this is what it can see).
+            cluster.StartRequestTracking();
+        }
+
         var start = Stopwatch.StartNew();
-        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, early, records, stop.Token));
-        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, records, firstWave, records.Count, (start, lastScheduled)));
+        var drawn = records;
+        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, early, drawn, stop.Token));
+        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, drawn, firstWave, drawn.Count, (start, lastScheduled)));
         string? livenessFailure = null;
         try
         {
-            await DriveMembershipAsync(environment, runDirectory, start, records);
+            await DriveMembershipAsync(environment, runDirectory, start, drawn);
             await waves;
             var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
             livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, lastChange);
+            if (livenessFailure is null)
+            {
+                // The epilogue is about the state the faults leave behind: it starts once the last one is undone.
+                await faults;
+            }
+
+            foreach (var step in livenessFailure is null ? Workload.Epilogue(_config) : [])
+            {
+                // Nothing stays paused: an idle consumer meets a failing record, then one more record on every partition. Idle
+                // for longer than the breaker's sampling window first, so that the failing record's attempts are all it counts.
+                if (step[0].Kind == RecordKind.Exhaust && _config.CircuitBreaker)
+                {
+                    await Task.Delay(TortureConfig.BreakerSamplingMs + 500);
+                }
+
+                await ProduceLastWaveAsync(cluster.BootstrapServers, topic, step);
+                records = [.. records, .. step];
+                foreach (var record in step)
+                {
+                    highWatermarks[record.Partition] = record.Offset + 1;
+                }
+
+                if (await WaitUntilDoneAsync(records, highWatermarks, start, start.Elapsed) is { } paused)
+                {
+                    livenessFailure = $"nothing stays paused: in the epilogue produced once every drawn record was resolved ({string.Join(", ", step.Select(r => $"{r.Kind} on p{r.Partition}"))}): {paused}";
+                    break;
+                }
+            }
         }
         finally
         {
@@ -186,6 +222,9 @@ public sealed class TortureRun
             RestoreCluster(cluster);
         }
 
+        var commitRequests = _config.Commit == CommitMode.Transactional
+            ? cluster.GetTrackedRequests().Where(r => r.ApiKey is KafkaApiKey.OffsetCommit or KafkaApiKey.TxnOffsetCommit).CountBy(r => r.ApiKey).ToDictionary()
+            : null;
         if (DroppedByTheBroker(environment) is { } dropped)
         {
             violations.Add(new Violation("embedded broker limit", dropped));
@@ -214,6 +253,7 @@ public sealed class TortureRun
             Resets = _resets,
             LastDeadLetter = _lastDeadLetter,
             Ended = _ended,
+            CommitRequests = commitRequests,
         }.Check());
         if (BufferFailure() is { } overflow)
         {
@@ -282,6 +322,21 @@ public sealed class TortureRun
                 records[first + i].Partition = results[i].Partition.Value;
                 records[first + i].Offset = results[i].Offset.Value;
             }
+        }
+    }
+
+    private static async Task ProduceLastWaveAsync(string bootstrapServers, string topic, List<RecordSpec> lastWave)
+    {
+        using var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig { BootstrapServers = bootstrapServers, EnableIdempotence = true })
+            .SetLogHandler(static (_, _) => { }).Build();
+        foreach (var record in lastWave)
+        {
+            var result = await producer.ProduceAsync(new TopicPartition(topic, record.Partition), new Message<byte[]?, byte[]?>
+            {
+                Key = System.Text.Encoding.UTF8.GetBytes(record.Key),
+                Value = record.Value,
+            });
+            record.Offset = result.Offset.Value;
         }
     }
 
@@ -655,18 +710,28 @@ public sealed class TortureRun
 
     private void ReadDeadLetters(MemberEnvironment environment, CancellationToken stop)
     {
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        // Where the reading goes on in each partition, kept across clients.
+        var next = Enumerable.Range(0, _config.Partitions).ToDictionary(p => p, _ => Offset.Beginning.Value);
+        IConsumer<byte[]?, byte[]?> Connect()
         {
-            BootstrapServers = environment.BootstrapServers,
-            GroupId = "dlq-reader",
-            EnableAutoCommit = false,
-            IsolationLevel = IsolationLevel.ReadUncommitted,
-        }).SetLogHandler(static (_, _) => { }).Build();
-        consumer.Assign(Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartitionOffset(environment.Topic + ".dlq", p, Offset.Beginning)));
-        void Drain(TimeSpan wait)
+            var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+            {
+                BootstrapServers = environment.BootstrapServers,
+                GroupId = "dlq-reader",
+                EnableAutoCommit = false,
+                IsolationLevel = IsolationLevel.ReadUncommitted,
+            }).SetLogHandler(static (_, _) => { }).Build();
+            consumer.Assign(next.Select(n => new TopicPartitionOffset(environment.Topic + ".dlq", n.Key, n.Value)));
+            return consumer;
+        }
+
+        bool Drain(IConsumer<byte[]?, byte[]?> consumer, TimeSpan wait)
         {
+            var read = false;
             while (consumer.Consume(wait) is { } result)
             {
+                read = true;
+                next[result.Partition.Value] = result.Offset.Value + 1;
                 if (result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalPartition, out var partition)
                     && result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalOffset, out var offset))
                 {
@@ -681,26 +746,40 @@ public sealed class TortureRun
 
                 wait = TimeSpan.Zero;
             }
+
+            return read;
         }
 
         while (!stop.IsCancellationRequested)
         {
-            try
+            // A client whose partition leader was down in a fault can stop fetching for longer than the liveness bound after
+            // the broker is back (seed 1037188125: a dead letter written 45 s earlier never read): after 10 s without a record,
+            // a new client goes on from where this one was.
+            using var consumer = Connect();
+            var idleSince = DateTime.UtcNow;
+            while (!stop.IsCancellationRequested && DateTime.UtcNow - idleSince < TimeSpan.FromSeconds(10))
             {
-                Drain(TimeSpan.FromMilliseconds(200));
-            }
-            catch (ConsumeException)
-            {
-                // Faults on the brokers; the next poll goes on.
+                try
+                {
+                    if (Drain(consumer, TimeSpan.FromMilliseconds(200)))
+                    {
+                        idleSince = DateTime.UtcNow;
+                    }
+                }
+                catch (ConsumeException)
+                {
+                    // Faults on the brokers; the next poll goes on.
+                }
             }
         }
 
-        // Everything dead-lettered before the members stopped is in the topic: read to its end.
+        // Everything dead-lettered before the members stopped is in the topic: read to its end, with a fresh client.
+        using var last = Connect();
         for (var i = 0; i < 10; i++)
         {
             try
             {
-                Drain(TimeSpan.FromMilliseconds(300));
+                Drain(last, TimeSpan.FromMilliseconds(300));
             }
             catch (ConsumeException)
             {

@@ -183,6 +183,31 @@ public static class Workload
         return records;
     }
 
+    /// <summary>
+    /// The run's epilogue, produced once every drawn record is resolved, in two steps. First a record whose handler fails on
+    /// every attempt, alone on an idle consumer: with the circuit breaker, its own retries open the circuit while nothing else
+    /// is buffered, so no other record can make the circuit's trial (issue 10, defect 3). Then one plain record per partition:
+    /// a partition left paused (by a circuit never closed, a watchdog, a pause never undone) does not handle its one.
+    /// </summary>
+    public static List<List<RecordSpec>> Epilogue(TortureConfig config)
+    {
+        RecordSpec Record(int id, string key, RecordKind kind, int partition) => new()
+        {
+            Id = id,
+            Key = key,
+            Kind = kind,
+            Value = JsonSerializer.SerializeToUtf8Bytes(new Job(id, key, kind, 0, 0), TortureJson.Default.Job),
+            Expected = ExpectedOutcome(kind, config),
+            Partition = partition,
+        };
+
+        return
+        [
+            [Record(config.Records + config.Partitions, "last-failing", RecordKind.Exhaust, 0)],
+            [.. Enumerable.Range(0, config.Partitions).Select(p => Record(config.Records + p, "last-" + p.ToString(CultureInfo.InvariantCulture), RecordKind.Ok, p))],
+        ];
+    }
+
     public static Outcome ExpectedOutcome(RecordKind kind, TortureConfig config) => kind switch
     {
         RecordKind.Ok or RecordKind.Slow or RecordKind.Slower or RecordKind.Transient or RecordKind.IgnoreCancel or RecordKind.Block or RecordKind.Stubborn => Outcome.Effect,
