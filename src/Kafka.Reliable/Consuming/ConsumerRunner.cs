@@ -828,22 +828,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         Log.ClientError(Logger, Name, error.Code, error.Reason);
     }
 
-    private void OnClientLog(LogMessage message)
-    {
-        var level = ToLogLevel(message.Level);
-        if (Logger.IsEnabled(level))
-        {
-            Log.ClientLog(Logger, level, Name, message.Facility, message.Message);
-        }
-    }
-
-    private static LogLevel ToLogLevel(SyslogLevel level) => level switch
-    {
-        <= SyslogLevel.Error => LogLevel.Error,
-        SyslogLevel.Warning => LogLevel.Warning,
-        SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
-        _ => LogLevel.Debug,
-    };
+    private void OnClientLog(LogMessage message) => ClientLogs.Forward(Logger, Name, message);
 
     private static string Describe<T>(List<T> partitions) => string.Join(", ", partitions);
 

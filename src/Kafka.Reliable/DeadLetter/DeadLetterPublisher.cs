@@ -319,7 +319,15 @@ internal sealed class DeadLetterPublisher : IDisposable
     }
 
     private IProducer<byte[]?, byte[]?> Build(ProducerConfig config) =>
-        new ProducerBuilder<byte[]?, byte[]?>(config).SetErrorHandler(OnProducerError).Build();
+        new ProducerBuilder<byte[]?, byte[]?>(config).SetErrorHandler(OnProducerError).SetLogHandler(OnProducerLog).Build();
+
+    private void OnProducerLog(IProducer<byte[]?, byte[]?> producer, LogMessage message)
+    {
+        if (Volatile.Read(ref _consumer) is { } consumer)
+        {
+            ClientLogs.Forward(consumer.Logger, consumer.Name, message);
+        }
+    }
 
     private Headers ProvenanceHeaders(MessageContext context, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure)
     {

@@ -74,10 +74,13 @@ public sealed class DeadLetterReplayer
         // The Kafka clients' calls block: the replay runs on a thread of its own rather than on the caller's.
         Task.Factory.StartNew(() => Replay(progress, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
+    /// <summary>Gets what the replay's client logs are attributed to (event 502).</summary>
+    private string ReplayName => "replay of " + _options.DeadLetterTopic;
+
     private DeadLetterReplayProgress Replay(IProgress<DeadLetterReplayProgress>? progress, CancellationToken cancellationToken)
     {
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).Build();
-        using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).Build();
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
+        using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
         var partitions = PartitionsOf(_options.DeadLetterTopic);
         var committed = consumer.Committed(partitions, RequestTimeout);
         var next = new Dictionary<int, long>();
@@ -275,7 +278,8 @@ public sealed class DeadLetterReplayer
 
     private List<TopicPartition> PartitionsOf(string topic)
     {
-        using var admin = new AdminClientBuilder(new AdminClientConfig(SharedSettings()) { BootstrapServers = _options.BootstrapServers }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig(SharedSettings()) { BootstrapServers = _options.BootstrapServers })
+            .SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
         var metadata = admin.GetMetadata(topic, RequestTimeout);
         var topicMetadata = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
         if (topicMetadata is null || topicMetadata.Error.IsError || topicMetadata.Partitions.Count == 0)

@@ -178,6 +178,6 @@ internal static partial class Log
     [LoggerMessage(504, LogLevel.Error, "Consumer {Consumer}: a poll loop iteration failed ({Count} in a row); the loop goes on after {Delay}")]
     public static partial void PollIterationFailed(ILogger logger, string consumer, int count, TimeSpan delay, Exception exception);
 
-    [LoggerMessage(EventId = 502, Message = "Consumer {Consumer} librdkafka [{Facility}] {Message}")]
-    public static partial void ClientLog(ILogger logger, LogLevel level, string consumer, string facility, string message);
+    [LoggerMessage(EventId = 502, Message = "Consumer {Consumer} librdkafka {Client} [{Facility}] {Message}")]
+    public static partial void ClientLog(ILogger logger, LogLevel level, string consumer, string client, string facility, string message);
 }

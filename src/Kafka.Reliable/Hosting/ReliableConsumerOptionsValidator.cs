@@ -249,7 +249,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         try
         {
             // Creating a client makes librdkafka check every property and their combinations; it connects lazily, so nothing goes on the network.
-            using var probe = new ConsumerBuilder<Ignore, Ignore>(ConsumerRunner.BuildConfig(name, options)).Build();
+            using var probe = new ConsumerBuilder<Ignore, Ignore>(ConsumerRunner.BuildConfig(name, options)).SetLogHandler(static (_, _) => { }).Build();
         }
         catch (Exception ex) when (ex is ArgumentException or KafkaException or InvalidOperationException)
         {
@@ -262,7 +262,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         try
         {
             // As for the consumer: librdkafka checks every property when the client is created, and connects lazily.
-            using var probe = new ProducerBuilder<Null, Null>(DeadLetter.DeadLetterPublisher.BuildConfig(options, name)).Build();
+            using var probe = new ProducerBuilder<Null, Null>(DeadLetter.DeadLetterPublisher.BuildConfig(options, name)).SetLogHandler(static (_, _) => { }).Build();
         }
         catch (Exception ex) when (ex is ArgumentException or KafkaException or InvalidOperationException)
         {

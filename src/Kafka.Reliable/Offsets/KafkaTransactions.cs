@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Confluent.Kafka;
+using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Consuming;
 
 namespace Kafka.Reliable;
@@ -187,7 +188,7 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
         {
             TransactionalId = $"{transactionalIdPrefix}-{partition.Topic}-{partition.Partition.Value}",
         };
-        var built = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        var built = new ProducerBuilder<byte[]?, byte[]?>(config).SetLogHandler((_, message) => ClientLogs.Forward(consumer.Logger, consumer.Name, message)).Build();
         var producer = consumer.ClientInterceptor?.WrapTransactional(built) ?? built;
         try
         {

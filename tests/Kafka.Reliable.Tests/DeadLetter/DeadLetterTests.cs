@@ -43,6 +43,24 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
     }
 
     [Fact]
+    public async Task DeadLetterProducer_LibrdkafkaLogs_GoToTheConsumersLogger_NamingTheProducer()
+    {
+        // librdkafka writes a client's logs to stderr unless the client has a log handler: the dead-letter producer had
+        // none, so its connection errors bypassed the application's logging. Its debug output makes it log at once.
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, [(0, "poison-key", "not json")]);
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.DeadLetter.ProducerSettings["debug"] = "broker");
+        await Eventually.TrueAsync(() => consumer.Logs.Count(205) == 1, "the record is dead-lettered", state: () => consumer.Logs.Dump());
+
+        var producerLogs = consumer.Logs.Entries.Where(e => e.EventId == 502 && e.Message.Contains("-dlq#producer", StringComparison.Ordinal)).ToList();
+        Assert.True(producerLogs.Count > 0, $"expected the dead-letter producer's librdkafka logs as event 502 naming the producer; saw:{Environment.NewLine}{consumer.Logs.Dump(10)}");
+        Assert.All(producerLogs, e => Assert.StartsWith("Consumer ", e.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task DeadLetteringDisabled_MalformedPayload_HoldsThePartitionInsteadOfSkippingIt()
     {
         var topic = await broker.CreateTopicAsync(1);
