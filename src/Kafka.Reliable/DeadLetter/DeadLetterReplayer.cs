@@ -74,13 +74,13 @@ public sealed class DeadLetterReplayer
         // The Kafka clients' calls block: the replay runs on a thread of its own rather than on the caller's.
         Task.Factory.StartNew(() => Replay(progress, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    /// <summary>Gets what the replay's client logs are attributed to (event 502).</summary>
-    private string ReplayName => "replay of " + _options.DeadLetterTopic;
+    /// <summary>Sends what librdkafka logs for the replay's clients (consumer, producer, admin) to the replay's logger (event 502).</summary>
+    private void OnClientLog(IClient client, LogMessage message) => ClientLogs.Forward(_logger, "replay of " + _options.DeadLetterTopic, message);
 
     private DeadLetterReplayProgress Replay(IProgress<DeadLetterReplayProgress>? progress, CancellationToken cancellationToken)
     {
-        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
-        using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).SetLogHandler(OnClientLog).Build();
+        using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).SetLogHandler(OnClientLog).Build();
         var partitions = PartitionsOf(_options.DeadLetterTopic);
         var committed = consumer.Committed(partitions, RequestTimeout);
         var next = new Dictionary<int, long>();
@@ -279,7 +279,7 @@ public sealed class DeadLetterReplayer
     private List<TopicPartition> PartitionsOf(string topic)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig(SharedSettings()) { BootstrapServers = _options.BootstrapServers })
-            .SetLogHandler((_, message) => ClientLogs.Forward(_logger, ReplayName, message)).Build();
+            .SetLogHandler(OnClientLog).Build();
         var metadata = admin.GetMetadata(topic, RequestTimeout);
         var topicMetadata = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
         if (topicMetadata is null || topicMetadata.Error.IsError || topicMetadata.Partitions.Count == 0)

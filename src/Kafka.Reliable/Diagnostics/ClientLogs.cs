@@ -5,7 +5,8 @@ namespace Kafka.Reliable.Diagnostics;
 
 /// <summary>
 /// Sends what librdkafka logs for a client the library builds (the consumer, the dead-letter producer, the transactional
-/// producers) to the consumer's logger as event 502, naming the client, instead of librdkafka's default: stderr.
+/// producers, the dead-letter replay's clients) to the owner's logger as event 502, naming the client, instead of
+/// librdkafka's default: stderr.
 /// </summary>
 internal static class ClientLogs
 {
