@@ -324,7 +324,6 @@ public sealed partial class Invariants
         }
     }
 
-    /// <summary>A member must never stop by itself (a fatal error 104, a failed poll loop 105, a failed worker 106, a failed watchdog restart 109): a store outage, a fault or a bad record is not fatal.</summary>
     /// <summary>
     /// With Kafka transactions, a record's offset is committed by its transaction and by nothing else: a plain commit of W
     /// that the coordinator appends after a transaction's commit of W + 1 moves the group back to W, and a crash then
@@ -352,6 +351,7 @@ public sealed partial class Invariants
         }
     }
 
+    /// <summary>A member must never stop by itself (a fatal error 104, a failed poll loop 105, a failed worker 106, a failed watchdog restart 109): a store outage, a fault or a bad record is not fatal.</summary>
     private IEnumerable<Violation> MembersStoppedThemselves()
     {
         var stopped = _logs.Entries.Where(e => e.EventId is 104 or 105 or 106 or 109).Select(e => $"member {e.Member}.{e.Incarnation}: {e.Message}").ToList();

@@ -212,11 +212,6 @@ internal sealed class SoakOptions
 
     public Dictionary<string, string> Filters { get; } = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>
-    /// Whether a drawn configuration has every axis value asked for with <c>--config</c>: a property of the configuration
-    /// (<c>Keys=2</c>), or any value the coverage counts (<c>Fault=StoreDown</c>, <c>Membership=Kill</c>, <c>Trigger=Stubborn</c>,
-    /// <c>StoreDown=BeforeStart</c>, <c>Record=Oversize</c>): schedules match when any of their entries does.
-    /// </summary>
     /// <summary>Whether some configuration can have the value: a property's value of its type, or a coverage value.</summary>
     public static bool IsKnownFilter(string axis, string wanted)
     {
@@ -232,6 +227,11 @@ internal sealed class SoakOptions
         return ofItsType || Coverage.Universe.Contains($"{axis}={wanted}", StringComparer.OrdinalIgnoreCase);
     }
 
+    /// <summary>
+    /// Whether a drawn configuration has every axis value asked for with <c>--config</c>: a property of the configuration
+    /// (<c>Keys=2</c>), or any value the coverage counts (<c>Fault=StoreDown</c>, <c>Membership=Kill</c>, <c>Trigger=Stubborn</c>,
+    /// <c>StoreDown=BeforeStart</c>, <c>Record=Oversize</c>): schedules match when any of their entries does.
+    /// </summary>
     public bool Matches(TortureConfig config)
     {
         HashSet<string>? covered = null;

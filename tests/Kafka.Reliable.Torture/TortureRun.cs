@@ -175,13 +175,15 @@ public sealed class TortureRun
         }
 
         var start = Stopwatch.StartNew();
-        var drawn = records;
-        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, early, drawn, stop.Token));
-        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, drawn, firstWave, drawn.Count, (start, lastScheduled)));
+        var faults = Task.Run(() => DriveFaultsAsync(cluster, environment, start, early, records, stop.Token));
+        var waves = Task.Run(() => ProduceAsync(cluster.BootstrapServers, topic, records, firstWave, records.Count, (start, lastScheduled)));
+
+        // The drawn records and, once they are resolved, the epilogue's.
+        var all = records;
         string? livenessFailure = null;
         try
         {
-            await DriveMembershipAsync(environment, runDirectory, start, drawn);
+            await DriveMembershipAsync(environment, runDirectory, start, records);
             await waves;
             var highWatermarks = records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
             livenessFailure = await WaitUntilDoneAsync(records, highWatermarks, start, lastChange);
@@ -200,14 +202,14 @@ public sealed class TortureRun
                     await Task.Delay(TortureConfig.BreakerSamplingMs + 500);
                 }
 
-                await ProduceLastWaveAsync(cluster.BootstrapServers, topic, step);
-                records = [.. records, .. step];
+                await ProduceAsync(cluster.BootstrapServers, topic, step, 0, step.Count, null);
+                all = [.. all, .. step];
                 foreach (var record in step)
                 {
                     highWatermarks[record.Partition] = record.Offset + 1;
                 }
 
-                if (await WaitUntilDoneAsync(records, highWatermarks, start, start.Elapsed) is { } paused)
+                if (await WaitUntilDoneAsync(all, highWatermarks, start, start.Elapsed) is { } paused)
                 {
                     livenessFailure = $"nothing stays paused: in the epilogue produced once every drawn record was resolved ({string.Join(", ", step.Select(r => $"{r.Kind} on p{r.Partition}"))}): {paused}";
                     break;
@@ -248,7 +250,7 @@ public sealed class TortureRun
 
         violations.AddRange(_stopFailures);
 
-        violations.AddRange(new Invariants(_config, records, _journal.Executions.ToList(), _deadLetters, effects, _commitSamples, _logs, _kills)
+        violations.AddRange(new Invariants(_config, all, _journal.Executions.ToList(), _deadLetters, effects, _commitSamples, _logs, _kills)
         {
             Resets = _resets,
             LastDeadLetter = _lastDeadLetter,
@@ -264,7 +266,7 @@ public sealed class TortureRun
             violations.Add(new Violation("hygiene", leak));
         }
 
-        var stats = new RunStats(records.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed)
+        var stats = new RunStats(all.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed)
         {
             Events = string.Join(", ", new[] { _logs.Summary(), _resets.Count > 0 ? $"partitions reset {_resets.Count}" : string.Empty }.Where(e => e.Length > 0)),
         };
@@ -290,7 +292,7 @@ public sealed class TortureRun
         return new RunResult(_config, null, violations, stats, tail);
     }
 
-    /// <summary>Produces records [from, to): at once, or in five waves spread until a little after the last scheduled change.</summary>
+    /// <summary>Produces records [from, to): at once, or in five waves spread until a little after the last scheduled change; sets where each landed.</summary>
     private static async Task ProduceAsync(string bootstrapServers, string topic, List<RecordSpec> records, int from, int to, (Stopwatch Clock, TimeSpan LastChange)? spread)
     {
         using var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig
@@ -310,11 +312,13 @@ public sealed class TortureRun
                 await Task.Delay(wait);
             }
 
-            var pending = records.Skip(first).Take(last - first).Select(r => producer.ProduceAsync(topic, new Message<byte[]?, byte[]?>
+            var pending = records.Skip(first).Take(last - first).Select(r =>
             {
-                Key = System.Text.Encoding.UTF8.GetBytes(r.Key),
-                Value = r.Value,
-            })).ToList();
+                var message = new Message<byte[]?, byte[]?> { Key = System.Text.Encoding.UTF8.GetBytes(r.Key), Value = r.Value };
+
+                // A record that names its partition (the epilogue's) goes there; the drawn ones go where their key hashes.
+                return r.Partition >= 0 ? producer.ProduceAsync(new TopicPartition(topic, r.Partition), message) : producer.ProduceAsync(topic, message);
+            }).ToList();
             var results = await Task.WhenAll(pending);
             for (var i = 0; i < results.Length; i++)
             {
@@ -322,21 +326,6 @@ public sealed class TortureRun
                 records[first + i].Partition = results[i].Partition.Value;
                 records[first + i].Offset = results[i].Offset.Value;
             }
-        }
-    }
-
-    private static async Task ProduceLastWaveAsync(string bootstrapServers, string topic, List<RecordSpec> lastWave)
-    {
-        using var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig { BootstrapServers = bootstrapServers, EnableIdempotence = true })
-            .SetLogHandler(static (_, _) => { }).Build();
-        foreach (var record in lastWave)
-        {
-            var result = await producer.ProduceAsync(new TopicPartition(topic, record.Partition), new Message<byte[]?, byte[]?>
-            {
-                Key = System.Text.Encoding.UTF8.GetBytes(record.Key),
-                Value = record.Value,
-            });
-            record.Offset = result.Offset.Value;
         }
     }
 

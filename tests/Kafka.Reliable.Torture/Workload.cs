@@ -196,7 +196,7 @@ public static class Workload
             Id = id,
             Key = key,
             Kind = kind,
-            Value = JsonSerializer.SerializeToUtf8Bytes(new Job(id, key, kind, 0, 0), TortureJson.Default.Job),
+            Value = Payload(new Job(id, key, kind, 0, 0), limit: 0),
             Expected = ExpectedOutcome(kind, config),
             Partition = partition,
         };
