@@ -2,7 +2,22 @@ namespace Kafka.Reliable;
 
 internal static class ReliableConsumerConstants
 {
-    public const int DefaultPartitionBufferSize = 1000;
+    public const int DefaultPartitionBufferSize = 100_000;
+
+    /// <summary>The default byte budget of one consumer's buffers: 64 MiB.</summary>
+    public const long DefaultMaxBufferedBytes = 64L * 1024 * 1024;
+
+    /// <summary>The smallest byte budget: 1 MiB, librdkafka's default <c>max.partition.fetch.bytes</c>.</summary>
+    public const long MinMaxBufferedBytes = 1024L * 1024;
+
+    /// <summary>The largest byte budget: 64 GiB.</summary>
+    public const long MaxMaxBufferedBytes = 64L * 1024 * 1024 * 1024;
+
+    /// <summary>What one buffered record costs besides its key, value and headers (its objects and its slot), in bytes.</summary>
+    public const int RecordOverheadBytes = 128;
+
+    /// <summary>The most slots a partition's ring has (more records wait in order on the poll thread, within the same bounds).</summary>
+    public const int MaxRingSlots = 8192;
     public const int DefaultMaxInFlight = 100;
     public const int MaxMaxInFlight = 100_000;
     public const int MaxPartitionBufferSize = 1_000_000;

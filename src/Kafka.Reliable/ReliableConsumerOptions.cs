@@ -63,12 +63,23 @@ public sealed class ReliableConsumerOptions
     public int MaxInFlight { get; set; } = ReliableConsumerConstants.DefaultMaxInFlight;
 
     /// <summary>
-    /// Gets or sets how many records of one partition may be buffered ahead of its handler. A full partition is paused
-    /// (it stops fetching, the consumer keeps polling) and resumed when half of its buffer is drained; this bounds memory
-    /// whatever the backlog.
+    /// Gets or sets how many records of one partition may be buffered ahead of its handler. A partition that reaches it (or
+    /// its share of <see cref="MaxBufferedBytes"/>) is paused: it stops fetching, the consumer keeps polling the others; it
+    /// is resumed when half of it is drained. Most workloads are bounded by bytes first; this bounds records of tiny payloads.
     /// </summary>
-    /// <value>The default value is 1000. Allowed: 1 to 1,000,000.</value>
+    /// <value>The default value is 100,000. Allowed: 1 to 1,000,000.</value>
     public int PartitionBufferSize { get; set; } = ReliableConsumerConstants.DefaultPartitionBufferSize;
+
+    /// <summary>
+    /// Gets or sets the most bytes of records one consumer holds ahead of its handlers, over all its partitions. Each assigned
+    /// partition gets an equal share; a partition whose buffered records (keys, values and headers, plus 128 bytes each for
+    /// their objects) reach its share is paused and resumed when half of it is drained. Shares larger than a fetch
+    /// (librdkafka's <c>max.partition.fetch.bytes</c>, 1 MiB) mean a partition is paused only when its handler is really
+    /// behind, never because one fetch arrived at once: a pause throws away what librdkafka had prefetched for the partition.
+    /// librdkafka's own prefetch queue (<c>queued.max.messages.kbytes</c>) comes on top of this budget.
+    /// </summary>
+    /// <value>The default value is 64 MiB (67,108,864). Allowed: 1 MiB to 64 GiB.</value>
+    public long MaxBufferedBytes { get; set; } = ReliableConsumerConstants.DefaultMaxBufferedBytes;
 
     /// <summary>
     /// Gets or sets how long a stopping consumer waits for records being handled to finish before it cancels them,

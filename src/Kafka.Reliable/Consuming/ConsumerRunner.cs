@@ -26,6 +26,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CommitScheduler _scheduler;
     private readonly int _resumeThreshold;
+    private long _partitionBytes;
     private readonly bool _offsetsInTransactions;
     private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
@@ -43,6 +44,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         _onFatal = onFatal;
         _scheduler = new CommitScheduler(_options.Commit, context.Time);
         _resumeThreshold = _options.PartitionBufferSize / 2;
+        _partitionBytes = _options.MaxBufferedBytes;
         _offsetsInTransactions = _options.Commit.Strategy == CommitStrategy.Transactional;
     }
 
@@ -223,8 +225,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         worker.Enqueue(record);
-        if (!worker.Paused && worker.Buffered >= _options.PartitionBufferSize)
+        if (!worker.Paused && (worker.Buffered >= _options.PartitionBufferSize || worker.BufferedBytes >= _partitionBytes))
         {
+            // Full, in records or in bytes (the partition's share of MaxBufferedBytes). Pausing throws away what librdkafka had
+            // prefetched for the partition, so the share is meant to be several fetches: pauses then happen only when the
+            // handler is really behind, and resuming at half leaves a share's half of work to cover the refetch.
             Pause(consumer, worker);
         }
     }
@@ -245,11 +250,10 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             var circuitOpen = _context.CircuitOpen;
             foreach (var worker in _workers.Values)
             {
-                var released = worker.Tracker.Advance();
+                var released = worker.Release();
                 if (released > 0)
                 {
                     _scheduler.OnReleased(released);
-                    worker.DrainOverflow();
                 }
 
                 if (worker.IsHolding || (circuitOpen && worker.Buffered > 0))
@@ -259,7 +263,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                     // worth): its next record is what makes the circuit's trial if no other record is waiting.
                     Pause(consumer, worker);
                 }
-                else if (worker.Paused && worker.Buffered <= _resumeThreshold && Resume(consumer, worker))
+                else if (worker.Paused && worker.Buffered <= _resumeThreshold && worker.BufferedBytes <= _partitionBytes / 2 && Resume(consumer, worker))
                 {
                     Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
                 }
@@ -480,6 +484,15 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets, per assigned partition, the bytes of the records read and not yet released, for metrics (any thread; a moment's view).</summary>
+    public IEnumerable<(string Topic, int Partition, long Bytes)> BufferedBytes()
+    {
+        foreach (var worker in _snapshot)
+        {
+            yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.BufferedBytes);
+        }
+    }
+
     /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
     public int PausedPartitions() => _snapshot.Count(w => w.Paused);
 
@@ -525,6 +538,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private void AssignmentChanged(string kind, int partitions)
     {
         _snapshot = [.. _workers.Values];
+        // Every assigned partition gets an equal share of the consumer's byte budget.
+        _partitionBytes = _options.MaxBufferedBytes / Math.Max(1, _workers.Count);
         ReliableMetrics.Rebalance(_context, kind, partitions);
     }
 

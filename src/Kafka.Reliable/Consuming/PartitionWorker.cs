@@ -18,6 +18,8 @@ internal sealed class PartitionWorker : IDisposable
 {
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
     private readonly long[] _bufferedAt;
+    private readonly int[] _sizes;
+    private long _bufferedBytes;
     private long _lastProgress;
     private int _inFlight;
     private readonly AsyncSignal _signal = new();
@@ -43,10 +45,10 @@ internal sealed class PartitionWorker : IDisposable
         TopicPartition = topicPartition;
         _consumer = consumer;
         _processor = processor;
-        // Headroom over the buffer size: records that librdkafka had already fetched when the partition was paused still fit.
-        Tracker = new PartitionOffsetTracker(consumer.Options.PartitionBufferSize * 2);
+        Tracker = new PartitionOffsetTracker(RingSlots(consumer.Options));
         _records = new ConsumeResult<byte[]?, byte[]?>?[Tracker.Capacity];
         _bufferedAt = new long[Tracker.Capacity];
+        _sizes = new int[Tracker.Capacity];
         _lastProgress = consumer.Time.GetTimestamp();
         Assignment = consumer.NextAssignment();
         _mode = consumer.Options.Dispatch;
@@ -126,6 +128,59 @@ internal sealed class PartitionWorker : IDisposable
     public int Buffered => Tracker.Count + (_overflow?.Count ?? 0);
 
     /// <summary>
+    /// Gets the bytes of the records counted by <see cref="Buffered"/>: keys, values and headers, plus
+    /// <see cref="ReliableConsumerConstants.RecordOverheadBytes"/> each (written by the poll thread; any thread may read it).
+    /// </summary>
+    public long BufferedBytes => Volatile.Read(ref _bufferedBytes);
+
+    /// <summary>
+    /// The slots of a partition's ring: twice the record bound, so that the dispatcher sees past records held by busy keys, but
+    /// at most <see cref="ReliableConsumerConstants.MaxRingSlots"/> (or twice <c>MaxInFlight</c>) so that an idle partition costs
+    /// little memory. Records beyond the ring wait in order in the overflow queue, inside the same bounds.
+    /// </summary>
+    internal static int RingSlots(ReliableConsumerOptions options) =>
+        (int)Math.Min(2L * options.PartitionBufferSize, Math.Max(ReliableConsumerConstants.MaxRingSlots, 2L * options.MaxInFlight));
+
+    /// <summary>What a record counts against the byte budget: its key, value and headers plus a fixed overhead for its objects.</summary>
+    internal static int SizeOf(ConsumeResult<byte[]?, byte[]?> record)
+    {
+        var size = ReliableConsumerConstants.RecordOverheadBytes + (record.Message.Key?.Length ?? 0) + (record.Message.Value?.Length ?? 0);
+        if (record.Message.Headers is { Count: > 0 } headers)
+        {
+            for (var i = 0; i < headers.Count; i++)
+            {
+                var header = headers[i];
+                size += 32 + (2 * header.Key.Length) + (header.GetValueBytes()?.Length ?? 0);
+            }
+        }
+
+        return size;
+    }
+
+    /// <summary>
+    /// Releases the records done at the head of the ring, moves waiting records into the freed slots and returns how many
+    /// were released (poll thread).
+    /// </summary>
+    public int Release()
+    {
+        var head = Tracker.HeadSequence;
+        var released = Tracker.Advance();
+        if (released > 0)
+        {
+            long bytes = 0;
+            for (var sequence = head; sequence < head + released; sequence++)
+            {
+                bytes += _sizes[Tracker.SlotOf(sequence)];
+            }
+
+            Volatile.Write(ref _bufferedBytes, _bufferedBytes - bytes);
+            DrainOverflow();
+        }
+
+        return released;
+    }
+
+    /// <summary>
     /// Buffers a record (poll thread). When the ring has no free slot, the record waits in an overflow queue on the poll
     /// thread: librdkafka may still deliver records it had fetched before the partition was paused, and every delivered
     /// record must be kept, because on resume librdkafka fetches from after the last record it delivered.
@@ -133,28 +188,32 @@ internal sealed class PartitionWorker : IDisposable
     public void Enqueue(ConsumeResult<byte[]?, byte[]?> record)
     {
         NextFetchOffset = record.Offset.Value + 1;
+        var size = SizeOf(record);
+        Volatile.Write(ref _bufferedBytes, _bufferedBytes + size);
         if (Tracker.IsFull || _overflow is { Count: > 0 })
         {
             (_overflow ??= new Queue<ConsumeResult<byte[]?, byte[]?>>()).Enqueue(record);
             return;
         }
 
-        Add(record);
+        Add(record, size);
     }
 
     /// <summary>Moves records waiting in the overflow queue into freed slots (poll thread).</summary>
-    public void DrainOverflow()
+    private void DrainOverflow()
     {
         while (_overflow is { Count: > 0 } && !Tracker.IsFull)
         {
-            Add(_overflow.Dequeue());
+            var record = _overflow.Dequeue();
+            Add(record, SizeOf(record));
         }
     }
 
-    private void Add(ConsumeResult<byte[]?, byte[]?> record)
+    private void Add(ConsumeResult<byte[]?, byte[]?> record, int size)
     {
         var slot = Tracker.SlotOf(Tracker.NextSequence);
         _records[slot] = record;
+        _sizes[slot] = size;
         _bufferedAt[slot] = _consumer.Time.GetTimestamp();
         if (FirstOffset < 0)
         {

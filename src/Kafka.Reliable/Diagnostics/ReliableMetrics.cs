@@ -62,6 +62,11 @@ internal static class ReliableMetrics
             ObserveBuffered,
             "{record}",
             "Per partition: records read from Kafka and not yet released (waiting, being handled, or done behind an unfinished one); at most PartitionBufferSize while the client accepts pauses.");
+        Meter.CreateObservableUpDownCounter(
+            "kafka.reliable.records.buffered.size",
+            ObserveBufferedBytes,
+            "By",
+            "Per partition: the bytes of the buffered records (keys, values, headers, plus 128 bytes each); paused at the partition's share of MaxBufferedBytes.");
         Meter.CreateObservableUpDownCounter("kafka.reliable.partitions.paused", ObservePaused, "{partition}", "Assigned partitions that are paused (full buffer, failing record, open circuit).");
     }
 
@@ -98,6 +103,8 @@ internal static class ReliableMetrics
     private static IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static runner => runner.Lags());
 
     private static IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static runner => runner.BufferedRecords());
+
+    private static IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static runner => runner.BufferedBytes());
 
     /// <summary>One measurement per assigned partition of every live consumer, tagged with the consumer, group, topic and partition.</summary>
     private static IEnumerable<Measurement<long>> PerPartition(Func<ConsumerRunner, IEnumerable<(string Topic, int Partition, long Value)>> values)

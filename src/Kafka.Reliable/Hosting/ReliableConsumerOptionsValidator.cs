@@ -55,6 +55,13 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             errors.AddError($"{Setting("PartitionBufferSize")} is {options.PartitionBufferSize}: use a value from 1 to {ReliableConsumerConstants.MaxPartitionBufferSize}.");
         }
 
+        if (options.MaxBufferedBytes is < ReliableConsumerConstants.MinMaxBufferedBytes or > ReliableConsumerConstants.MaxMaxBufferedBytes)
+        {
+            errors.AddError(
+                $"{Setting("MaxBufferedBytes")} is {options.MaxBufferedBytes}: use a number of bytes from {ReliableConsumerConstants.MinMaxBufferedBytes} (1 MiB) " +
+                $"to {ReliableConsumerConstants.MaxMaxBufferedBytes} (64 GiB); the default is {ReliableConsumerConstants.DefaultMaxBufferedBytes} (64 MiB).");
+        }
+
         CheckDuration(errors, Setting("ShutdownTimeout"), options.ShutdownTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("RevokeTimeout"), options.RevokeTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("PollTimeout"), options.PollTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10));

@@ -72,4 +72,49 @@ public sealed class MetricsTests(KafkaBrokerFixture broker)
             "nothing is buffered once every record is done");
         Assert.Equal(16, metrics.Max("kafka.reliable.records.buffered"));
     }
+
+    [Theory]
+    [InlineData(10_000, 300)]
+    [InlineData(100_000, 40)]
+    public async Task BufferedBytes_StayWithinTheByteBudget_BehindASlowRecord_AndDrainToZero(int valueBytes, int count)
+    {
+        const long Budget = 1024 * 1024;
+        var topic = await broker.CreateTopicAsync(1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        var padding = new string('x', valueBytes - 40);
+        await broker.ProduceAsync(topic, Enumerable.Range(0, count).Select(id =>
+            (0, (string?)"k", (string?)$$"""{"Id":{{id}},"Key":"k","Pad":"{{padding}}"}""")));
+        using var metrics = new GroupMetrics(group);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            // The first record waits: the partition's buffer fills behind it, by bytes long before PartitionBufferSize records.
+            Behavior = async (message, _, ct) =>
+            {
+                if (message.Id == 0)
+                {
+                    await release.Task.WaitAsync(ct);
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, configure: o => o.MaxBufferedBytes = Budget);
+        await Eventually.TrueAsync(
+            () => metrics.LatestPerPartition("kafka.reliable.records.buffered.size").GetValueOrDefault("0") >= Budget && metrics.Max("kafka.reliable.partitions.paused") == 1,
+            "the partition is paused once its buffered bytes reach the budget (one partition: all of it)",
+            state: () => $"buffered {metrics.Max("kafka.reliable.records.buffered.size")} bytes, {metrics.Max("kafka.reliable.records.buffered")} records, paused {metrics.Max("kafka.reliable.partitions.paused")}");
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == count, $"every record is committed ({count})");
+        await Eventually.TrueAsync(
+            () => metrics.LatestPerPartition("kafka.reliable.records.buffered.size").GetValueOrDefault("0", -1) == 0,
+            "no byte is buffered once every record is done");
+
+        // Paused at the first record that reaches the budget: at most the budget plus that record (and its overhead).
+        var most = metrics.Max("kafka.reliable.records.buffered.size");
+        Assert.True(most >= Budget, $"the buffer reached the budget of {Budget} bytes before the pause (most seen: {most})");
+        Assert.True(most < Budget + valueBytes + 1024, $"the buffer held at most the budget of {Budget} bytes plus one record of ~{valueBytes} bytes; it held {most}");
+        Assert.True(metrics.Max("kafka.reliable.records.buffered") < count, "the pause came before every record was buffered");
+        Assert.Equal(count, handler.Handled.Select(h => h.Id).Distinct().Count());
+    }
 }

@@ -22,6 +22,7 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:Topics:1", "bad topic!", "Kafka:Orders:Topics:1 ('bad topic!') is not a valid topic name")]
     [InlineData("Kafka:Orders:Topics:1", "orders", "Kafka:Orders:Topics:1 ('orders') is listed twice")]
     [InlineData("Kafka:Orders:PartitionBufferSize", "0", "Kafka:Orders:PartitionBufferSize is 0")]
+    [InlineData("Kafka:Orders:MaxBufferedBytes", "1000", "Kafka:Orders:MaxBufferedBytes is 1000: use a number of bytes from 1048576 (1 MiB)")]
     [InlineData("Kafka:Orders:ShutdownTimeout", "-00:00:01", "Kafka:Orders:ShutdownTimeout is -00:00:01")]
     [InlineData("Kafka:Orders:PollTimeout", "00:01:00", "Kafka:Orders:PollTimeout is 00:01:00")]
     [InlineData("Kafka:Orders:Commit:Interval", "00:00:00", "Kafka:Orders:Commit:Interval is 00:00:00")]
@@ -188,6 +189,7 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:Commit:Interval"] = "00:00:02",
             ["Kafka:Orders:Commit:Count"] = "500",
             ["Kafka:Orders:PartitionBufferSize"] = "64",
+            ["Kafka:Orders:MaxBufferedBytes"] = "8388608",
             ["Kafka:Orders:ShutdownTimeout"] = "00:00:07",
             ["Kafka:Orders:RevokeTimeout"] = "00:00:03",
             ["Kafka:Orders:Retry:Delay"] = "00:00:01",
@@ -220,6 +222,7 @@ public sealed class StartupValidationTests
         Assert.Equal(TimeSpan.FromSeconds(2), options.Commit.Interval);
         Assert.Equal(500, options.Commit.Count);
         Assert.Equal(64, options.PartitionBufferSize);
+        Assert.Equal(8 * 1024 * 1024, options.MaxBufferedBytes);
         Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownTimeout);
         Assert.Equal(TimeSpan.FromSeconds(3), options.RevokeTimeout);
         Assert.Equal(TimeSpan.FromSeconds(1), options.Retry.Delay);
