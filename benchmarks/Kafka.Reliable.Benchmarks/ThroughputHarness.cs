@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Reflection;
 using System.Runtime;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -128,7 +129,7 @@ internal static class ThroughputHarness
             for (var position = 0; position < variants.Count; position++)
             {
                 var result = await MeasureAsync(variants[position], bootstrapServers, topic, records, stall, run, position + 1);
-                Print(result);
+                Print(result, "run");
                 results.Add(result);
             }
         }
@@ -243,9 +244,9 @@ internal static class ThroughputHarness
 
     private static string Join(string? first, string second) => first is null ? second : $"{first}; {second}";
 
-    private static void Print(RunResult r)
+    private static void Print(RunResult r, string unit = "round")
     {
-        var label = r.Round == 0 ? "warm-up" : $"round {r.Round} #{r.Position}";
+        var label = r.Round == 0 ? "warm-up" : $"{unit} {r.Round} #{r.Position}";
         var counts = $"{r.Distinct,9:N0} distinct / {r.Handled,9:N0} handled";
         var timing = r.Outcome == Outcome.Completed
             ? $"from subscribe {r.FromSubscribeSeconds,7:0.000} s = {r.FromSubscribeRate,9:N0} rec/s   first->last {r.FirstToLastSeconds,7:0.000} s = {r.FirstToLastRate,9:N0} rec/s   first record after {r.ToFirstSeconds:0.000} s"
@@ -365,12 +366,15 @@ internal static class ThroughputHarness
         Console.WriteLine($"  command:   dotnet run -c Release --project benchmarks/Kafka.Reliable.Benchmarks -- throughput {string.Join(' ', args)}");
         Console.WriteLine($"  process:   {Environment.CommandLine}");
         Console.WriteLine($"  machine:   {Environment.ProcessorCount} logical processors, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}");
-        Console.WriteLine($"  runtime:   {RuntimeInformation.FrameworkDescription}, Confluent.Kafka {typeof(ConsumerConfig).Assembly.GetName().Version}, librdkafka {Library.VersionString}, WolverineFx.Kafka {typeof(Wolverine.Kafka.CommitMode).Assembly.GetName().Version}");
+        Console.WriteLine($"  runtime:   {RuntimeInformation.FrameworkDescription}, Confluent.Kafka {VersionOf(typeof(ConsumerConfig))}, librdkafka {Library.VersionString}, WolverineFx.Kafka as pinned in Directory.Packages.props (its assembly says {VersionOf(typeof(Wolverine.Kafka.CommitMode))})");
         Console.WriteLine(
             $"  GC:        {(GCSettings.IsServerGC ? "server" : "workstation")}, latency mode {GCSettings.LatencyMode} - the runtime's default, not changed here; "
             + "all variants share this process and so these settings; a full collection runs before every run.");
         Console.WriteLine("  broker:    Kafka.Reliable.Testing.EmbeddedKafkaCluster (librdkafka mock cluster), 3 brokers; every run: fresh consumer group, auto.offset.reset=earliest, clients stopped after the run.");
         Console.WriteLine("  clock:     from the moment before the consumer is built and subscribed (raw) or the host is started, and from the first record handled, to the last record handled.");
+        Console.WriteLine(
+            "  note:      Wolverine also starts a Kafka producer for each topic it listens to (its sending agent); some outlive their host, "
+            + "and librdkafka logs their disconnection on stderr when the embedded cluster stops at the end.");
         Console.WriteLine("  variants:");
         foreach (var variant in variants)
         {
@@ -378,6 +382,12 @@ internal static class ThroughputHarness
         }
 
         Console.WriteLine();
+    }
+
+    private static string? VersionOf(Type type)
+    {
+        var version = type.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? type.Assembly.GetName().Version?.ToString();
+        return version?.Split('+')[0];
     }
 
     private static async Task WriteJsonAsync(
