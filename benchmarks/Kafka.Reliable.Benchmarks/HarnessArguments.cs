@@ -10,4 +10,12 @@ internal static class HarnessArguments
         var index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
     }
+
+    public static string? Text(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+
+    public static bool Has(string[] args, string name) => Array.IndexOf(args, name) >= 0;
 }
