@@ -23,6 +23,8 @@ public static class Coverage
         yield return $"MaxPayloadBytes={(config.MaxPayloadBytes == 0 ? "default" : "limited")}";
         yield return $"Members={config.Members}";
         yield return $"Volume={config.Volume}";
+        yield return $"PartitionBufferSize={(config.PartitionBufferSize == 0 ? "default" : "set")}";
+        yield return $"MaxBufferedBytes={(config.MaxBufferedBytes == 0 ? "default" : "1MiB")}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -122,6 +124,7 @@ public static class Coverage
         values.UnionWith(Enum.GetValues<StoreKind>().Select(v => $"Store={v}"));
         values.UnionWith(["CircuitBreaker=True", "CircuitBreaker=False", "Watchdog=True", "Watchdog=False", "Translator=True", "Translator=False"]);
         values.UnionWith(["ChildProcesses=True", "ChildProcesses=False", "MaxPayloadBytes=default", "MaxPayloadBytes=limited", "Members=1", "Members=2", "Members=3"]);
+        values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));
         values.UnionWith(Enum.GetValues<FaultKind>().Select(v => $"Fault={v}"));

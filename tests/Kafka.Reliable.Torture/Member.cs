@@ -341,7 +341,17 @@ public static class MemberHost
         o.Topics.Add(environment.Topic);
         o.Dispatch = config.Dispatch;
         o.MaxInFlight = config.MaxInFlight;
-        o.PartitionBufferSize = config.PartitionBufferSize;
+        if (config.PartitionBufferSize > 0)
+        {
+            o.PartitionBufferSize = config.PartitionBufferSize;
+        }
+
+#if !TORTURE_OLD_LIBRARY
+        if (config.MaxBufferedBytes > 0)
+        {
+            o.MaxBufferedBytes = config.MaxBufferedBytes;
+        }
+#endif
         o.Commit.Strategy = config.Commit switch
         {
             CommitMode.PerMessage => CommitStrategy.PerMessage,

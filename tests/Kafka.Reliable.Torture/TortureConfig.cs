@@ -139,7 +139,23 @@ public sealed record TortureConfig
 
     public int MaxInFlight { get; init; }
 
+    /// <summary>Gets the records a partition may buffer; <c>0</c> keeps the library's default (100,000).</summary>
     public int PartitionBufferSize { get; init; }
+
+    /// <summary>Gets the consumer's byte budget for its buffers; <c>0</c> keeps the library's default (64 MiB).</summary>
+    public long MaxBufferedBytes { get; init; }
+
+    /// <summary>Gets the record bound the library applies (<see cref="PartitionBufferSize"/> or its default).</summary>
+    [JsonIgnore]
+    public int EffectivePartitionBufferSize => PartitionBufferSize > 0 ? PartitionBufferSize : 100_000;
+
+    /// <summary>Gets the byte budget the library applies (<see cref="MaxBufferedBytes"/> or its default).</summary>
+    [JsonIgnore]
+    public long EffectiveMaxBufferedBytes => MaxBufferedBytes > 0 ? MaxBufferedBytes : 64L * 1024 * 1024;
+
+    /// <summary>Gets the most one record of the workload counts against the byte budget: the largest payload, a key, headers, overhead.</summary>
+    [JsonIgnore]
+    public long LargestRecordBytes => (MaxPayloadBytes > 0 ? MaxPayloadBytes : 1024 * 1024) + 100 + 4_096 + 128;
 
     public CommitMode Commit { get; init; }
 
@@ -212,7 +228,7 @@ public sealed record TortureConfig
 
     /// <summary>A one-line summary of the axes, for progress output and the CI test names.</summary>
     public string Describe() =>
-        $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {PartitionBufferSize}, {Commit}, store {Store}, breaker {(CircuitBreaker ? "on" : "off")}, " +
+        $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}, {Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
@@ -276,8 +292,17 @@ public sealed record TortureConfig
             }
         }
 
+        // The buffer bounds joined the matrix later: drawn from their own stream, so that every earlier seed keeps the rest of its
+        // configuration (and a CI seed keeps what it found).
+        var buffers = new Random(unchecked((seed * 397) ^ 0x2545F491));
+        // The library's default record bound replaces a drawn 1,000 only (the default before the byte budget), so that a run
+        // against the code before it behaves as it did.
+        var defaultRecords = buffers.Next(100) < 50 && config.PartitionBufferSize == 1000;
+        var smallBudget = buffers.Next(100) < 35;
         return config with
         {
+            PartitionBufferSize = defaultRecords ? 0 : config.PartitionBufferSize,
+            MaxBufferedBytes = smallBudget ? 1024 * 1024 : 0,
             Faults = faults,
             Membership = [.. membership.OrderBy(c => c.AtMs)],
         };

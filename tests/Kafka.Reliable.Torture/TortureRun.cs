@@ -79,6 +79,7 @@ public sealed class TortureRun
     private readonly Action<string>? _progress;
     private readonly ClientFaults _clientFaults = new();
     private readonly Dictionary<int, long> _mostBuffered = [];
+    private readonly Dictionary<int, long> _mostBufferedBytes = [];
     private readonly Dictionary<(int, long), long> _lastDeadLetter = [];
     private readonly List<OffsetReset> _resets = [];
     private readonly List<Violation> _stopFailures = [];
@@ -636,20 +637,22 @@ public sealed class TortureRun
     }
 
     /// <summary>
-    /// Samples the library's <c>kafka.reliable.records.buffered</c> gauge of the members in this process every 50 ms, keeping
-    /// the most any partition held: the records a member holds in memory are bounded by <c>PartitionBufferSize</c> per partition.
+    /// Samples the library's <c>kafka.reliable.records.buffered</c> and <c>kafka.reliable.records.buffered.size</c> gauges of the
+    /// members in this process every 50 ms, keeping the most any partition held: the records a member holds in memory are bounded
+    /// by <c>PartitionBufferSize</c> per partition, and their bytes by the partition's share of <c>MaxBufferedBytes</c> plus the
+    /// record that reached it.
     /// </summary>
     private void SampleBuffers(MemberEnvironment environment, CancellationToken stop)
     {
         using var listener = new System.Diagnostics.Metrics.MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == KafkaReliableDiagnostics.MeterName && instrument.Name == "kafka.reliable.records.buffered")
+            if (instrument.Meter.Name == KafkaReliableDiagnostics.MeterName && instrument.Name is "kafka.reliable.records.buffered" or "kafka.reliable.records.buffered.size")
             {
                 l.EnableMeasurementEvents(instrument);
             }
         };
-        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
             string? group = null;
             string? partition = null;
@@ -669,7 +672,8 @@ public sealed class TortureRun
             {
                 lock (_gate)
                 {
-                    _mostBuffered[p] = Math.Max(_mostBuffered.GetValueOrDefault(p), value);
+                    var most = instrument.Name == "kafka.reliable.records.buffered" ? _mostBuffered : _mostBufferedBytes;
+                    most[p] = Math.Max(most.GetValueOrDefault(p), value);
                 }
             }
         });
@@ -692,8 +696,12 @@ public sealed class TortureRun
 
         lock (_gate)
         {
-            var over = _mostBuffered.Where(b => b.Value > _config.PartitionBufferSize).Select(b => $"p{b.Key} held {b.Value}").ToList();
-            return over.Count == 0 ? null : $"PartitionBufferSize is {_config.PartitionBufferSize}: {string.Join(", ", over)}";
+            var records = _config.EffectivePartitionBufferSize;
+            var bytes = _config.EffectiveMaxBufferedBytes + _config.LargestRecordBytes;
+            var over = _mostBuffered.Where(b => b.Value > records).Select(b => $"p{b.Key} held {b.Value} records (PartitionBufferSize {records})")
+                .Concat(_mostBufferedBytes.Where(b => b.Value > bytes).Select(b => $"p{b.Key} held {b.Value} bytes (MaxBufferedBytes {_config.EffectiveMaxBufferedBytes} + one record of at most {_config.LargestRecordBytes})"))
+                .ToList();
+            return over.Count == 0 ? null : string.Join(", ", over);
         }
     }
 
