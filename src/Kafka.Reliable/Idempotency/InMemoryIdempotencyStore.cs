@@ -203,22 +203,39 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore
 
     private Shard ShardOf(string key) => _shards[StringComparer.Ordinal.GetHashCode(key) & _shardMask];
 
-    /// <summary>Queues a completion; beyond the most kept, forgets the oldest completion, unless its key was taken again since.</summary>
+    /// <summary>Queues a completion; beyond the most kept, forgets the oldest completions, unless their keys were taken again since.</summary>
     private void Remember(string key, long version)
     {
         _completionOrder.Enqueue((key, version));
-        if (Interlocked.Increment(ref _remembered) <= _maxEntries || !_completionOrder.TryDequeue(out var oldest))
+        Interlocked.Increment(ref _remembered);
+        while (true)
         {
-            return;
-        }
-
-        Interlocked.Decrement(ref _remembered);
-        var shard = ShardOf(oldest.Key);
-        lock (shard.Sync)
-        {
-            if (shard.Entries.TryGetValue(oldest.Key, out var old) && old.Version == oldest.Version)
+            // Claims one completion to forget before taking it off the queue: the queue always holds at least the completions
+            // counted plus those claimed, so a claimed one is there to take, and no more are forgotten than are beyond the most.
+            var remembered = Volatile.Read(ref _remembered);
+            if (remembered <= _maxEntries)
             {
-                shard.Entries.Remove(oldest.Key);
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _remembered, remembered - 1, remembered) != remembered)
+            {
+                continue;
+            }
+
+            if (!_completionOrder.TryDequeue(out var oldest))
+            {
+                Interlocked.Increment(ref _remembered);
+                return;
+            }
+
+            var shard = ShardOf(oldest.Key);
+            lock (shard.Sync)
+            {
+                if (shard.Entries.TryGetValue(oldest.Key, out var old) && old.Version == oldest.Version)
+                {
+                    shard.Entries.Remove(oldest.Key);
+                }
             }
         }
     }
