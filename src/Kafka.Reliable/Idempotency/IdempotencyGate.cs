@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Diagnostics;
@@ -56,22 +57,29 @@ internal sealed class IdempotencyGate
     internal int RenewedKeys => _renewer?.Count ?? 0;
 
     /// <summary>Gets the message's key: the key function's, else the key header's, else topic-partition-offset; prefixed with the group.</summary>
+    /// <remarks>Builds the key string only: one allocation per record (the store interfaces take strings).</remarks>
     public string KeyFor(string? selected, MessageContext context)
     {
-        var key = selected;
-        if (string.IsNullOrEmpty(key) && context.Record!.Message.Headers is { } headers && headers.TryGetLastBytes(_options.KeyHeader, out var header) && header is { Length: > 0 })
+        if (!string.IsNullOrEmpty(selected))
         {
-            key = Encoding.UTF8.GetString(header);
+            ThrowIfTooLong(_keyPrefix.Length + selected.Length);
+            return string.Concat(_keyPrefix, selected);
         }
 
-        key = string.IsNullOrEmpty(key)
-            ? string.Create(CultureInfo.InvariantCulture, $"{_keyPrefix}{context.Topic}-{context.Partition}-{context.Offset}")
-            : _keyPrefix + key;
-        if (key.Length > IdempotencyConstants.MaxKeyLength)
+        if (context.Record!.Message.Headers is { } headers && headers.TryGetLastBytes(_options.KeyHeader, out var header) && header is { Length: > 0 })
         {
-            throw new InvalidDataException($"The idempotency key is {key.Length} characters long, more than {IdempotencyConstants.MaxKeyLength}; choose a shorter key in WithIdempotencyKey.");
+            // Decoded straight behind the prefix, as Encoding.UTF8.GetString decodes it (invalid bytes become U+FFFD).
+            var length = _keyPrefix.Length + Encoding.UTF8.GetCharCount(header);
+            ThrowIfTooLong(length);
+            return string.Create(length, (Prefix: _keyPrefix, Header: header), static (span, state) =>
+            {
+                state.Prefix.CopyTo(span);
+                Encoding.UTF8.GetChars(state.Header, span[state.Prefix.Length..]);
+            });
         }
 
+        var key = string.Create(CultureInfo.InvariantCulture, stackalloc char[128], $"{_keyPrefix}{context.Topic}-{context.Partition}-{context.Offset}");
+        ThrowIfTooLong(key.Length);
         return key;
     }
 
@@ -82,34 +90,21 @@ internal sealed class IdempotencyGate
     /// <param name="key">The key.</param>
     /// <param name="context">The record's context.</param>
     /// <param name="cancellationToken">The worker's abort token: cancels the call, and stops renewals once no handler runs.</param>
-    public async ValueTask<(GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held)> BeginAsync(string key, MessageContext context, CancellationToken cancellationToken)
+    public ValueTask<(GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held)> BeginAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         if (_transactional is not null)
         {
-            var transaction = await _transactional.BeginTransactionAsync(key, context, cancellationToken).ConfigureAwait(false);
-            if (transaction is null)
-            {
-                return (GateDecision.Duplicate, default, null);
-            }
-
-            context.Transaction = transaction;
-            return (GateDecision.Handle, default, null);
+            return BeginTransactionAsync(_transactional, key, context, cancellationToken);
         }
 
         var owner = Owner(context);
         var takenAt = _time.GetTimestamp();
-        var result = await _store!.TryBeginAsync(key, owner, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
-        switch (result.Status)
-        {
-            case IdempotencyStatus.Acquired:
-                var held = new HeldKey(this, key, owner, context, takenAt, cancellationToken);
-                _renewer!.Add(held);
-                return (GateDecision.Handle, default, held);
-            case IdempotencyStatus.AlreadyCompleted:
-                return (GateDecision.Duplicate, default, null);
-            default:
-                return (GateDecision.Held, result.RetryAfter, null);
-        }
+        var pending = _store!.TryBeginAsync(key, owner, _options.LeaseDuration, cancellationToken);
+
+        // A store that answers at once (the in-memory one) costs no state machine.
+        return pending.IsCompletedSuccessfully
+            ? new(Decide(pending.Result, key, owner, context, takenAt, cancellationToken))
+            : BeginLeaseAsync(pending, key, owner, context, takenAt, cancellationToken);
     }
 
     /// <summary>
@@ -211,6 +206,48 @@ internal sealed class IdempotencyGate
         }
     }
 
+    private static void ThrowIfTooLong(int length)
+    {
+        if (length > IdempotencyConstants.MaxKeyLength)
+        {
+            throw new InvalidDataException($"The idempotency key is {length} characters long, more than {IdempotencyConstants.MaxKeyLength}; choose a shorter key in WithIdempotencyKey.");
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<(GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held)> BeginTransactionAsync(
+        ITransactionalIdempotencyStore store, string key, MessageContext context, CancellationToken cancellationToken)
+    {
+        var transaction = await store.BeginTransactionAsync(key, context, cancellationToken).ConfigureAwait(false);
+        if (transaction is null)
+        {
+            return (GateDecision.Duplicate, default, null);
+        }
+
+        context.Transaction = transaction;
+        return (GateDecision.Handle, default, null);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held)> BeginLeaseAsync(
+        ValueTask<IdempotencyBeginResult> pending, string key, string owner, MessageContext context, long takenAt, CancellationToken cancellationToken) =>
+        Decide(await pending.ConfigureAwait(false), key, owner, context, takenAt, cancellationToken);
+
+    private (GateDecision Decision, TimeSpan RetryAfter, HeldKey? Held) Decide(IdempotencyBeginResult result, string key, string owner, MessageContext context, long takenAt, CancellationToken cancellationToken)
+    {
+        switch (result.Status)
+        {
+            case IdempotencyStatus.Acquired:
+                var held = new HeldKey(this, key, owner, context, takenAt, cancellationToken);
+                _renewer!.Add(held);
+                return (GateDecision.Handle, default, held);
+            case IdempotencyStatus.AlreadyCompleted:
+                return (GateDecision.Duplicate, default, null);
+            default:
+                return (GateDecision.Held, result.RetryAfter, null);
+        }
+    }
+
     private async Task CompleteAcknowledgedAsync(HeldKey held, Action<long> markDone, long sequence)
     {
         try
@@ -232,6 +269,7 @@ internal sealed class IdempotencyGate
     /// Completes a held key: the handler's effects happened. A store failure is retried (with a growing delay, the lease still
     /// renewed meanwhile) until the worker is aborted; the key is never released, which would let the effects happen twice.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> CompleteWithRetryAsync(HeldKey held)
     {
         var delay = FirstCompletionRetry;
@@ -296,8 +334,9 @@ internal sealed class IdempotencyGate
     // The same record retried within one assignment is the same owner, so that it can take its own key again. A new
     // assignment of the partition is another owner, even in this process: a handler of the earlier assignment that did not
     // stop when cancelled may still run, and the record must wait for it (or for its lease to expire), not run beside it.
+    // Built in a buffer on the stack: the string is the one allocation.
     private string Owner(MessageContext context) =>
-        string.Create(CultureInfo.InvariantCulture, $"{_instance}/{context.Assignment}/{context.Topic}/{context.Partition}/{context.Offset}");
+        string.Create(CultureInfo.InvariantCulture, stackalloc char[128], $"{_instance}/{context.Assignment}/{context.Topic}/{context.Partition}/{context.Offset}");
 }
 
 /// <summary>
