@@ -168,6 +168,7 @@ internal static class ThroughputHarness
             return new RunResult(round, position, variant.Name, Outcome.Failed, 0, 0, records, null, null, null, $"setup: {e.GetBaseException().Message}", null);
         }
 
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var subscribed = Stopwatch.GetTimestamp();
         Task start;
         try
@@ -213,6 +214,9 @@ internal static class ThroughputHarness
             }
         }
 
+        // CPU of the whole process while the run consumed (librdkafka's threads included): a run far below the cores' capacity
+        // is waiting, not computing.
+        var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
         double? stopSeconds = null;
         try
         {
@@ -239,7 +243,10 @@ internal static class ThroughputHarness
             error = Join(error, $"{recorder.OutOfRange:N0} records with an id outside 0..{records - 1}");
         }
 
-        return new RunResult(round, position, variant.Name, outcome, recorder.Distinct, recorder.Handled, records, fromSubscribe, firstToLast, toFirst, error, stopSeconds);
+        return new RunResult(round, position, variant.Name, outcome, recorder.Distinct, recorder.Handled, records, fromSubscribe, firstToLast, toFirst, error, stopSeconds)
+        {
+            CpuSeconds = cpuSeconds,
+        };
     }
 
     private static string Join(string? first, string second) => first is null ? second : $"{first}; {second}";
@@ -252,8 +259,9 @@ internal static class ThroughputHarness
             ? $"from subscribe {r.FromSubscribeSeconds,7:0.000} s = {r.FromSubscribeRate,9:N0} rec/s   first->last {r.FirstToLastSeconds,7:0.000} s = {r.FirstToLastRate,9:N0} rec/s   first record after {r.ToFirstSeconds:0.000} s"
             : $"{r.Outcome.ToString().ToUpperInvariant()} after {r.Distinct:N0} of {r.Expected:N0} records";
         var stop = r.StopSeconds is { } s ? $"   stop {s:0.00} s" : string.Empty;
+        var cpu = r.CpuSeconds is { } c && r.FromSubscribeSeconds is > 0 ? $"   cpu {c:0.00} s ({c / r.FromSubscribeSeconds.Value / Environment.ProcessorCount:P0} of {Environment.ProcessorCount} cores)" : string.Empty;
         var note = r.Error is null ? string.Empty : $"   [{r.Error}]";
-        Console.WriteLine($"  {label,-12} {r.Variant,-20} {counts}   {timing}{stop}{note}");
+        Console.WriteLine($"  {label,-12} {r.Variant,-20} {counts}   {timing}{cpu}{stop}{note}");
     }
 
     private static void PrintSummary(List<ThroughputVariant> variants, List<RunResult> results, int records)
@@ -432,6 +440,9 @@ internal static class ThroughputHarness
         string? Error,
         double? StopSeconds)
     {
+        /// <summary>Gets the CPU time of the whole process from subscribe until the last record was handled (or the run ended).</summary>
+        public double? CpuSeconds { get; init; }
+
         public double? FromSubscribeRate => Expected / FromSubscribeSeconds;
 
         public double? FirstToLastRate => FirstToLastSeconds is > 0 ? Expected / FirstToLastSeconds : null;

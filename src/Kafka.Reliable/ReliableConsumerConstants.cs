@@ -19,6 +19,9 @@ internal static class ReliableConsumerConstants
     /// <summary>The most slots a partition's ring has (more records wait in order on the poll thread, within the same bounds).</summary>
     public const int MaxRingSlots = 8192;
     public const int DefaultMaxInFlight = 100;
+
+    /// <summary>The librdkafka <c>fetch.queue.backoff.ms</c> the consumer uses unless <c>KafkaSettings</c> sets it (librdkafka's is 1000).</summary>
+    public const string DefaultFetchQueueBackoffMs = "20";
     public const int MaxMaxInFlight = 100_000;
     public const int MaxPartitionBufferSize = 1_000_000;
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(30);

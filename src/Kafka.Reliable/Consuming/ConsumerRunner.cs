@@ -27,6 +27,10 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly CommitScheduler _scheduler;
     private readonly int _resumeThreshold;
     private long _partitionBytes;
+    private int _unsignalled;
+
+    /// <summary>The most records buffered before the workers are woken, in a burst of records librdkafka had already fetched.</summary>
+    private const int SignalBatch = 64;
     private readonly bool _offsetsInTransactions;
     private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
@@ -96,6 +100,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         _stopping.Dispose();
     }
 
+    private const string FetchQueueBackoff = "fetch.queue.backoff.ms";
+
     internal static ConsumerConfig BuildConfig(string name, ReliableConsumerOptions options)
     {
         var config = new ConsumerConfig(new Dictionary<string, string>(options.KafkaSettings, StringComparer.Ordinal))
@@ -109,6 +115,14 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         };
         config.PartitionAssignmentStrategy ??= PartitionAssignmentStrategy.CooperativeSticky;
         config.ClientId ??= name;
+        if (config.Get(FetchQueueBackoff) is null)
+        {
+            // librdkafka stops fetching a partition for fetch.queue.backoff.ms (1 s by default) whenever its queue of fetched
+            // records is over queued.min.messages (100,000, counted over the whole consumer): a consumer that drains that queue
+            // in less than a second then waits with nothing to do. The poll thread drains it continuously into the
+            // partitions' buffers (bounded by MaxBufferedBytes), so a short back-off keeps fetching going.
+            config.Set(FetchQueueBackoff, ReliableConsumerConstants.DefaultFetchQueueBackoffMs);
+        }
         if (options.Commit.Strategy == CommitStrategy.Transactional)
         {
             // Consume-transform-produce reads only committed input, as the rest of the chain will.
@@ -152,6 +166,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                     // hook) is logged and the loop goes on, after a pause that grows while the failures repeat.
                     var delay = TimeSpan.FromMilliseconds(Math.Min(5_000, 50 << Math.Min(++failures, 7)));
                     Log.PollIterationFailed(Logger, Name, failures, delay, ex);
+                    SignalWorkers();
                     _context.NotifyProgress();
                     stopping.WaitHandle.WaitOne(delay);
                 }
@@ -188,13 +203,30 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
     }
 
+    /// <summary>Wakes the workers that were given records since the last call (poll thread).</summary>
+    private void SignalWorkers()
+    {
+        _unsignalled = 0;
+        foreach (var worker in _workers.Values)
+        {
+            worker.SignalBuffered();
+        }
+    }
+
     /// <summary>One turn of the poll loop: take what the client has (or wait for it up to the poll timeout), buffer it, then look after the partitions.</summary>
     private void Poll(IConsumer<byte[]?, byte[]?> consumer, TimeSpan pollTimeout)
     {
         ConsumeResult<byte[]?, byte[]?>? record = null;
         try
         {
-            record = consumer.Consume(pollTimeout);
+            // What librdkafka has already fetched comes first, without waiting; the workers are woken once that burst is
+            // buffered (or every SignalBatch records of a long one), then the poll waits for more.
+            record = consumer.Consume(TimeSpan.Zero);
+            if (record is null)
+            {
+                SignalWorkers();
+                record = consumer.Consume(pollTimeout);
+            }
         }
         catch (ConsumeException ex) when (!ex.Error.IsFatal)
         {
@@ -204,6 +236,10 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         if (record is not null)
         {
             Dispatch(consumer, record);
+            if (++_unsignalled >= SignalBatch)
+            {
+                SignalWorkers();
+            }
         }
 
         Housekeeping(consumer);

@@ -20,6 +20,7 @@ internal sealed class PartitionWorker : IDisposable
     private readonly long[] _bufferedAt;
     private readonly int[] _sizes;
     private long _bufferedBytes;
+    private bool _unsignalled;
     private long _lastProgress;
     private int _inFlight;
     private readonly AsyncSignal _signal = new();
@@ -221,7 +222,21 @@ internal sealed class PartitionWorker : IDisposable
         }
 
         Tracker.TryAdd(record.Offset.Value, out _);
-        _signal.Set();
+        _unsignalled = true;
+    }
+
+    /// <summary>
+    /// Wakes the worker for the records buffered since the last call (poll thread). The poll thread buffers a burst of records
+    /// and then wakes each worker once: a wake-up per record would make a worker that keeps up with the poll thread pay a
+    /// thread-pool hand-off for every record.
+    /// </summary>
+    public void SignalBuffered()
+    {
+        if (_unsignalled)
+        {
+            _unsignalled = false;
+            _signal.Set();
+        }
     }
 
     /// <summary>Stops dispatching: the worker finishes the record it is handling (if any) and exits; buffered records are left alone.</summary>

@@ -53,7 +53,9 @@ public sealed class PartitionWorkerStressTests
                     });
                 }
 
-                if (context.TakeProgress() && worker.Tracker.Advance() > 0)
+                // As the poll thread does once a burst is buffered.
+                worker.SignalBuffered();
+                if (context.TakeProgress() && worker.Release() > 0)
                 {
                     lastProgress = DateTime.UtcNow;
                 }
