@@ -36,7 +36,10 @@ internal sealed class PartitionWorker : IDisposable
     // executions, reused. Touched by the dispatcher and by completing lanes, under _lanesLock (never by the poll thread).
     private readonly Dictionary<ulong, Queue<long>> _busyKeys = [];
     private readonly Stack<RecordExecution> _idle = new();
-    private readonly List<Task> _lanes = [];
+    private readonly Stack<Queue<long>> _freeQueues = new();
+    private readonly TaskCompletionSource _lanesDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _activeLanes;
+    private bool _dispatchEnded;
     private readonly Lock _lanesLock = new();
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
     private volatile bool _holding;
@@ -355,15 +358,12 @@ internal sealed class PartitionWorker : IDisposable
                 {
                     if (_mode == DispatchMode.ByKey)
                     {
-                        _busyKeys.Add(key, new Queue<long>());
+                        _busyKeys.Add(key, _freeQueues.Count > 0 ? _freeQueues.Pop() : new Queue<long>());
                     }
 
                     var execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment);
-                    _lanes.Add(RunLaneAsync(execution, key, next++));
-                    if (_lanes.Count > 64)
-                    {
-                        _lanes.RemoveAll(static lane => lane.IsCompleted);
-                    }
+                    _activeLanes++;
+                    _ = RunLaneAsync(execution, key, next++);
                 }
             }
         }
@@ -372,13 +372,16 @@ internal sealed class PartitionWorker : IDisposable
             // Stopped while waiting for an in-flight slot.
         }
 
-        Task[] lanes;
         lock (_lanesLock)
         {
-            lanes = [.. _lanes];
+            _dispatchEnded = true;
+            if (_activeLanes == 0)
+            {
+                _lanesDone.TrySetResult();
+            }
         }
 
-        await Task.WhenAll(lanes).ConfigureAwait(false);
+        await _lanesDone.Task.ConfigureAwait(false);
     }
 
     /// <summary>Runs a record, then the records of the same key that queued behind it, until none is left or the worker stops.</summary>
@@ -402,26 +405,39 @@ internal sealed class PartitionWorker : IDisposable
                     // Find the key's queue empty and free the key in one critical section: the dispatcher, which queues a record
                     // behind a busy key under the same lock, either queued it before (it runs next, here) or finds the key free
                     // after (it starts a new lane). Freeing it anywhere else would drop a record queued in between.
-                    if (!_busyKeys[key].TryDequeue(out sequence))
+                    var waiting = _busyKeys[key];
+                    if (!waiting.TryDequeue(out sequence))
                     {
                         _busyKeys.Remove(key);
+                        _freeQueues.Push(waiting);
                         holdsKey = false;
                         return;
                     }
                 }
             }
         }
+        catch (Exception ex)
+        {
+            // A bug, never a handler failure (the pipeline turns those into outcomes): the record stays undone and holds the
+            // partition's watermark, as a failed worker does.
+            Log.WorkerFailed(_consumer.Logger, _consumer.Name, TopicPartition.Topic, TopicPartition.Partition.Value, ex);
+        }
         finally
         {
             lock (_lanesLock)
             {
-                if (holdsKey)
+                if (holdsKey && _busyKeys.Remove(key, out var waiting))
                 {
                     // Stopped: records still queued behind this lane stay undone, like any buffered record of a stopped worker.
-                    _busyKeys.Remove(key);
+                    waiting.Clear();
+                    _freeQueues.Push(waiting);
                 }
 
                 _idle.Push(execution);
+                if (--_activeLanes == 0 && _dispatchEnded)
+                {
+                    _lanesDone.TrySetResult();
+                }
             }
 
             _consumer.InFlight.Release();
