@@ -41,6 +41,7 @@ internal static class ThroughputHarness
         // later rounds in every variant), and never more than a round reads (the embedded broker's 5 MiB per partition).
         var warmupRecords = HarnessArguments.Option(args, "--warmup-records", Math.Min(50_000, records));
         var jsonPath = HarnessArguments.Text(args, "--json");
+        ThroughputVariants.MaxBufferedBytes = HarnessArguments.Option(args, "--max-buffered-mib", 0) * 1024L * 1024;
         var variantNames = HarnessArguments.Text(args, "--variants");
 
         var variants = Select(variantNames);
@@ -48,7 +49,7 @@ internal static class ThroughputHarness
         {
             Console.Error.WriteLine(
                 $"Usage: throughput [--variants {string.Join(',', ThroughputVariants.All.Select(v => v.Name))}] [--records N] [--partitions N] [--keys N] "
-                + "[--value-bytes 100|1000|10000] [--rounds N] [--stall-seconds N] [--warmup-records N (0: none)] [--json path] [--runs-until-stall N]");
+                + "[--value-bytes 100|1000|10000] [--rounds N] [--stall-seconds N] [--warmup-records N (0: none)] [--max-buffered-mib N (Kafka.Reliable's MaxBufferedBytes; default 64)] [--json path] [--runs-until-stall N]");
             return 2;
         }
 
@@ -387,6 +388,11 @@ internal static class ThroughputHarness
         Console.WriteLine(
             "  note:      Wolverine also starts a Kafka producer for each topic it listens to (its sending agent); some outlive their host, "
             + "and librdkafka logs their disconnection on stderr when the embedded cluster stops at the end.");
+        if (ThroughputVariants.MaxBufferedBytes > 0)
+        {
+            Console.WriteLine($"  NOT DEFAULT: Kafka.Reliable variants run with MaxBufferedBytes = {ThroughputVariants.MaxBufferedBytes / (1024 * 1024)} MiB.");
+        }
+
         Console.WriteLine("  variants:");
         foreach (var variant in variants)
         {

@@ -66,6 +66,9 @@ internal static class ThroughputVariants
             setup => WolverineRun(setup, inline: false)),
     ];
 
+    /// <summary>Gets or sets a byte budget for every Kafka.Reliable variant (<c>--max-buffered-mib</c>); 0 keeps the default.</summary>
+    public static long MaxBufferedBytes { get; set; }
+
     private static HostRun ReliableRun(RunSetup setup, ServiceLifetime lifetime, Action<ReliableConsumerOptions>? configure, bool inMemoryIdempotency)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -76,6 +79,11 @@ internal static class ThroughputVariants
             o.BootstrapServers = setup.BootstrapServers;
             o.GroupId = setup.GroupId;
             o.Topics.Add(setup.Topic);
+            if (MaxBufferedBytes > 0)
+            {
+                o.MaxBufferedBytes = MaxBufferedBytes;
+            }
+
             configure?.Invoke(o);
         });
         if (inMemoryIdempotency)
