@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Running;
 using Kafka.Reliable.Benchmarks;
 
-// `throughput` and `concurrency` run the end-to-end harnesses on the embedded broker; anything else goes to BenchmarkDotNet.
+// `throughput`, `concurrency` and `stores` run the end-to-end harnesses on the embedded broker; anything else goes to BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "throughput")
 {
     return await ThroughputHarness.RunAsync(args[1..]);
@@ -10,6 +10,11 @@ if (args.Length > 0 && args[0] == "throughput")
 if (args.Length > 0 && args[0] == "concurrency")
 {
     return await ConcurrencyHarness.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "stores")
+{
+    return await StoresHarness.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
