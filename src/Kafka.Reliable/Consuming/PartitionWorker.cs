@@ -40,6 +40,10 @@ internal sealed class PartitionWorker : IDisposable
     private readonly TaskCompletionSource _lanesDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _activeLanes;
     private bool _dispatchEnded;
+    private long _nextDispatch;
+
+    /// <summary>The most records one lane runs before it gives its in-flight slot back (ByKey and Unordered).</summary>
+    private const int LaneRun = 32;
     private readonly Lock _lanesLock = new();
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
     private volatile bool _holding;
@@ -327,44 +331,45 @@ internal sealed class PartitionWorker : IDisposable
     /// Several records at once, up to the consumer's <see cref="ReliableConsumerOptions.MaxInFlight"/>: ByKey keeps the records
     /// of one key in offset order (a record waits behind the one of its key in flight), Unordered runs each record on its own.
     /// The tracker takes completions in any order and the watermark only passes a contiguous run of done records (G1).
+    /// The dispatcher starts a lane when a record can run and an in-flight slot is free; a lane that runs out of records of
+    /// its key takes the next record that can run (see <see cref="TakeNextLocked"/>) before it gives its slot back.
     /// </summary>
     private async Task RunConcurrentAsync()
     {
         var stop = _stop.Token;
-        long next = 0;
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                if (next == Tracker.Published)
+                if (Volatile.Read(ref _nextDispatch) >= Tracker.Published)
                 {
                     await _signal.WaitAsync().ConfigureAwait(false);
                     continue;
                 }
 
-                var record = _records[Tracker.SlotOf(next)]!;
-                var key = _mode == DispatchMode.ByKey ? KeyOf(record.Message.Key) : 0UL;
-                lock (_lanesLock)
-                {
-                    if (_mode == DispatchMode.ByKey && _busyKeys.TryGetValue(key, out var waiting))
-                    {
-                        waiting.Enqueue(next++);
-                        continue;
-                    }
-                }
-
+                // A slot first (never held while nothing can run: the slots are shared by the consumer's partitions), then the
+                // record, which a lane may have taken meanwhile.
                 await _consumer.InFlight.WaitAsync(stop).ConfigureAwait(false);
+                RecordExecution? execution = null;
+                long sequence;
+                ulong key = 0;
                 lock (_lanesLock)
                 {
-                    if (_mode == DispatchMode.ByKey)
+                    sequence = stop.IsCancellationRequested ? -1 : TakeNextLocked(out key);
+                    if (sequence >= 0)
                     {
-                        _busyKeys.Add(key, _freeQueues.Count > 0 ? _freeQueues.Pop() : new Queue<long>());
+                        execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment);
+                        _activeLanes++;
                     }
-
-                    var execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment);
-                    _activeLanes++;
-                    _ = RunLaneAsync(execution, key, next++);
                 }
+
+                if (execution is null)
+                {
+                    _consumer.InFlight.Release();
+                    continue;
+                }
+
+                _ = RunLaneAsync(execution, key, sequence);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -384,35 +389,80 @@ internal sealed class PartitionWorker : IDisposable
         await _lanesDone.Task.ConfigureAwait(false);
     }
 
-    /// <summary>Runs a record, then the records of the same key that queued behind it, until none is left or the worker stops.</summary>
+    /// <summary>
+    /// Takes the next record that can run now (under <see cref="_lanesLock"/>): records whose key is busy are queued behind
+    /// it, in offset order, on the way; the record returned has its key marked busy (ByKey). Returns -1 when every published
+    /// record is taken or queued.
+    /// </summary>
+    private long TakeNextLocked(out ulong key)
+    {
+        var published = Tracker.Published;
+        while (_nextDispatch < published)
+        {
+            var sequence = _nextDispatch;
+            if (_mode != DispatchMode.ByKey)
+            {
+                key = 0;
+                Volatile.Write(ref _nextDispatch, sequence + 1);
+                return sequence;
+            }
+
+            key = KeyOf(_records[Tracker.SlotOf(sequence)]!.Message.Key);
+            Volatile.Write(ref _nextDispatch, sequence + 1);
+            if (_busyKeys.TryGetValue(key, out var waiting))
+            {
+                waiting.Enqueue(sequence);
+                continue;
+            }
+
+            _busyKeys.Add(key, _freeQueues.Count > 0 ? _freeQueues.Pop() : new Queue<long>());
+            return sequence;
+        }
+
+        key = 0;
+        return -1;
+    }
+
+    /// <summary>
+    /// Runs a record, then the records of the same key that queued behind it; when none is left, the next record that can
+    /// run, up to <see cref="LaneRun"/> records, so that a fast handler does not pay a thread-pool hand-off per record and the
+    /// consumer's other partitions still get the in-flight slot in turn. Ends when nothing can run or the worker stops.
+    /// </summary>
     private async Task RunLaneAsync(RecordExecution execution, ulong key, long sequence)
     {
         await Task.Yield();
         var stop = _stop.Token;
         var abort = _abort.Token;
         var holdsKey = _mode == DispatchMode.ByKey;
+        var run = 0;
         try
         {
             while (await RunRecordAsync(execution, sequence, stop, abort).ConfigureAwait(false) && !stop.IsCancellationRequested)
             {
-                if (!holdsKey)
-                {
-                    return;
-                }
-
                 lock (_lanesLock)
                 {
-                    // Find the key's queue empty and free the key in one critical section: the dispatcher, which queues a record
-                    // behind a busy key under the same lock, either queued it before (it runs next, here) or finds the key free
-                    // after (it starts a new lane). Freeing it anywhere else would drop a record queued in between.
-                    var waiting = _busyKeys[key];
-                    if (!waiting.TryDequeue(out sequence))
+                    if (holdsKey)
                     {
+                        // Find the key's queue empty and free the key in one critical section: the dispatcher (or a lane), which
+                        // queues a record behind a busy key under the same lock, either queued it before (it runs next, here)
+                        // or finds the key free after. Freeing it anywhere else would drop a record queued in between.
+                        var waiting = _busyKeys[key];
+                        if (waiting.TryDequeue(out sequence))
+                        {
+                            continue;
+                        }
+
                         _busyKeys.Remove(key);
                         _freeQueues.Push(waiting);
                         holdsKey = false;
+                    }
+
+                    if (++run >= LaneRun || (sequence = TakeNextLocked(out key)) < 0)
+                    {
                         return;
                     }
+
+                    holdsKey = _mode == DispatchMode.ByKey;
                 }
             }
         }

@@ -19,15 +19,19 @@ public sealed class PartitionWorkerStressTests
     private static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(30);
 
     [Theory]
-    [InlineData(DispatchMode.ByKey, 2, 1)]
-    [InlineData(DispatchMode.ByKey, 3, 2)]
-    [InlineData(DispatchMode.ByKey, 8, 3)]
-    [InlineData(DispatchMode.Unordered, 8, 4)]
-    [InlineData(DispatchMode.Sequential, 1, 5)]
-    public async Task FewKeysUnderVolume_EveryRecordIsHandledOnce_InKeyOrder_OneHandlerPerKeyAtATime(DispatchMode mode, int keys, int seed)
+    [InlineData(DispatchMode.ByKey, 2, 1, 4)]
+    [InlineData(DispatchMode.ByKey, 3, 2, 4)]
+    [InlineData(DispatchMode.ByKey, 8, 3, 4)]
+    [InlineData(DispatchMode.Unordered, 8, 4, 4)]
+    [InlineData(DispatchMode.Sequential, 1, 5, 4)]
+    // Lanes that take the next free record of another key instead of ending: one slot, and more slots than keys.
+    [InlineData(DispatchMode.ByKey, 10, 6, 1)]
+    [InlineData(DispatchMode.ByKey, 10, 7, 64)]
+    [InlineData(DispatchMode.Unordered, 10, 8, 1)]
+    public async Task FewKeysUnderVolume_EveryRecordIsHandledOnce_InKeyOrder_OneHandlerPerKeyAtATime(DispatchMode mode, int keys, int seed, int maxInFlight)
     {
         const int Records = 50_000;
-        var options = new ReliableConsumerOptions { Dispatch = mode, MaxInFlight = 4, PartitionBufferSize = 64 };
+        var options = new ReliableConsumerOptions { Dispatch = mode, MaxInFlight = maxInFlight, PartitionBufferSize = 64 };
         var context = new ConsumerContext("stress", options, NullLogger.Instance, TimeProvider.System);
         var processor = new KeyOrderRecorder(keys, oneAtATimePerKey: mode == DispatchMode.ByKey);
         using var worker = new PartitionWorker(new TopicPartition("t", 0), context, processor);
