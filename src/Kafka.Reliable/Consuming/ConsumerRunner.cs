@@ -15,6 +15,11 @@ namespace Kafka.Reliable.Consuming;
 /// </summary>
 internal sealed class ConsumerRunner : IAsyncDisposable
 {
+    /// <summary>The most records buffered before the workers are woken, in a burst of records librdkafka had already fetched.</summary>
+    private const int SignalBatch = 64;
+
+    private const string FetchQueueBackoff = "fetch.queue.backoff.ms";
+
     private readonly ConsumerContext _context;
     private readonly ReliableConsumerOptions _options;
     private readonly IRecordProcessor _processor;
@@ -26,12 +31,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CommitScheduler _scheduler;
     private readonly int _resumeThreshold;
+    private readonly bool _offsetsInTransactions;
     private long _partitionBytes;
     private int _unsignalled;
-
-    /// <summary>The most records buffered before the workers are woken, in a burst of records librdkafka had already fetched.</summary>
-    private const int SignalBatch = 64;
-    private readonly bool _offsetsInTransactions;
     private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
@@ -99,8 +101,6 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         _stopping.Dispose();
     }
-
-    private const string FetchQueueBackoff = "fetch.queue.backoff.ms";
 
     internal static ConsumerConfig BuildConfig(string name, ReliableConsumerOptions options)
     {
