@@ -34,6 +34,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private readonly bool _offsetsInTransactions;
     private long _partitionBytes;
     private int _unsignalled;
+    private readonly List<PartitionWorker> _toSignal = [];
     private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
     private PartitionWorker? _lastWorker;
@@ -207,9 +208,20 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private void SignalWorkers()
     {
         _unsignalled = 0;
-        foreach (var worker in _workers.Values)
+        foreach (var worker in _toSignal)
         {
             worker.SignalBuffered();
+        }
+
+        _toSignal.Clear();
+    }
+
+    /// <summary>Remembers a worker that was given records and is not woken yet, once (poll thread).</summary>
+    private void ToSignal(PartitionWorker worker, bool waitingBefore)
+    {
+        if (!waitingBefore && worker.NeedsSignal)
+        {
+            _toSignal.Add(worker);
         }
     }
 
@@ -260,7 +272,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             _lastWorker = worker;
         }
 
+        var waiting = worker.NeedsSignal;
         worker.Enqueue(record);
+        ToSignal(worker, waiting);
         if (!worker.Paused && (worker.Buffered >= _options.PartitionBufferSize || worker.BufferedBytes >= _partitionBytes))
         {
             // Full, in records or in bytes (the partition's share of MaxBufferedBytes). Pausing throws away what librdkafka had
@@ -286,7 +300,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             var circuitOpen = _context.CircuitOpen;
             foreach (var worker in _workers.Values)
             {
+                var waiting = worker.NeedsSignal;
                 var released = worker.Release();
+                ToSignal(worker, waiting);
                 if (released > 0)
                 {
                     _scheduler.OnReleased(released);
@@ -498,36 +514,6 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     /// <summary>Gets the context the consumer's threads share.</summary>
     public ConsumerContext Context => _context;
-
-    /// <summary>Gets each assigned partition's lag, for metrics (any thread).</summary>
-    public IEnumerable<(string Topic, int Partition, long Lag)> Lags()
-    {
-        foreach (var worker in _snapshot)
-        {
-            if (worker.Lag >= 0)
-            {
-                yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Lag);
-            }
-        }
-    }
-
-    /// <summary>Gets, per assigned partition, the records read and not yet released, for metrics (any thread; a moment's view).</summary>
-    public IEnumerable<(string Topic, int Partition, long Buffered)> BufferedRecords()
-    {
-        foreach (var worker in _snapshot)
-        {
-            yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
-        }
-    }
-
-    /// <summary>Gets, per assigned partition, the bytes of the records read and not yet released, for metrics (any thread; a moment's view).</summary>
-    public IEnumerable<(string Topic, int Partition, long Bytes)> BufferedBytes()
-    {
-        foreach (var worker in _snapshot)
-        {
-            yield return (worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.BufferedBytes);
-        }
-    }
 
     /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
     public int PausedPartitions() => _snapshot.Count(w => w.Paused);

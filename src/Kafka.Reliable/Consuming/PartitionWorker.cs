@@ -16,6 +16,9 @@ namespace Kafka.Reliable.Consuming;
 /// </summary>
 internal sealed class PartitionWorker : IDisposable
 {
+    /// <summary>The most records one lane runs before it gives its in-flight slot back (ByKey and Unordered).</summary>
+    private const int LaneRun = 32;
+
     private readonly ConsumeResult<byte[]?, byte[]?>?[] _records;
     private readonly long[] _bufferedAt;
     private readonly int[] _sizes;
@@ -41,9 +44,6 @@ internal sealed class PartitionWorker : IDisposable
     private int _activeLanes;
     private bool _dispatchEnded;
     private long _nextDispatch;
-
-    /// <summary>The most records one lane runs before it gives its in-flight slot back (ByKey and Unordered).</summary>
-    private const int LaneRun = 32;
     private readonly Lock _lanesLock = new();
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
     private volatile bool _holding;
@@ -232,6 +232,9 @@ internal sealed class PartitionWorker : IDisposable
         _unsignalled = true;
     }
 
+    /// <summary>Gets a value indicating whether records were buffered since the worker was last woken (poll thread).</summary>
+    public bool NeedsSignal => _unsignalled;
+
     /// <summary>
     /// Wakes the worker for the records buffered since the last call (poll thread). The poll thread buffers a burst of records
     /// and then wakes each worker once: a wake-up per record would make a worker that keeps up with the poll thread pay a
@@ -400,15 +403,14 @@ internal sealed class PartitionWorker : IDisposable
         while (_nextDispatch < published)
         {
             var sequence = _nextDispatch;
+            Volatile.Write(ref _nextDispatch, sequence + 1);
             if (_mode != DispatchMode.ByKey)
             {
                 key = 0;
-                Volatile.Write(ref _nextDispatch, sequence + 1);
                 return sequence;
             }
 
             key = KeyOf(_records[Tracker.SlotOf(sequence)]!.Message.Key);
-            Volatile.Write(ref _nextDispatch, sequence + 1);
             if (_busyKeys.TryGetValue(key, out var waiting))
             {
                 waiting.Enqueue(sequence);

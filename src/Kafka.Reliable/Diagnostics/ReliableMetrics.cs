@@ -100,25 +100,35 @@ internal static class ReliableMetrics
         }
     }
 
-    private static IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static runner => runner.Lags());
+    // The lag is -1 until both of its ends are known: no measurement until then.
+    private static IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static worker => worker.Lag);
 
-    private static IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static runner => runner.BufferedRecords());
+    private static IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static worker => worker.Buffered);
 
-    private static IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static runner => runner.BufferedBytes());
+    private static IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static worker => worker.BufferedBytes);
 
-    /// <summary>One measurement per assigned partition of every live consumer, tagged with the consumer, group, topic and partition.</summary>
-    private static IEnumerable<Measurement<long>> PerPartition(Func<ConsumerRunner, IEnumerable<(string Topic, int Partition, long Value)>> values)
+    /// <summary>
+    /// One measurement per assigned partition of every live consumer (none for a negative value: not known yet), tagged with
+    /// the consumer, group, topic and partition.
+    /// </summary>
+    private static IEnumerable<Measurement<long>> PerPartition(Func<PartitionWorker, long> valueOf)
     {
         foreach (var runner in Live.Keys)
         {
-            foreach (var (topic, partition, value) in values(runner))
+            foreach (var worker in runner.Partitions)
             {
+                var value = valueOf(worker);
+                if (value < 0)
+                {
+                    continue;
+                }
+
                 yield return new Measurement<long>(
                     value,
                     Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
                     Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
-                    Tag(KafkaReliableDiagnostics.TopicTag, topic),
-                    Tag(KafkaReliableDiagnostics.PartitionTag, partition.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    Tag(KafkaReliableDiagnostics.TopicTag, worker.TopicPartition.Topic),
+                    Tag(KafkaReliableDiagnostics.PartitionTag, worker.TopicPartition.Partition.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             }
         }
     }
