@@ -31,6 +31,26 @@ internal abstract class StoreBench(string name, string description, int commitsP
 
     /// <summary>Creates a fresh store (file, database or key prefix) for one consumer run.</summary>
     public abstract Task<StoreRun> PrepareRunAsync();
+
+    /// <summary>
+    /// Runs <paramref name="operation"/> on <paramref name="warmup"/> fresh keys untimed, then on <paramref name="operations"/>
+    /// fresh keys timed, one after another; returns the elapsed time of the timed ones.
+    /// </summary>
+    protected static async Task<TimeSpan> TimeSequentialAsync(int warmup, int operations, Func<string, Task> operation)
+    {
+        for (var i = 0; i < warmup; i++)
+        {
+            await operation($"warmup-{i}");
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < operations; i++)
+        {
+            await operation($"key-{i}");
+        }
+
+        return Stopwatch.GetElapsedTime(started);
+    }
 }
 
 /// <summary>A fresh store for one run: how the consumer is configured with it, and what it holds after the run.</summary>
@@ -128,20 +148,11 @@ internal sealed class SqliteBench(string folder, bool transactional) : StoreBenc
                 "INSERT INTO kafka_reliable_idempotency (key, owner, status, lease_until) VALUES ($key, 'limit', 0, $lease_until)", connection);
             var key = insert.Parameters.Add("$key", SqliteType.Text);
             insert.Parameters.AddWithValue("$lease_until", DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeMilliseconds());
-            for (var i = 0; i < warmup; i++)
+            return await TimeSequentialAsync(warmup, operations, async fresh =>
             {
-                key.Value = $"warmup-{i}";
+                key.Value = fresh;
                 await insert.ExecuteNonQueryAsync();
-            }
-
-            var started = Stopwatch.GetTimestamp();
-            for (var i = 0; i < operations; i++)
-            {
-                key.Value = $"key-{i}";
-                await insert.ExecuteNonQueryAsync();
-            }
-
-            return Stopwatch.GetElapsedTime(started);
+            });
         }
         finally
         {
@@ -206,7 +217,7 @@ internal sealed class SqliteBench(string folder, bool transactional) : StoreBenc
 }
 
 /// <summary>PostgreSQL, lease or transactional: a fresh database of the throwaway server per measurement and per run.</summary>
-internal sealed class PostgresBench(string connectionString, bool transactional) : StoreBench(
+internal sealed class PostgresBench(PostgresServer server, bool transactional) : StoreBench(
     transactional ? "postgresql-transactional" : "postgresql-lease",
     transactional
         ? "UsePostgreSqlIdempotency(cs, o => o.Transactional = true) (StoreOffsets default true); handler inserts one effect row through GetNpgsqlTransaction()"
@@ -222,7 +233,7 @@ internal sealed class PostgresBench(string connectionString, bool transactional)
 
     public override async Task<string> DescribeServerAsync()
     {
-        await using var connection = new NpgsqlConnection(connectionString);
+        await using var connection = new NpgsqlConnection(server.ConnectionString);
         await connection.OpenAsync();
         var settings = new List<string>();
         foreach (var setting in new[] { "server_version", "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers" })
@@ -236,7 +247,7 @@ internal sealed class PostgresBench(string connectionString, bool transactional)
 
     public override async Task<TimeSpan> MeasureLimitAsync(int warmup, int operations)
     {
-        var database = await CreateDatabaseAsync();
+        var database = await server.CreateDatabaseAsync();
         try
         {
             var store = new PostgreSqlIdempotencyStore(new PostgreSqlIdempotencyOptions { ConnectionString = database });
@@ -255,20 +266,11 @@ internal sealed class PostgresBench(string connectionString, bool transactional)
             insert.Parameters.Add(key);
             insert.Parameters.Add(new NpgsqlParameter<DateTime>("lease_until", DateTime.UtcNow.AddMinutes(5)));
             await insert.PrepareAsync();
-            for (var i = 0; i < warmup; i++)
+            return await TimeSequentialAsync(warmup, operations, async fresh =>
             {
-                key.TypedValue = $"warmup-{i}";
+                key.TypedValue = fresh;
                 await insert.ExecuteNonQueryAsync();
-            }
-
-            var started = Stopwatch.GetTimestamp();
-            for (var i = 0; i < operations; i++)
-            {
-                key.TypedValue = $"key-{i}";
-                await insert.ExecuteNonQueryAsync();
-            }
-
-            return Stopwatch.GetElapsedTime(started);
+            });
         }
         finally
         {
@@ -276,22 +278,12 @@ internal sealed class PostgresBench(string connectionString, bool transactional)
         }
     }
 
-    public override async Task<StoreRun> PrepareRunAsync() => new Run(this, await CreateDatabaseAsync(), transactional);
-
-    private async Task<string> CreateDatabaseAsync()
-    {
-        var name = "b_" + Guid.NewGuid().ToString("N")[..12];
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
-        await create.ExecuteNonQueryAsync();
-        return new NpgsqlConnectionStringBuilder(connectionString) { Database = name }.ConnectionString;
-    }
+    public override async Task<StoreRun> PrepareRunAsync() => new Run(this, await server.CreateDatabaseAsync(), transactional);
 
     private async Task DropDatabaseAsync(string database)
     {
         NpgsqlConnection.ClearAllPools();
-        await using var connection = new NpgsqlConnection(connectionString);
+        await using var connection = new NpgsqlConnection(server.ConnectionString);
         await connection.OpenAsync();
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {new NpgsqlConnectionStringBuilder(database).Database} WITH (FORCE)", connection);
         await drop.ExecuteNonQueryAsync();
@@ -369,21 +361,13 @@ internal sealed class RedisBench(string configuration) : StoreBench(
         var database = connection.GetDatabase();
         var prefix = $"limit-{Guid.NewGuid():N}:";
         var lease = TimeSpan.FromMinutes(5);
-        for (var i = 0; i < warmup; i++)
+        return await TimeSequentialAsync(warmup, operations, async fresh =>
         {
-            await database.StringSetAsync($"{prefix}warmup-{i}", "p:limit", lease, When.NotExists);
-        }
-
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < operations; i++)
-        {
-            if (!await database.StringSetAsync($"{prefix}key-{i}", "p:limit", lease, When.NotExists))
+            if (!await database.StringSetAsync(prefix + fresh, "p:limit", lease, When.NotExists))
             {
-                throw new InvalidOperationException($"SET NX of the fresh key {prefix}key-{i} found it taken.");
+                throw new InvalidOperationException($"SET NX of the fresh key {prefix}{fresh} found it taken.");
             }
-        }
-
-        return Stopwatch.GetElapsedTime(started);
+        });
     }
 
     public override Task<StoreRun> PrepareRunAsync() => Task.FromResult<StoreRun>(new Run(configuration, $"bench-{Guid.NewGuid():N}:"));

@@ -52,14 +52,28 @@ internal static class StoresHarness
 
         var folder = Path.Combine(Path.GetTempPath(), "kafka-reliable-bench-sqlite-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(folder);
-        var servers = new List<LocalServer>();
+        var servers = new List<IAsyncDisposable>();
 
-        // Ctrl+C or SIGTERM skip the finally below: stop the servers there too (Stop is idempotent).
+        // Ctrl+C or SIGTERM skip the finally below: stop the servers there too (each is taken out of the list once).
         void StopAll()
         {
-            foreach (var server in servers.ToList())
+            IAsyncDisposable[] running;
+            lock (servers)
             {
-                server.Stop();
+                running = [.. servers];
+                servers.Clear();
+            }
+
+            foreach (var server in running)
+            {
+                try
+                {
+                    server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                }
+                catch (Exception e)
+                {
+                    Console.Error.WriteLine($"Stopping a server failed: {e.Message}");
+                }
             }
         }
 
@@ -144,51 +158,25 @@ internal static class StoresHarness
         }
     }
 
-    private static async Task<List<StoreBench>> StartStoresAsync(List<string> names, string folder, List<LocalServer> servers, bool postgresFsync)
+    private static async Task<List<StoreBench>> StartStoresAsync(List<string> names, string folder, List<IAsyncDisposable> servers, bool postgresFsync)
     {
         var benches = new List<StoreBench>();
-        LocalPostgres? postgres = null;
+        PostgresServer? postgres = null;
         string? postgresSkipped = null;
         if (names.Any(n => n.StartsWith("postgresql", StringComparison.Ordinal)))
         {
-            if (LocalPostgres.FindBinaries() is { } bin)
-            {
-                try
-                {
-                    postgres = LocalPostgres.Start(bin, postgresFsync);
-                    servers.Add(postgres);
-                }
-                catch (Exception e)
-                {
-                    postgresSkipped = $"the PostgreSQL server did not start: {e.Message}";
-                }
-            }
-            else
-            {
-                postgresSkipped = "PostgreSQL's initdb was not found under /usr/lib/postgresql/*/bin (Debian's 'postgresql' package)";
-            }
+            var server = new PostgresServer { Fsync = postgresFsync };
+            postgresSkipped = await StartAsync(server, server.InitializeAsync, servers, "PostgreSQL");
+            postgres = postgresSkipped is null ? server : null;
         }
 
-        LocalRedis? redis = null;
+        RedisServer? redis = null;
         string? redisSkipped = null;
         if (names.Contains("redis"))
         {
-            if (LocalRedis.FindBinary() is { } binary)
-            {
-                try
-                {
-                    redis = await LocalRedis.StartAsync(binary);
-                    servers.Add(redis);
-                }
-                catch (Exception e)
-                {
-                    redisSkipped = $"the Redis server did not start: {e.Message}";
-                }
-            }
-            else
-            {
-                redisSkipped = "redis-server was not found (Debian's 'redis-server' package)";
-            }
+            var server = new RedisServer();
+            redisSkipped = await StartAsync(server, server.InitializeAsync, servers, "Redis");
+            redis = redisSkipped is null ? server : null;
         }
 
         foreach (var name in names)
@@ -197,8 +185,8 @@ internal static class StoresHarness
             {
                 "sqlite-lease" => new SqliteBench(folder, transactional: false),
                 "sqlite-transactional" => new SqliteBench(folder, transactional: true),
-                "postgresql-lease" => postgres is null ? null : new PostgresBench(postgres.ConnectionString, transactional: false),
-                "postgresql-transactional" => postgres is null ? null : new PostgresBench(postgres.ConnectionString, transactional: true),
+                "postgresql-lease" => postgres is null ? null : new PostgresBench(postgres, transactional: false),
+                "postgresql-transactional" => postgres is null ? null : new PostgresBench(postgres, transactional: true),
                 _ => redis is null ? null : new RedisBench(redis.Configuration),
             };
             if (bench is null)
@@ -212,6 +200,28 @@ internal static class StoresHarness
         }
 
         return benches;
+    }
+
+    /// <summary>
+    /// Starts a throwaway server of the idempotency tests' fixtures (listed first, so that an interrupted run stops it too);
+    /// returns why it could not start (a missing binary, a failed start), or null.
+    /// </summary>
+    private static async Task<string?> StartAsync(IAsyncDisposable server, Func<ValueTask> start, List<IAsyncDisposable> servers, string name)
+    {
+        lock (servers)
+        {
+            servers.Add(server);
+        }
+
+        try
+        {
+            await start();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return $"the {name} server did not start: {e.Message}";
+        }
     }
 
     private static async Task ProduceAsync(EmbeddedKafkaCluster cluster, string topic, int records, int partitions)

@@ -22,6 +22,9 @@ public sealed class PostgresServer : IAsyncLifetime
     /// <summary>Gets whether this fixture started the server itself (and so can stop and start it).</summary>
     public bool IsLocal => _directory is not null;
 
+    /// <summary>Gets PostgreSQL's <c>fsync</c> setting for a server this fixture starts: off for the tests, on (PostgreSQL's default) to measure commits.</summary>
+    public bool Fsync { get; init; }
+
     public async ValueTask InitializeAsync()
     {
         if (Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } existing)
@@ -65,7 +68,7 @@ public sealed class PostgresServer : IAsyncLifetime
     /// <summary>Starts the server (again) on its port.</summary>
     public Task StartAsync() =>
         Run(_pgCtl!, ["-D", Path.Combine(_directory!, "data"), "-l", Path.Combine(_directory!, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {_port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start"], Environment.UserName == "root");
+            "-o", $"-p {_port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync={(Fsync ? "on" : "off")} -c max_connections=300", "start"], Environment.UserName == "root");
 
     public async ValueTask DisposeAsync()
     {
