@@ -46,18 +46,8 @@ public sealed class MetricsTests(KafkaBrokerFixture broker)
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(200, 1));
         using var metrics = new GroupMetrics(group);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var handler = new RecordingHandler
-        {
-            // The first record waits: the partition's buffer fills behind it and the partition is paused.
-            Behavior = async (message, _, ct) =>
-            {
-                if (message.Id == 0)
-                {
-                    await release.Task.WaitAsync(ct);
-                }
-            },
-        };
+        // The first record waits: the partition's buffer fills behind it and the partition is paused.
+        var (handler, release) = FirstRecordWaits();
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, configure: o => o.PartitionBufferSize = 16);
         await Eventually.TrueAsync(
@@ -85,18 +75,8 @@ public sealed class MetricsTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, Enumerable.Range(0, count).Select(id =>
             (0, (string?)"k", (string?)$$"""{"Id":{{id}},"Key":"k","Pad":"{{padding}}"}""")));
         using var metrics = new GroupMetrics(group);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var handler = new RecordingHandler
-        {
-            // The first record waits: the partition's buffer fills behind it, by bytes long before PartitionBufferSize records.
-            Behavior = async (message, _, ct) =>
-            {
-                if (message.Id == 0)
-                {
-                    await release.Task.WaitAsync(ct);
-                }
-            },
-        };
+        // The first record waits: the partition's buffer fills behind it, by bytes long before PartitionBufferSize records.
+        var (handler, release) = FirstRecordWaits();
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, configure: o => o.MaxBufferedBytes = Budget);
         await Eventually.TrueAsync(
@@ -116,5 +96,22 @@ public sealed class MetricsTests(KafkaBrokerFixture broker)
         Assert.True(most < Budget + valueBytes + 1024, $"the buffer held at most the budget of {Budget} bytes plus one record of ~{valueBytes} bytes; it held {most}");
         Assert.True(metrics.Max("kafka.reliable.records.buffered") < count, "the pause came before every record was buffered");
         Assert.Equal(count, handler.Handled.Select(h => h.Id).Distinct().Count());
+    }
+
+    /// <summary>A handler whose record 0 waits until <c>release</c> is set; every other record is handled at once.</summary>
+    private static (RecordingHandler Handler, TaskCompletionSource Release) FirstRecordWaits()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, _, ct) =>
+            {
+                if (message.Id == 0)
+                {
+                    await release.Task.WaitAsync(ct);
+                }
+            },
+        };
+        return (handler, release);
     }
 }
