@@ -1,3 +1,4 @@
+using static Kafka.Reliable.Benchmarks.HarnessReport;
 using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
@@ -85,16 +86,9 @@ internal static class ConcurrencyHarness
 
     private static string Percent(TimeSpan achieved, TimeSpan limit) => (achieved / limit).ToString("0%");
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
-
     private static async Task<Result> MeasureAsync(string bootstrapServers, string topic, int records, int keys, int inFlight, TimeSpan stall)
     {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
+        HarnessReport.CollectGarbage();
         var handler = new SleepingHandler(records, keys);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();

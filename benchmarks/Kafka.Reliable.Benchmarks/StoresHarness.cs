@@ -1,3 +1,4 @@
+using static Kafka.Reliable.Benchmarks.HarnessReport;
 using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
@@ -237,9 +238,7 @@ internal static class StoresHarness
 
     private static async Task<RunResult> MeasureAsync(StoreBench bench, string bootstrapServers, string topic, int records, TimeSpan stall)
     {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
+        HarnessReport.CollectGarbage();
 
         var recorder = new ThroughputRecorder(records);
         await using var store = await bench.PrepareRunAsync();
@@ -335,8 +334,6 @@ internal static class StoresHarness
             error);
     }
 
-    private static string Join(string? first, string second) => first is null ? second : $"{first}; {second}";
-
     private static void Print(string label, StoreBench bench, double limit, RunResult run)
     {
         var limitText = $"limit {limit,8:N0} op/s ({limit / bench.CommitsPerRecord,7:N0} rec/s at {bench.CommitsPerRecord}/rec)";
@@ -384,13 +381,6 @@ internal static class StoresHarness
             + "(one operation of the last record, not of the others).");
     }
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count == 0 ? double.NaN
-            : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
-
     private static string LoadAverage()
     {
         try
@@ -405,10 +395,7 @@ internal static class StoresHarness
 
     private static void PrintHeader(string[] args, int records, int partitions, int limitOperations)
     {
-        Console.WriteLine("Kafka.Reliable durable stores harness");
-        Console.WriteLine($"  command:   dotnet run -c Release --project benchmarks/Kafka.Reliable.Benchmarks -- stores {string.Join(' ', args)}");
-        Console.WriteLine($"  process:   {Environment.CommandLine}");
-        Console.WriteLine($"  machine:   {Environment.ProcessorCount} logical processors, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}, load average {LoadAverage()} at start");
+        PrintCommand("Kafka.Reliable durable stores harness", "stores", args, $", load average {LoadAverage()} at start");
         Console.WriteLine($"  temp:      {Path.GetTempPath()} on {FileSystemOf(Path.GetTempPath())} (SQLite files and the PostgreSQL data directory live there)");
         Console.WriteLine(
             $"  runtime:   {RuntimeInformation.FrameworkDescription}, Confluent.Kafka {VersionOf(typeof(ConsumerConfig))}, librdkafka {Library.VersionString}, "
@@ -438,12 +425,6 @@ internal static class StoresHarness
         {
             return "?";
         }
-    }
-
-    private static string? VersionOf(Type type)
-    {
-        var version = type.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? type.Assembly.GetName().Version?.ToString();
-        return version?.Split('+')[0];
     }
 
     private sealed record RunResult(

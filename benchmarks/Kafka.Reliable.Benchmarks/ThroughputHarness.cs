@@ -1,3 +1,4 @@
+using static Kafka.Reliable.Benchmarks.HarnessReport;
 using System.Diagnostics;
 using System.Reflection;
 using System.Runtime;
@@ -155,9 +156,7 @@ internal static class ThroughputHarness
         ThroughputVariant variant, string bootstrapServers, string topic, int records, TimeSpan stall, int round, int position)
     {
         // The variants share this process: collect the previous run's garbage before this one starts, not during it.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
+        HarnessReport.CollectGarbage();
 
         var recorder = new ThroughputRecorder(records);
         var setup = new RunSetup(bootstrapServers, topic, $"{variant.Name}-{Guid.NewGuid():N}", recorder);
@@ -252,8 +251,6 @@ internal static class ThroughputHarness
         };
     }
 
-    private static string Join(string? first, string second) => first is null ? second : $"{first}; {second}";
-
     private static void Print(RunResult r, string unit = "round")
     {
         var label = r.Round == 0 ? "warm-up" : $"{unit} {r.Round} #{r.Position}";
@@ -303,17 +300,6 @@ internal static class ThroughputHarness
 
     private static List<double> RatesOf(List<RunResult> results, string variant, Func<RunResult, double?> rate) =>
         results.Where(r => r.Variant == variant && r.Outcome == Outcome.Completed).Select(rate).OfType<double>().ToList();
-
-    private static double? Median(List<double> values)
-    {
-        if (values.Count == 0)
-        {
-            return null;
-        }
-
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
 
     private static List<ThroughputVariant>? Select(string? names)
     {
@@ -375,10 +361,7 @@ internal static class ThroughputHarness
 
     private static void PrintHeader(string[] args, List<ThroughputVariant> variants)
     {
-        Console.WriteLine("Kafka.Reliable throughput harness");
-        Console.WriteLine($"  command:   dotnet run -c Release --project benchmarks/Kafka.Reliable.Benchmarks -- throughput {string.Join(' ', args)}");
-        Console.WriteLine($"  process:   {Environment.CommandLine}");
-        Console.WriteLine($"  machine:   {Environment.ProcessorCount} logical processors, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}");
+        PrintCommand("Kafka.Reliable throughput harness", "throughput", args);
         Console.WriteLine($"  runtime:   {RuntimeInformation.FrameworkDescription}, Confluent.Kafka {VersionOf(typeof(ConsumerConfig))}, librdkafka {Library.VersionString}, WolverineFx.Kafka as pinned in Directory.Packages.props (its assembly says {VersionOf(typeof(Wolverine.Kafka.CommitMode))})");
         Console.WriteLine(
             $"  GC:        {(GCSettings.IsServerGC ? "server" : "workstation")}, latency mode {GCSettings.LatencyMode} - the runtime's default, not changed here; "
@@ -400,12 +383,6 @@ internal static class ThroughputHarness
         }
 
         Console.WriteLine();
-    }
-
-    private static string? VersionOf(Type type)
-    {
-        var version = type.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? type.Assembly.GetName().Version?.ToString();
-        return version?.Split('+')[0];
     }
 
     private static async Task WriteJsonAsync(
