@@ -145,17 +145,24 @@ public sealed record TortureConfig
     /// <summary>Gets the consumer's byte budget for its buffers; <c>0</c> keeps the library's default (64 MiB).</summary>
     public long MaxBufferedBytes { get; init; }
 
-    /// <summary>Gets the record bound the library applies (<see cref="PartitionBufferSize"/> or its default).</summary>
+    /// <summary>Gets the record bound the library applies (<see cref="PartitionBufferSize"/> or the library's default).</summary>
     [JsonIgnore]
-    public int EffectivePartitionBufferSize => PartitionBufferSize > 0 ? PartitionBufferSize : 100_000;
+    public int EffectivePartitionBufferSize => PartitionBufferSize > 0 ? PartitionBufferSize : LibraryDefaults.PartitionBufferSize;
 
-    /// <summary>Gets the byte budget the library applies (<see cref="MaxBufferedBytes"/> or its default).</summary>
+    /// <summary>Gets the byte budget the library applies (<see cref="MaxBufferedBytes"/> or the library's default).</summary>
     [JsonIgnore]
-    public long EffectiveMaxBufferedBytes => MaxBufferedBytes > 0 ? MaxBufferedBytes : 64L * 1024 * 1024;
+#if TORTURE_OLD_LIBRARY
+    public long EffectiveMaxBufferedBytes => long.MaxValue / 2;
+#else
+    public long EffectiveMaxBufferedBytes => MaxBufferedBytes > 0 ? MaxBufferedBytes : LibraryDefaults.MaxBufferedBytes;
+#endif
 
     /// <summary>Gets the most one record of the workload counts against the byte budget: the largest payload, a key, headers, overhead.</summary>
     [JsonIgnore]
-    public long LargestRecordBytes => (MaxPayloadBytes > 0 ? MaxPayloadBytes : 1024 * 1024) + 100 + 4_096 + 128;
+    public long LargestRecordBytes => (MaxPayloadBytes > 0 ? MaxPayloadBytes : LibraryDefaults.MaxPayloadBytes) + 100 + 4_096 + 128;
+
+    /// <summary>The library's own defaults, for the options a configuration leaves to it.</summary>
+    private static readonly ReliableConsumerOptions LibraryDefaults = new();
 
     public CommitMode Commit { get; init; }
 
