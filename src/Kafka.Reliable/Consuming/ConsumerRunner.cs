@@ -3,15 +3,19 @@ using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
+using Kafka.Reliable.Rebalance;
 using Microsoft.Extensions.Logging;
 
 namespace Kafka.Reliable.Consuming;
 
 /// <summary>
-/// One reliable consumer: a dedicated poll thread that owns the Kafka client, and one <see cref="PartitionWorker"/> per
-/// assigned partition that runs the pipeline. The poll thread never runs handler code and never waits for it, except to
-/// drain in-flight records on revoke and on shutdown (G6, G8). Every call on the Kafka client, including commits and the
-/// rebalance callbacks, happens on the poll thread, so commits and assignment changes can never interleave.
+/// One reliable consumer's poll loop: a dedicated thread that owns the Kafka client, takes what it fetched and buffers each
+/// record in its partition's <see cref="PartitionWorker"/>, which runs the pipeline. The poll thread never runs handler code
+/// and never waits for it, except to drain in-flight records on revoke and on shutdown (G6, G8). Every call on the Kafka
+/// client, including commits and the rebalance callbacks, happens on this thread, so commits and assignment changes can
+/// never interleave. The concerns it drives each have their own home: <see cref="AssignedPartitions"/> (who owns what),
+/// <see cref="FlowControl"/> (pause and resume), <see cref="Offsets.CommitCoordinator"/> (watermark commits) and
+/// <see cref="Rebalance.RebalanceCoordinator"/> (assignment, revocation, loss).
 /// </summary>
 internal sealed class ConsumerRunner : IAsyncDisposable
 {
@@ -22,23 +26,16 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private readonly ConsumerContext _context;
     private readonly ReliableConsumerOptions _options;
-    private readonly IRecordProcessor _processor;
     private readonly Action? _onFatal;
-    private readonly Dictionary<PartitionKey, PartitionWorker> _workers = [];
-    private readonly List<TopicPartitionOffset> _commitBuffer = [];
-    private readonly List<TopicPartition> _assignedSinceLastPoll = [];
+    private readonly AssignedPartitions _partitions = new();
+    private readonly FlowControl _flow;
+    private readonly CommitCoordinator _commits;
+    private readonly RebalanceCoordinator _rebalance;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly CommitScheduler _scheduler;
-    private readonly int _resumeThreshold;
-    private readonly bool _offsetsInTransactions;
-    private long _partitionBytes;
     private int _unsignalled;
     private readonly List<PartitionWorker> _toSignal = [];
-    private CommitRecorder? _commitRecorder;
     private IConsumer<byte[]?, byte[]?>? _consumer;
-    private PartitionWorker? _lastWorker;
-    private volatile PartitionWorker[] _snapshot = [];
     private long _lastLagRefresh;
     private Thread? _thread;
     private volatile string? _fatalReason;
@@ -47,12 +44,10 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     {
         _context = context;
         _options = context.Options;
-        _processor = processor;
         _onFatal = onFatal;
-        _scheduler = new CommitScheduler(_options.Commit, context.Time);
-        _resumeThreshold = _options.PartitionBufferSize / 2;
-        _partitionBytes = _options.MaxBufferedBytes;
-        _offsetsInTransactions = _options.Commit.Strategy == CommitStrategy.Transactional;
+        _flow = new FlowControl(context);
+        _commits = new CommitCoordinator(context, _partitions);
+        _rebalance = new RebalanceCoordinator(context, processor, _partitions, _flow, _commits);
     }
 
     /// <summary>Gets a task that completes when the poll loop has ended and the client is closed.</summary>
@@ -75,9 +70,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         if (_context.StoredOffsets is { } storedOffsets)
         {
-            _commitRecorder = new CommitRecorder(storedOffsets, _options.GroupId, Logger, Name);
+            _commits.RecordIn(storedOffsets);
         }
-
 
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
         ReliableMetrics.Register(this);
@@ -136,9 +130,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private IConsumer<byte[]?, byte[]?> BuildConsumer()
     {
         var client = new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
-            .SetPartitionsAssignedHandler((consumer, partitions) => OnAssigned(consumer, partitions))
-            .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
-            .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
+            .SetPartitionsAssignedHandler((consumer, partitions) => _rebalance.OnAssigned(consumer, partitions))
+            .SetPartitionsRevokedHandler((_, partitions) => _rebalance.OnRevoked(_consumer!, partitions))
+            .SetPartitionsLostHandler((_, partitions) => _rebalance.OnLost(partitions))
             .SetErrorHandler((_, error) => OnError(error))
             .SetLogHandler((_, message) => OnClientLog(message))
             .Build();
@@ -198,7 +192,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
             consumer.Dispose();
             _context.DeadLetter?.Dispose();
-            _snapshot = [];
+            _partitions.Unpublish();
             ReliableMetrics.Unregister(this);
             _stopped.TrySetResult();
         }
@@ -259,230 +253,41 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private void Dispatch(IConsumer<byte[]?, byte[]?> consumer, ConsumeResult<byte[]?, byte[]?> record)
     {
-        var worker = _lastWorker;
-        if (worker is null || worker.TopicPartition.Partition.Value != record.Partition.Value || !string.Equals(worker.TopicPartition.Topic, record.Topic, StringComparison.Ordinal))
+        if (_partitions.Find(record) is not { } worker)
         {
-            if (!_workers.TryGetValue(new PartitionKey(record.Topic, record.Partition.Value), out worker))
-            {
-                // Not ours (any more): it is not buffered, so it is not committed either; its owner reads it.
-                Log.RecordOfUnassignedPartition(Logger, Name, record.Topic, record.Partition.Value, record.Offset.Value);
-                return;
-            }
-
-            _lastWorker = worker;
+            // Not ours (any more): it is not buffered, so it is not committed either; its owner reads it.
+            Log.RecordOfUnassignedPartition(Logger, Name, record.Topic, record.Partition.Value, record.Offset.Value);
+            return;
         }
 
         var waiting = worker.NeedsSignal;
         worker.Enqueue(record);
         ToSignal(worker, waiting);
-        if (!worker.Paused && (worker.Buffered >= _options.PartitionBufferSize || worker.BufferedBytes >= _partitionBytes))
-        {
-            // Full, in records or in bytes (the partition's share of MaxBufferedBytes). Pausing throws away what librdkafka had
-            // prefetched for the partition, so the share is meant to be several fetches: pauses then happen only when the
-            // handler is really behind, and resuming at half leaves a share's half of work to cover the refetch.
-            Pause(consumer, worker);
-        }
+        _flow.OnBuffered(consumer, worker);
     }
 
     private void Housekeeping(IConsumer<byte[]?, byte[]?> consumer)
     {
-        if (_assignedSinceLastPoll.Count > 0)
-        {
-            // A partition paused under an earlier assignment must not stay paused under the new one: its new worker starts empty.
-            // If the client refuses for now, the loop tries again at the next poll, for the partitions that are still ours.
-            _assignedSinceLastPoll.RemoveAll(p => !_workers.ContainsKey(new PartitionKey(p.Topic, p.Partition.Value)));
-            consumer.Resume(_assignedSinceLastPoll);
-            _assignedSinceLastPoll.Clear();
-        }
-
+        _flow.ResumeAssigned(consumer, _partitions);
         if (_context.TakeProgress())
         {
             var circuitOpen = _context.CircuitOpen;
-            foreach (var worker in _workers.Values)
+            foreach (var worker in _partitions.Workers)
             {
                 var waiting = worker.NeedsSignal;
                 var released = worker.Release();
                 ToSignal(worker, waiting);
                 if (released > 0)
                 {
-                    _scheduler.OnReleased(released);
+                    _commits.OnReleased(released);
                 }
 
-                if (worker.IsHolding || (circuitOpen && worker.Buffered > 0))
-                {
-                    // A failing record holds its partition, and an open circuit every partition with records waiting for it: stop
-                    // fetching what cannot be handled yet. A partition with nothing buffered keeps fetching (at most a buffer's
-                    // worth): its next record is what makes the circuit's trial if no other record is waiting.
-                    Pause(consumer, worker);
-                }
-                else if (worker.Paused && worker.Buffered <= _resumeThreshold && worker.BufferedBytes <= _partitionBytes / 2 && Resume(consumer, worker))
-                {
-                    Log.PartitionResumed(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
-                }
+                _flow.Review(consumer, worker, circuitOpen);
             }
         }
 
         RefreshLag(consumer);
-        var now = _scheduler.Now();
-        if (_scheduler.IsDue(now))
-        {
-            if (Commit(consumer, _workers.Values))
-            {
-                _scheduler.OnCommitted(now);
-            }
-            else
-            {
-                _scheduler.OnCommitFailed(now);
-            }
-        }
-    }
-
-    /// <summary>Resumes a paused partition; when the client refuses for now, the partition stays paused and is tried again at the next poll.</summary>
-    private bool Resume(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
-    {
-        try
-        {
-            consumer.Resume([worker.TopicPartition]);
-            if (worker.NextFetchOffset >= 0)
-            {
-                // librdkafka can leave a resumed partition out of its broker's fetch list when the pause had already taken it out
-                // (seen with 2.16: the partition never fetches again). Seeking to the position resume fetches from anyway
-                // restarts the fetcher: nothing is skipped or repeated.
-                consumer.Seek(new TopicPartitionOffset(worker.TopicPartition, new Offset(worker.NextFetchOffset)));
-            }
-        }
-        catch (KafkaException ex) when (!ex.Error.IsFatal)
-        {
-            PartitionOperationFailed("resume", worker, ex);
-            return false;
-        }
-
-        worker.Paused = false;
-        return true;
-    }
-
-    private void Pause(IConsumer<byte[]?, byte[]?> consumer, PartitionWorker worker)
-    {
-        if (worker.Paused)
-        {
-            return;
-        }
-
-        try
-        {
-            consumer.Pause([worker.TopicPartition]);
-        }
-        catch (KafkaException ex) when (!ex.Error.IsFatal)
-        {
-            PartitionOperationFailed("pause", worker, ex);
-            return;
-        }
-
-        worker.Paused = true;
-        Log.PartitionPaused(Logger, Name, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, worker.Buffered);
-    }
-
-    /// <summary>Pauses the partitions a stopping consumer drains; a refusal the client may lift is logged and reported.</summary>
-    private bool TryPause(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions, PartitionWorker first)
-    {
-        try
-        {
-            consumer.Pause(partitions);
-            return true;
-        }
-        catch (KafkaException ex) when (!ex.Error.IsFatal)
-        {
-            PartitionOperationFailed("pause", first, ex);
-            return false;
-        }
-    }
-
-    /// <summary>Logs a refused pause or resume and makes the next poll look at the partitions again, so that it is retried.</summary>
-    private void PartitionOperationFailed(string operation, PartitionWorker worker, KafkaException ex)
-    {
-        Log.PartitionOperationFailed(Logger, Name, operation, worker.TopicPartition.Topic, worker.TopicPartition.Partition.Value, ex.Error.Code, ex.Error.Reason);
-        _context.NotifyProgress();
-    }
-
-    /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
-    /// <returns><see langword="true"/> when everything that was due is committed.</returns>
-    private bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers)
-    {
-        if (_offsetsInTransactions)
-        {
-            // With Kafka transactions, each record's transaction commits its offset with its output, and nothing else may: a
-            // plain commit of W written after a transaction's W + 1 would move the group back, and a crash then would produce
-            // W's output twice. Records done without a transaction (dead-lettered, skipped) are covered by the next record's
-            // transaction; trailing ones are read again after a restart. The watermark counts as committed for lag only.
-            foreach (var worker in workers)
-            {
-                worker.LastCommitted = Math.Max(worker.LastCommitted, worker.Tracker.Watermark);
-            }
-
-            return true;
-        }
-
-        _commitBuffer.Clear();
-        foreach (var worker in workers)
-        {
-            var watermark = worker.Tracker.Watermark;
-            if (watermark > worker.LastCommitted)
-            {
-                _commitBuffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
-            }
-        }
-
-        if (_commitBuffer.Count == 0)
-        {
-            return true;
-        }
-
-        var started = ReliableMetrics.CommitDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        try
-        {
-            consumer.Commit(_commitBuffer);
-            if (started != 0)
-            {
-                ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _commitBuffer[0].Topic);
-            }
-
-            foreach (var committed in _commitBuffer)
-            {
-                MarkCommitted(committed);
-            }
-
-            Log.Committed(Logger, Name, _commitBuffer.Count);
-            return true;
-        }
-        catch (TopicPartitionOffsetException ex)
-        {
-            foreach (var result in ex.Results)
-            {
-                if (!result.Error.IsError)
-                {
-                    MarkCommitted(result.TopicPartitionOffset);
-                }
-            }
-
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
-            Log.CommitFailed(Logger, Name, ex.Error.Reason);
-            return false;
-        }
-        catch (KafkaException ex)
-        {
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
-            Log.CommitFailed(Logger, Name, ex.Error.Reason);
-            return false;
-        }
-    }
-
-    private void MarkCommitted(TopicPartitionOffset committed)
-    {
-        _commitRecorder?.Record(committed);
-        if (_workers.TryGetValue(new PartitionKey(committed.Topic, committed.Partition.Value), out var worker))
-        {
-            worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
-        }
+        _commits.CommitIfDue(consumer);
     }
 
     /// <summary>Measures each partition's lag about once a second, from the high watermark librdkafka last saw (no request).</summary>
@@ -495,7 +300,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         _lastLagRefresh = now;
-        foreach (var worker in _workers.Values)
+        foreach (var worker in _partitions.Workers)
         {
             var position = worker.LastCommitted >= 0 ? worker.LastCommitted : worker.FirstOffset;
             var high = consumer.GetWatermarkOffsets(worker.TopicPartition).High.Value;
@@ -510,282 +315,20 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     public string? FatalReason => _fatalReason;
 
     /// <summary>Gets the assigned partitions' workers, for health checks and metrics (any thread).</summary>
-    public IReadOnlyList<PartitionWorker> Partitions => _snapshot;
+    public IReadOnlyList<PartitionWorker> Partitions => _partitions.Snapshot;
 
     /// <summary>Gets the context the consumer's threads share.</summary>
     public ConsumerContext Context => _context;
 
     /// <summary>Gets the number of assigned partitions that are paused, for metrics (any thread).</summary>
-    public int PausedPartitions() => _snapshot.Count(w => w.Paused);
+    public int PausedPartitions() => _partitions.Snapshot.Count(w => w.Paused);
 
     /// <summary>Gets the number of records being processed now, over all partitions (any thread).</summary>
-    public int InFlightRecords() => _snapshot.Sum(w => w.InFlight);
-
-    private List<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
-    {
-        foreach (var partition in partitions)
-        {
-            var key = new PartitionKey(partition.Topic, partition.Partition.Value);
-            if (_workers.ContainsKey(key))
-            {
-                continue;
-            }
-
-            var worker = new PartitionWorker(partition, _context, _processor);
-            _workers.Add(key, worker);
-            _assignedSinceLastPoll.Add(partition);
-            _context.StartPartitionWorker(worker);
-        }
-
-        Log.PartitionsAssigned(Logger, Name, Describe(partitions));
-        AssignmentChanged("assigned", partitions.Count);
-        var start = StartOffsets(consumer, partitions);
-        if (_context.RebalanceHandler is { } hooks && partitions.Count > 0)
-        {
-            var assignment = new PartitionAssignment(Name, _options.GroupId, partitions);
-            RunHook("OnAssignedAsync", ct => hooks.OnAssignedAsync(assignment, ct));
-            for (var i = 0; i < start.Count; i++)
-            {
-                if (assignment.Seeks.TryGetValue(start[i].TopicPartition, out var offset))
-                {
-                    start[i] = new TopicPartitionOffset(start[i].TopicPartition, new Offset(offset));
-                }
-            }
-        }
-
-        return start;
-    }
-
-    /// <summary>Publishes the new set of workers to the threads that read it (metrics, health) and counts the rebalance (poll thread).</summary>
-    private void AssignmentChanged(string kind, int partitions)
-    {
-        _snapshot = [.. _workers.Values];
-        // Every assigned partition gets an equal share of the consumer's byte budget.
-        _partitionBytes = _options.MaxBufferedBytes / Math.Max(1, _workers.Count);
-        ReliableMetrics.Rebalance(_context, kind, partitions);
-    }
-
-    /// <summary>Runs the user's revoke or loss hook, if any, for the partitions of the given workers (poll thread).</summary>
-    private void RunPartitionsHook(
-        string hook, List<PartitionWorker> workers, Func<IRebalanceHandler, IReadOnlyList<TopicPartition>, CancellationToken, ValueTask> call)
-    {
-        if (_context.RebalanceHandler is { } hooks && workers.Count > 0)
-        {
-            var partitions = workers.ConvertAll(w => w.TopicPartition);
-            RunHook(hook, ct => call(hooks, partitions, ct));
-        }
-    }
-
-    /// <summary>Runs a rebalance hook on the poll thread, inside the rebalance, waiting at most the revoke timeout; a failure is logged, never thrown.</summary>
-    private void RunHook(string hook, Func<CancellationToken, ValueTask> run)
-    {
-        var timeout = _options.RevokeTimeout;
-        using var timeLimit = new CancellationTokenSource(timeout);
-        try
-        {
-            var task = run(timeLimit.Token).AsTask();
-
-            // The poll thread is not async code: blocking it here is what keeps the rebalance from completing before the hook.
-            if (!task.Wait(timeout))
-            {
-                timeLimit.Cancel();
-                Log.RebalanceHookTimedOut(Logger, Name, hook, timeout);
-            }
-        }
-        catch (Exception ex)
-        {
-            Log.RebalanceHookFailed(Logger, Name, hook, ex);
-        }
-    }
-
-    /// <summary>
-    /// Where each assigned partition starts: where the group committed, unless the idempotency store keeps offsets with the
-    /// handler's effects and its offset is ahead (the process died between the database commit and the Kafka commit). A group
-    /// offset behind the last one this consumer committed was moved back by someone else (an offsets reset, or a topic
-    /// deleted and created again): then the group's offset wins, and the stored one is forgotten.
-    /// </summary>
-    private List<TopicPartitionOffset> StartOffsets(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
-    {
-        var start = partitions.ConvertAll(p => new TopicPartitionOffset(p, Offset.Unset));
-        if (_context.StoredOffsets is not { } storedOffsets || partitions.Count == 0)
-        {
-            return start;
-        }
-
-        IReadOnlyList<StoredOffset> stored;
-        try
-        {
-            stored = storedOffsets.GetStoredOffsets(_options.GroupId, partitions);
-        }
-        catch (Exception ex)
-        {
-            // The store is down (a transient outage, never a reason to stop the consumer). Starting from the group's
-            // committed offsets is safe: the records applied since are read again and skipped by their idempotency keys
-            // (the store must be up to handle them, so they wait for it like any record).
-            Log.StoredOffsetsUnavailable(Logger, Name, Describe(partitions), ex.Message);
-            return start;
-        }
-
-        if (stored.Count == 0)
-        {
-            return start;
-        }
-
-        List<TopicPartitionOffset> committed;
-        try
-        {
-            committed = consumer.Committed(partitions, ReliableConsumerConstants.CommittedLookupTimeout);
-        }
-        catch (KafkaException)
-        {
-            committed = [];
-        }
-
-        List<TopicPartition>? reset = null;
-        for (var i = 0; i < start.Count; i++)
-        {
-            var partition = start[i].TopicPartition;
-            var kept = stored.FirstOrDefault(o => o.Partition == partition);
-            if (kept is null)
-            {
-                continue;
-            }
-
-            var groupOffset = committed.FirstOrDefault(o => o.TopicPartition == partition)?.Offset.Value ?? -1;
-            if (kept.LastCommitted >= 0 && groupOffset < kept.LastCommitted)
-            {
-                Log.GroupOffsetMovedBack(Logger, Name, partition.Topic, partition.Partition.Value, groupOffset, kept.LastCommitted, kept.NextOffset);
-                (reset ??= []).Add(partition);
-                continue;
-            }
-
-            if (kept.NextOffset > groupOffset)
-            {
-                start[i] = new TopicPartitionOffset(partition, new Offset(kept.NextOffset));
-
-                // The records before it are applied already: commit it too, so that the group's offset (and its lag) tell the
-                // truth even if no record of the partition is fetched again.
-                if (_workers.TryGetValue(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
-                {
-                    worker.Tracker.StartAt(kept.NextOffset);
-                    _scheduler.OnReleased(1);
-                }
-
-                Log.StartingFromStoredOffset(Logger, Name, partition.Topic, partition.Partition.Value, kept.NextOffset);
-            }
-        }
-
-        if (reset is not null)
-        {
-            _commitRecorder?.Forget(reset);
-        }
-
-        return start;
-    }
-
-    private void OnRevoked(List<TopicPartitionOffset> partitions)
-    {
-        var revoked = Take(partitions);
-        if (revoked.Count == 0)
-        {
-            return;
-        }
-
-        Log.PartitionsRevoking(Logger, Name, Describe(partitions), _options.RevokeTimeout);
-        Drain(revoked, _options.RevokeTimeout);
-        AdvanceAll(revoked);
-        if (!Commit(_consumer!, revoked))
-        {
-            Log.RevokeCommitFailed(Logger, Name, Describe(partitions));
-        }
-
-        RunPartitionsHook("OnRevokedAsync", revoked, static (hooks, released, ct) => hooks.OnRevokedAsync(released, ct));
-        Release(revoked);
-        AssignmentChanged("revoked", partitions.Count);
-        Log.PartitionsRevoked(Logger, Name, Describe(partitions));
-    }
-
-    private void OnLost(List<TopicPartitionOffset> partitions)
-    {
-        var lost = Take(partitions);
-        foreach (var worker in lost)
-        {
-            worker.Abort();
-        }
-
-        // Another member may own these partitions already: committing anything now could move its offsets backwards.
-        RunPartitionsHook("OnLostAsync", lost, static (hooks, released, ct) => hooks.OnLostAsync(released, ct));
-        Release(lost);
-        AssignmentChanged("lost", partitions.Count);
-        Log.PartitionsLost(Logger, Name, Describe(partitions));
-    }
-
-    private List<PartitionWorker> Take(List<TopicPartitionOffset> partitions)
-    {
-        var taken = new List<PartitionWorker>(partitions.Count);
-        foreach (var partition in partitions)
-        {
-            if (_workers.Remove(new PartitionKey(partition.Topic, partition.Partition.Value), out var worker))
-            {
-                taken.Add(worker);
-            }
-        }
-
-        _lastWorker = null;
-        return taken;
-    }
-
-    /// <summary>
-    /// Stops dispatching and waits (blocking the poll thread, which is what a rebalance or a shutdown needs) until every in-flight
-    /// record of the given workers is finished, or the timeout passes and their handlers are cancelled.
-    /// </summary>
-    private void Drain(List<PartitionWorker> workers, TimeSpan timeout)
-    {
-        var completions = new Task[workers.Count];
-        for (var i = 0; i < workers.Count; i++)
-        {
-            workers[i].StopDispatch();
-            completions[i] = workers[i].Completion;
-        }
-
-        var drained = Task.WhenAll(completions);
-        if (!drained.Wait(timeout))
-        {
-            Log.DrainTimedOut(Logger, Name, timeout);
-            foreach (var worker in workers)
-            {
-                worker.Abort();
-            }
-        }
-    }
-
-    private static void AdvanceAll(IEnumerable<PartitionWorker> workers)
-    {
-        foreach (var worker in workers)
-        {
-            worker.Tracker.Advance();
-        }
-    }
-
-    private void Release(List<PartitionWorker> workers)
-    {
-        foreach (var worker in workers)
-        {
-            // Drained (or cancelled) already. Aborting ends what outlives the assignment: lease renewals of records whose
-            // acknowledgement never came, so that the partition's next owner is not kept waiting for their keys.
-            worker.Abort();
-            worker.Dispose();
-        }
-
-        if (_context.PartitionsReleased is { } released && workers.Count > 0)
-        {
-            released(workers.ConvertAll(w => w.TopicPartition));
-        }
-    }
+    public int InFlightRecords() => _partitions.Snapshot.Sum(w => w.InFlight);
 
     private void Shutdown(IConsumer<byte[]?, byte[]?> consumer)
     {
-        var workers = new List<PartitionWorker>(_workers.Values);
+        var workers = new List<PartitionWorker>(_partitions.Workers);
         Log.ConsumerStopping(Logger, Name, workers.Count, _options.ShutdownTimeout);
         if (workers.Count > 0)
         {
@@ -793,7 +336,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             // member stays in its group and a rebalance meanwhile is still served. A pause the client refuses for now is
             // tried again at each poll of the drain (records it returns meanwhile are dropped uncommitted, as below).
             var partitions = workers.ConvertAll(w => w.TopicPartition);
-            var paused = TryPause(consumer, partitions, workers[0]);
+            var paused = _flow.TryPause(consumer, partitions, workers[0]);
             foreach (var worker in workers)
             {
                 worker.StopDispatch();
@@ -803,7 +346,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             var deadline = _context.Time.GetTimestamp() + (long)(_options.ShutdownTimeout.TotalSeconds * _context.Time.TimestampFrequency);
             while (!drained.IsCompleted && _context.Time.GetTimestamp() < deadline && _fatalReason is null)
             {
-                paused = paused || TryPause(consumer, partitions, workers[0]);
+                paused = paused || _flow.TryPause(consumer, partitions, workers[0]);
 
                 // Records of paused partitions are not returned; anything else is dropped uncommitted and read again later.
                 try
@@ -815,7 +358,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                     Log.ConsumeError(Logger, Name, ex.Error.Code, ex.Error.Reason);
                 }
 
-                AdvanceAll(_workers.Values);
+                RebalanceCoordinator.AdvanceAll(_partitions.Workers);
             }
 
             if (!drained.IsCompleted)
@@ -823,20 +366,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 Log.DrainTimedOut(Logger, Name, _options.ShutdownTimeout);
             }
 
-            workers = new List<PartitionWorker>(_workers.Values);
-            AdvanceAll(workers);
-            Commit(consumer, workers);
-            _commitRecorder?.WaitIdle(ReliableConsumerConstants.CommitRecordTimeout);
-            foreach (var worker in workers)
-            {
-                worker.Abort();
-            }
-
-            _workers.Clear();
+            workers = new List<PartitionWorker>(_partitions.Workers);
+            RebalanceCoordinator.AdvanceAll(workers);
+            _commits.Commit(consumer, workers);
+            _commits.WaitRecorded(ReliableConsumerConstants.CommitRecordTimeout);
 
             // Leaving the group gives every partition up: the same moment as a revoke, after the same drain and commit.
-            RunPartitionsHook("OnRevokedAsync", workers, static (hooks, released, ct) => hooks.OnRevokedAsync(released, ct));
-            Release(workers);
+            _rebalance.OnLeaving(workers);
         }
 
         consumer.Close();
@@ -845,13 +381,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
     private void AbandonAll()
     {
-        foreach (var worker in _workers.Values)
+        foreach (var worker in _partitions.Workers)
         {
             worker.Abort();
             worker.Dispose();
         }
 
-        _workers.Clear();
+        _partitions.Clear();
     }
 
     private void OnError(Error error)
@@ -866,8 +402,4 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     }
 
     private void OnClientLog(LogMessage message) => ClientLogs.Forward(Logger, Name, message);
-
-    private static string Describe<T>(List<T> partitions) => string.Join(", ", partitions);
-
-    private readonly record struct PartitionKey(string Topic, int Partition);
 }

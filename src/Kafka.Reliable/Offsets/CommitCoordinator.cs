@@ -1,0 +1,141 @@
+using Confluent.Kafka;
+using Kafka.Reliable.Consuming;
+using Kafka.Reliable.Diagnostics;
+
+namespace Kafka.Reliable.Offsets;
+
+/// <summary>
+/// Commits partitions' watermarks (poll thread): when the <see cref="CommitScheduler"/> says a commit is due, on revoke and
+/// at shutdown. A watermark never passes a record that is not done (G1); with a store that keeps offsets, every commit is
+/// also recorded in the store (<see cref="CommitRecorder"/>), so that a group offset moved back by someone else is noticed.
+/// </summary>
+internal sealed class CommitCoordinator
+{
+    private readonly ConsumerContext _context;
+    private readonly AssignedPartitions _partitions;
+    private readonly CommitScheduler _scheduler;
+    private readonly List<TopicPartitionOffset> _buffer = [];
+    private readonly bool _offsetsInTransactions;
+    private CommitRecorder? _recorder;
+
+    public CommitCoordinator(ConsumerContext context, AssignedPartitions partitions)
+    {
+        _context = context;
+        _partitions = partitions;
+        _scheduler = new CommitScheduler(context.Options.Commit, context.Time);
+        _offsetsInTransactions = context.Options.Commit.Strategy == CommitStrategy.Transactional;
+    }
+
+    /// <summary>Starts recording commits in the store that keeps offsets with the handlers' effects.</summary>
+    public void RecordIn(IStoredOffsets store) =>
+        _recorder = new CommitRecorder(store, _context.Options.GroupId, _context.Logger, _context.Name);
+
+    /// <summary>Counts records released (done at the head of their partition) towards the next commit (poll thread).</summary>
+    public void OnReleased(int released) => _scheduler.OnReleased(released);
+
+    /// <summary>Commits every assigned partition's watermark when a commit is due (poll thread).</summary>
+    public void CommitIfDue(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var now = _scheduler.Now();
+        if (!_scheduler.IsDue(now))
+        {
+            return;
+        }
+
+        if (Commit(consumer, _partitions.Workers))
+        {
+            _scheduler.OnCommitted(now);
+        }
+        else
+        {
+            _scheduler.OnCommitFailed(now);
+        }
+    }
+
+    /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
+    /// <returns><see langword="true"/> when everything that was due is committed.</returns>
+    public bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers)
+    {
+        if (_offsetsInTransactions)
+        {
+            // With Kafka transactions, each record's transaction commits its offset with its output, and nothing else may: a
+            // plain commit of W written after a transaction's W + 1 would move the group back, and a crash then would produce
+            // W's output twice. Records done without a transaction (dead-lettered, skipped) are covered by the next record's
+            // transaction; trailing ones are read again after a restart. The watermark counts as committed for lag only.
+            foreach (var worker in workers)
+            {
+                worker.LastCommitted = Math.Max(worker.LastCommitted, worker.Tracker.Watermark);
+            }
+
+            return true;
+        }
+
+        _buffer.Clear();
+        foreach (var worker in workers)
+        {
+            var watermark = worker.Tracker.Watermark;
+            if (watermark > worker.LastCommitted)
+            {
+                _buffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
+            }
+        }
+
+        if (_buffer.Count == 0)
+        {
+            return true;
+        }
+
+        var started = ReliableMetrics.CommitDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        try
+        {
+            consumer.Commit(_buffer);
+            if (started != 0)
+            {
+                ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _buffer[0].Topic);
+            }
+
+            foreach (var committed in _buffer)
+            {
+                MarkCommitted(committed);
+            }
+
+            Log.Committed(_context.Logger, _context.Name, _buffer.Count);
+            return true;
+        }
+        catch (TopicPartitionOffsetException ex)
+        {
+            foreach (var result in ex.Results)
+            {
+                if (!result.Error.IsError)
+                {
+                    MarkCommitted(result.TopicPartitionOffset);
+                }
+            }
+
+            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _buffer[0].Topic);
+            Log.CommitFailed(_context.Logger, _context.Name, ex.Error.Reason);
+            return false;
+        }
+        catch (KafkaException ex)
+        {
+            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _buffer[0].Topic);
+            Log.CommitFailed(_context.Logger, _context.Name, ex.Error.Reason);
+            return false;
+        }
+    }
+
+    /// <summary>Forgets the recorded commits of partitions whose group offset was moved back by someone else (poll thread).</summary>
+    public void Forget(List<TopicPartition> partitions) => _recorder?.Forget(partitions);
+
+    /// <summary>Waits, at most <paramref name="timeout"/>, until the commits recorded so far are in the store (shutdown).</summary>
+    public void WaitRecorded(TimeSpan timeout) => _recorder?.WaitIdle(timeout);
+
+    private void MarkCommitted(TopicPartitionOffset committed)
+    {
+        _recorder?.Record(committed);
+        if (_partitions.TryGet(committed.Topic, committed.Partition.Value, out var worker))
+        {
+            worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
+        }
+    }
+}
