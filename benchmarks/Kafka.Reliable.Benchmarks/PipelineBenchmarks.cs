@@ -26,6 +26,8 @@ public class PipelineBenchmarks
     private static long s_nextKey;
     private RecordProcessor<Payload, Payload> _inMemoryIdempotency = null!;
     private ResilientAttempt _withRetryAndBreaker = null!;
+    private RecordProcessor<Payload, Payload> _scoped = null!;
+    private IServiceScopeFactory _scopes = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -46,8 +48,11 @@ public class PipelineBenchmarks
             .AddSingleton<NoOpHandler<Payload>>()
             .AddSingleton<NoOpHandler<OrderEvent>>()
             .AddSingleton<NoOpHandler<Order>>()
+            .AddScoped<ScopedNoOpHandler>()
             .BuildServiceProvider();
         _noOp = new RecordProcessor<Payload, Payload>(new PassThroughDeserializer(), IdentityTranslator<Payload>.Instance, static sp => sp.GetRequiredService<NoOpHandler<Payload>>(), handlerIsSingleton: true, services);
+        _scoped = new RecordProcessor<Payload, Payload>(new PassThroughDeserializer(), IdentityTranslator<Payload>.Instance, static sp => sp.GetRequiredService<ScopedNoOpHandler>(), handlerIsSingleton: false, services);
+        _scopes = services.GetRequiredService<IServiceScopeFactory>();
         var json = new JsonMessageDeserializer<OrderEvent>(BenchJsonContext.Default.OrderEvent);
         _json = new RecordProcessor<OrderEvent, OrderEvent>(json, IdentityTranslator<OrderEvent>.Instance, static sp => sp.GetRequiredService<NoOpHandler<OrderEvent>>(), handlerIsSingleton: true, services);
         _jsonTranslated = new RecordProcessor<OrderEvent, Order>(json, new OrderTranslator(), static sp => sp.GetRequiredService<NoOpHandler<Order>>(), handlerIsSingleton: true, services);
@@ -73,6 +78,32 @@ public class PipelineBenchmarks
             _context.Initialize(_records[i]);
             await _noOp.ProcessAsync(_context, CancellationToken.None);
             _context.Reset();
+        }
+    }
+
+    /// <summary>The default registration: a scope per record, the handler resolved in it.</summary>
+    [Benchmark(OperationsPerInvoke = Records, Description = "scoped no-op handler (the default lifetime)")]
+    public async Task ScopedNoOp()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            _context.Initialize(_records[i]);
+            await _scoped.ProcessAsync(_context, CancellationToken.None);
+            _context.Reset();
+        }
+    }
+
+    /// <summary>What the DI container alone costs for the scoped row: create a scope, resolve the handler, dispose the scope.</summary>
+    [Benchmark(OperationsPerInvoke = Records, Description = "reference: DI scope + resolve + dispose alone")]
+    public async Task ScopeAlone()
+    {
+        for (var i = 0; i < Records; i++)
+        {
+            var scope = _scopes.CreateAsyncScope();
+            await using (scope.ConfigureAwait(false))
+            {
+                await scope.ServiceProvider.GetRequiredService<ScopedNoOpHandler>().HandleAsync(default, _context, CancellationToken.None).ConfigureAwait(false);
+            }
         }
     }
 
@@ -186,6 +217,11 @@ public class PipelineBenchmarks
     private sealed class NoOpHandler<T> : IMessageHandler<T>
     {
         public ValueTask HandleAsync(T message, MessageContext context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+
+    private sealed class ScopedNoOpHandler : IMessageHandler<Payload>
+    {
+        public ValueTask HandleAsync(Payload message, MessageContext context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 }
 

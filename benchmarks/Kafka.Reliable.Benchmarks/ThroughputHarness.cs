@@ -171,6 +171,7 @@ internal static class ThroughputHarness
         }
 
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var gcBefore = GcCounts.Now();
         var subscribed = Stopwatch.GetTimestamp();
         Task start;
         try
@@ -219,6 +220,7 @@ internal static class ThroughputHarness
         // CPU of the whole process while the run consumed (librdkafka's threads included): a run far below the cores' capacity
         // is waiting, not computing.
         var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        var gc = GcCounts.Now() - gcBefore;
         double? stopSeconds = null;
         try
         {
@@ -248,6 +250,7 @@ internal static class ThroughputHarness
         return new RunResult(round, position, variant.Name, outcome, recorder.Distinct, recorder.Handled, records, fromSubscribe, firstToLast, toFirst, error, stopSeconds)
         {
             CpuSeconds = cpuSeconds,
+            Gc = gc,
         };
     }
 
@@ -261,7 +264,8 @@ internal static class ThroughputHarness
         var stop = r.StopSeconds is { } s ? $"   stop {s:0.00} s" : string.Empty;
         var cpu = r.CpuSeconds is { } c && r.FromSubscribeSeconds is > 0 ? $"   cpu {c:0.00} s ({c / r.FromSubscribeSeconds.Value / Environment.ProcessorCount:P0} of {Environment.ProcessorCount} cores)" : string.Empty;
         var note = r.Error is null ? string.Empty : $"   [{r.Error}]";
-        Console.WriteLine($"  {label,-12} {r.Variant,-20} {counts}   {timing}{cpu}{stop}{note}");
+        var gc = r.Gc is { } g ? $"   gc {g}" : string.Empty;
+        Console.WriteLine($"  {label,-12} {r.Variant,-20} {counts}   {timing}{cpu}{gc}{stop}{note}");
     }
 
     private static void PrintSummary(List<ThroughputVariant> variants, List<RunResult> results, int records)
@@ -430,8 +434,21 @@ internal static class ThroughputHarness
         /// <summary>Gets the CPU time of the whole process from subscribe until the last record was handled (or the run ended).</summary>
         public double? CpuSeconds { get; init; }
 
+        /// <summary>Gets the collections of each generation and the bytes allocated by the whole process over the same span.</summary>
+        public GcCounts? Gc { get; init; }
+
         public double? FromSubscribeRate => Expected / FromSubscribeSeconds;
 
         public double? FirstToLastRate => FirstToLastSeconds is > 0 ? Expected / FirstToLastSeconds : null;
     }
+}
+
+/// <summary>Garbage collections per generation and bytes allocated: retained records promoted out of gen0 cost copies.</summary>
+internal readonly record struct GcCounts(int Gen0, int Gen1, int Gen2, long AllocatedBytes)
+{
+    public static GcCounts Now() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
+
+    public static GcCounts operator -(GcCounts a, GcCounts b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.AllocatedBytes - b.AllocatedBytes);
+
+    public override string ToString() => FormattableString.Invariant($"{Gen0}/{Gen1}/{Gen2} ({AllocatedBytes / (1024.0 * 1024):0} MiB)");
 }
