@@ -1,8 +1,6 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
-using Kafka.Reliable.Pipeline;
 using Kafka.Reliable.Tests.Infrastructure;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kafka.Reliable.Tests.Consuming;
 
@@ -12,15 +10,15 @@ public sealed class FlowControlTests
     [Fact]
     public void OnBuffered_RecordBoundReached_PausesOnceAndResumesAtHalf()
     {
-        var context = Context(o => o.PartitionBufferSize = 4);
+        var context = IdleWorkers.Context(o => o.PartitionBufferSize = 4);
         var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
         var flow = new FlowControl(context);
         flow.Share(1);
-        using var worker = Worker(context, 0);
+        using var worker = IdleWorkers.Worker(context, 0);
 
         for (var offset = 0; offset < 6; offset++)
         {
-            worker.Enqueue(Record(0, offset, valueBytes: 10));
+            worker.Enqueue(IdleWorkers.Record(0, offset, valueBytes: 10));
             flow.OnBuffered(client, worker);
         }
 
@@ -28,7 +26,7 @@ public sealed class FlowControlTests
         Assert.Single(calls, c => c.Method == nameof(IConsumer<byte[]?, byte[]?>.Pause));
 
         // Four of six done and released: two left, at most half the bound, so the partition resumes (and seeks to where it stopped).
-        Complete(worker, 4);
+        IdleWorkers.Complete(worker, 4);
         flow.Review(client, worker, circuitOpen: false);
         Assert.False(worker.Paused, "two records left of a bound of four should resume the partition");
         Assert.Contains(calls, c => c.Method == nameof(IConsumer<byte[]?, byte[]?>.Seek) && ((TopicPartitionOffset)c.Args[0]!).Offset.Value == 6);
@@ -37,21 +35,21 @@ public sealed class FlowControlTests
     [Fact]
     public void OnBuffered_ByteShareReached_PausesAtEachPartitionsEqualShare()
     {
-        var context = Context(o => o.MaxBufferedBytes = 1024 * 1024);
+        var context = IdleWorkers.Context(o => o.MaxBufferedBytes = 1024 * 1024);
         var (client, _) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
         var flow = new FlowControl(context);
         flow.Share(4);
-        using var worker = Worker(context, 0);
+        using var worker = IdleWorkers.Worker(context, 0);
 
         // A quarter of 1 MiB is 256 KiB: 25 records of 10 KB stay under it, the 26th passes it.
         for (var offset = 0; offset < 25; offset++)
         {
-            worker.Enqueue(Record(0, offset, valueBytes: 10_000));
+            worker.Enqueue(IdleWorkers.Record(0, offset, valueBytes: 10_000));
             flow.OnBuffered(client, worker);
         }
 
         Assert.False(worker.Paused, $"{worker.BufferedBytes} bytes are under a quarter of 1 MiB; the partition should not be paused yet");
-        worker.Enqueue(Record(0, 25, valueBytes: 10_000));
+        worker.Enqueue(IdleWorkers.Record(0, 25, valueBytes: 10_000));
         flow.OnBuffered(client, worker);
         Assert.True(worker.Paused, $"{worker.BufferedBytes} bytes are over a quarter of 1 MiB; the partition should be paused");
     }
@@ -59,17 +57,17 @@ public sealed class FlowControlTests
     [Fact]
     public void Review_ClientRefusesThePause_StaysUnpausedAndAsksForAnotherLook()
     {
-        var context = Context(o => o.PartitionBufferSize = 2);
+        var context = IdleWorkers.Context(o => o.PartitionBufferSize = 2);
         var refuse = true;
         var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>((method, _) =>
             method == nameof(IConsumer<byte[]?, byte[]?>.Pause) && refuse ? (true, new KafkaException(ErrorCode.Local_State)) : (false, null));
         var flow = new FlowControl(context);
         flow.Share(1);
-        using var worker = Worker(context, 0);
+        using var worker = IdleWorkers.Worker(context, 0);
         context.TakeProgress();
 
-        worker.Enqueue(Record(0, 0, 10));
-        worker.Enqueue(Record(0, 1, 10));
+        worker.Enqueue(IdleWorkers.Record(0, 0, 10));
+        worker.Enqueue(IdleWorkers.Record(0, 1, 10));
         flow.OnBuffered(client, worker);
         Assert.False(worker.Paused, "a pause the client refused must not be taken as done");
         Assert.True(context.TakeProgress(), "a refused pause should make the next poll look at the partitions again");
@@ -83,13 +81,13 @@ public sealed class FlowControlTests
     [Fact]
     public void Review_CircuitOpen_PausesOnlyPartitionsWithRecordsWaiting()
     {
-        var context = Context();
+        var context = IdleWorkers.Context();
         var (client, _) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
         var flow = new FlowControl(context);
         flow.Share(2);
-        using var waiting = Worker(context, 0);
-        using var empty = Worker(context, 1);
-        waiting.Enqueue(Record(0, 0, 10));
+        using var waiting = IdleWorkers.Worker(context, 0);
+        using var empty = IdleWorkers.Worker(context, 1);
+        waiting.Enqueue(IdleWorkers.Record(0, 0, 10));
 
         flow.Review(client, waiting, circuitOpen: true);
         flow.Review(client, empty, circuitOpen: true);
@@ -101,7 +99,7 @@ public sealed class FlowControlTests
     [Fact]
     public void ResumeAssigned_PartitionRevokedBeforeThePoll_ResumesOnlyThoseStillAssigned()
     {
-        var context = Context();
+        var context = IdleWorkers.Context();
         var resumed = new List<List<TopicPartition>>();
         var (client, _) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>((method, args) =>
         {
@@ -114,7 +112,7 @@ public sealed class FlowControlTests
         });
         var flow = new FlowControl(context);
         var partitions = new AssignedPartitions();
-        using var kept = Worker(context, 0);
+        using var kept = IdleWorkers.Worker(context, 0);
         partitions.TryAdd(kept);
         flow.Assigned(new TopicPartition("t", 0));
         flow.Assigned(new TopicPartition("t", 1));
@@ -123,38 +121,5 @@ public sealed class FlowControlTests
         flow.ResumeAssigned(client, partitions);
 
         Assert.Equal([new TopicPartition("t", 0)], Assert.Single(resumed));
-    }
-
-    internal static ConsumerContext Context(Action<ReliableConsumerOptions>? configure = null)
-    {
-        var options = new ReliableConsumerOptions { GroupId = "g", BootstrapServers = "localhost:9092" };
-        configure?.Invoke(options);
-        return new ConsumerContext("test", options, NullLogger.Instance, TimeProvider.System);
-    }
-
-    internal static PartitionWorker Worker(ConsumerContext context, int partition) => new(new TopicPartition("t", partition), context, new NotStarted());
-
-    internal static ConsumeResult<byte[]?, byte[]?> Record(int partition, long offset, int valueBytes) => new()
-    {
-        TopicPartitionOffset = new TopicPartitionOffset("t", partition, offset),
-        Message = new Message<byte[]?, byte[]?> { Value = new byte[valueBytes] },
-    };
-
-    /// <summary>Marks the first <paramref name="count"/> pending records done as a worker would, then releases them as the poll thread does.</summary>
-    internal static void Complete(PartitionWorker worker, int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            worker.Tracker.MarkDone(worker.Tracker.HeadSequence + i);
-        }
-
-        worker.Release();
-    }
-
-    /// <summary>The workers here are never started, so no record reaches the pipeline.</summary>
-    private sealed class NotStarted : IRecordProcessor
-    {
-        public ValueTask<ProcessingOutcome> ProcessAsync(MessageContext context, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException("The worker was not started; no record should be processed.");
     }
 }

@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
-using Kafka.Reliable.Pipeline;
-using Microsoft.Extensions.Logging.Abstractions;
+using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Kafka.Reliable.Tests.Consuming;
@@ -12,8 +11,7 @@ public sealed class PartitionWorkerTests
     public void StalledFor_IdleLongerThanAnyLimitThenARecordArrives_CountsFromTheRecordsArrival()
     {
         var time = new FakeTimeProvider();
-        var context = new ConsumerContext("test", new ReliableConsumerOptions(), NullLogger.Instance, time);
-        using var worker = new PartitionWorker(new TopicPartition("t", 0), context, new NeverCalled());
+        using var worker = IdleWorkers.Worker(IdleWorkers.Context(time: time), 0);
 
         // Assigned, then idle for an hour: nothing is pending, so nothing is stalled.
         time.Advance(TimeSpan.FromHours(1));
@@ -26,12 +24,5 @@ public sealed class PartitionWorkerTests
 
         time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(TimeSpan.FromSeconds(2), worker.StalledFor(time.GetTimestamp()));
-    }
-
-    /// <summary>The worker is never started here, so no record reaches the pipeline.</summary>
-    private sealed class NeverCalled : IRecordProcessor
-    {
-        public ValueTask<ProcessingOutcome> ProcessAsync(MessageContext context, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException("The worker was not started; no record should be processed.");
     }
 }

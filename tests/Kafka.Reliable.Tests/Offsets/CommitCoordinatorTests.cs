@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Offsets;
-using Kafka.Reliable.Tests.Consuming;
 using Kafka.Reliable.Tests.Infrastructure;
 
 namespace Kafka.Reliable.Tests.Offsets;
@@ -12,7 +11,7 @@ public sealed class CommitCoordinatorTests
     [Fact]
     public void Commit_OnlyPartitionsWhoseWatermarkMoved_AreCommittedAtTheirWatermark()
     {
-        var context = FlowControlTests.Context();
+        var context = IdleWorkers.Context();
         var partitions = new AssignedPartitions();
         using var moved = Add(partitions, context, 0, records: 3, done: 2);
         using var still = Add(partitions, context, 1, records: 2, done: 0);
@@ -35,7 +34,7 @@ public sealed class CommitCoordinatorTests
     [Fact]
     public void Commit_BrokerRefusesOnePartition_MarksOnlyTheOthersCommittedAndReportsFailure()
     {
-        var context = FlowControlTests.Context();
+        var context = IdleWorkers.Context();
         var partitions = new AssignedPartitions();
         using var accepted = Add(partitions, context, 0, records: 2, done: 2);
         using var refused = Add(partitions, context, 1, records: 2, done: 1);
@@ -56,7 +55,7 @@ public sealed class CommitCoordinatorTests
     [Fact]
     public void Commit_Transactional_NeverCommitsOutsideATransaction()
     {
-        var context = FlowControlTests.Context(o => o.Commit.Strategy = CommitStrategy.Transactional);
+        var context = IdleWorkers.Context(o => o.Commit.Strategy = CommitStrategy.Transactional);
         var partitions = new AssignedPartitions();
         using var worker = Add(partitions, context, 0, records: 2, done: 2);
         var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
@@ -70,14 +69,14 @@ public sealed class CommitCoordinatorTests
 
     private static PartitionWorker Add(AssignedPartitions partitions, ConsumerContext context, int partition, int records, int done)
     {
-        var worker = FlowControlTests.Worker(context, partition);
+        var worker = IdleWorkers.Worker(context, partition);
         partitions.TryAdd(worker);
         for (var offset = 0; offset < records; offset++)
         {
-            worker.Enqueue(FlowControlTests.Record(partition, offset, 10));
+            worker.Enqueue(IdleWorkers.Record(partition, offset, 10));
         }
 
-        FlowControlTests.Complete(worker, done);
+        IdleWorkers.Complete(worker, done);
         return worker;
     }
 }

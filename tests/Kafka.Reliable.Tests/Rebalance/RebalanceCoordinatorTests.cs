@@ -2,7 +2,6 @@ using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Rebalance;
-using Kafka.Reliable.Tests.Consuming;
 using Kafka.Reliable.Tests.Infrastructure;
 
 namespace Kafka.Reliable.Tests.Rebalance;
@@ -13,7 +12,7 @@ public sealed class RebalanceCoordinatorTests
     [Fact]
     public async Task OnAssignedThenOnRevoked_IncrementalCallbacks_TouchOnlyThePartitionsNamed()
     {
-        var (coordinator, partitions, _) = Create(FlowControlTests.Context());
+        var (coordinator, partitions, _) = Create(IdleWorkers.Context());
         var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
 
         coordinator.OnAssigned(client, [new TopicPartition("t", 0), new TopicPartition("t", 1)]);
@@ -25,7 +24,7 @@ public sealed class RebalanceCoordinatorTests
 
         // Partition 1 has a record done: revoking it commits its watermark, and leaves partitions 0 and 2 alone.
         Assert.True(partitions.TryGet("t", 1, out var revoked));
-        revoked.Enqueue(FlowControlTests.Record(1, 0, 10));
+        revoked.Enqueue(IdleWorkers.Record(1, 0, 10));
         revoked.Tracker.MarkDone(revoked.Tracker.HeadSequence);
         coordinator.OnRevoked(client, [new TopicPartitionOffset("t", 1, Offset.Unset)]);
 
@@ -39,11 +38,11 @@ public sealed class RebalanceCoordinatorTests
     [Fact]
     public void OnLost_RecordsDone_CommitsNothing()
     {
-        var (coordinator, partitions, _) = Create(FlowControlTests.Context());
+        var (coordinator, partitions, _) = Create(IdleWorkers.Context());
         var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
         coordinator.OnAssigned(client, [new TopicPartition("t", 0)]);
         Assert.True(partitions.TryGet("t", 0, out var worker));
-        worker.Enqueue(FlowControlTests.Record(0, 0, 10));
+        worker.Enqueue(IdleWorkers.Record(0, 0, 10));
         worker.Tracker.MarkDone(worker.Tracker.HeadSequence);
 
         coordinator.OnLost([new TopicPartitionOffset("t", 0, Offset.Unset)]);
@@ -56,7 +55,7 @@ public sealed class RebalanceCoordinatorTests
     [Fact]
     public void OnAssigned_StoreAheadOfTheGroup_StartsFromTheStoredOffset_AndAGroupMovedBackWins()
     {
-        var context = FlowControlTests.Context();
+        var context = IdleWorkers.Context();
         var store = new Stored(
             new StoredOffset(new TopicPartition("t", 0), nextOffset: 50, lastCommitted: 40),
             new StoredOffset(new TopicPartition("t", 1), nextOffset: 90, lastCommitted: 80));
