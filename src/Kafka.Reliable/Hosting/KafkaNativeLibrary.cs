@@ -34,7 +34,8 @@ internal static class KafkaNativeLibrary
         {
             throw new InvalidOperationException(
                 $"Confluent.Kafka could not load its native library librdkafka ({ex.GetType().Name}: {ex.Message}). This is not a problem with the consumer's settings: " +
-                "check that the librdkafka.redist package's native assets for this platform are in the application's output.",
+                "check that the librdkafka.redist package's native assets for this platform are in the application's output, and, in a trimmed " +
+                "or native AOT application, that nothing removes Confluent.Kafka's P/Invoke classes (Confluent.Kafka.Impl.NativeMethods).",
                 ex);
         }
     }
