@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.InteropServices;
 
@@ -20,6 +21,13 @@ internal static partial class LibRdKafka
     public const int ConfOk = 0;
 
     /// <summary>Forces the resolver to be installed and the library to be loaded, so that a failure surfaces with a clear message.</summary>
+    /// <remarks>
+    /// The dependencies keep, in trimmed applications, the P/Invoke classes that Confluent.Kafka binds by reflection (by method
+    /// name) when the cluster's own producer and consumers are built; trimmed away, they fail with "Sequence contains no matching element".
+    /// </remarks>
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods, "Confluent.Kafka.Impl.NativeMethods.NativeMethods", "Confluent.Kafka")]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods, "Confluent.Kafka.Impl.NativeMethods.NativeMethods_Centos8", "Confluent.Kafka")]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods, "Confluent.Kafka.Impl.NativeMethods.NativeMethods_Alpine", "Confluent.Kafka")]
     public static void EnsureLoaded()
     {
         if (Resolve(Library, typeof(LibRdKafka).Assembly, null) == IntPtr.Zero)

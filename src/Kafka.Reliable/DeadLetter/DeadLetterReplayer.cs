@@ -79,6 +79,7 @@ public sealed class DeadLetterReplayer
 
     private DeadLetterReplayProgress Replay(IProgress<DeadLetterReplayProgress>? progress, CancellationToken cancellationToken)
     {
+        Hosting.KafkaNativeLibrary.EnsureLoaded();
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).SetLogHandler(OnClientLog).Build();
         using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).SetLogHandler(OnClientLog).Build();
         var partitions = PartitionsOf(_options.DeadLetterTopic);

@@ -253,6 +253,8 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
 
     private static void CheckWithLibrdkafka(ValidateOptionsResultBuilder errors, string name, ReliableConsumerOptions options, string setting)
     {
+        // Outside the try: failing to load librdkafka is the library's problem, not the settings', and is thrown as such.
+        KafkaNativeLibrary.EnsureLoaded();
         try
         {
             // Creating a client makes librdkafka check every property and their combinations; it connects lazily, so nothing goes on the network.
@@ -266,6 +268,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
 
     private static void CheckProducerWithLibrdkafka(ValidateOptionsResultBuilder errors, string name, ReliableConsumerOptions options, string setting)
     {
+        KafkaNativeLibrary.EnsureLoaded();
         try
         {
             // As for the consumer: librdkafka checks every property when the client is created, and connects lazily.
