@@ -21,7 +21,6 @@ internal static class DeadLetterCommands
 
         var limit = CliOptions.Int("--limit", "The most records to list", 1, int.MaxValue, defaultValue: 100);
         var list = cli.WithBrokers(new Command("list", "Lists dead-lettered records with their provenance.") { topic, originalTopic, exceptionType, key, from, to, limit });
-        list.Validators.Add(filter.Validate);
         list.SetAction(async (parse, cancellationToken) =>
         {
             var selected = filter.Predicate(parse);
@@ -79,9 +78,9 @@ internal static class DeadLetterCommands
         var max = CliOptions.Long("--max", "Stop after this many records; run again to resume", 1, long.MaxValue);
         var group = CliOptions.Text("--group", "The replay's consumer group (its progress); by default derived from the request", aliases: "-g");
         var replay = cli.WithBrokers(new Command("replay", "Republishes dead-lettered records to their original topic, resumably.") { topic, originalTopic, exceptionType, key, from, to, target, rate, max, group });
-        replay.Validators.Add(filter.Validate);
         replay.SetAction(async (parse, cancellationToken) =>
         {
+            filter.Check(parse);
             var servers = parse.GetValue(cli.Bootstrap)!;
             var options = new DeadLetterReplayOptions
             {
@@ -206,16 +205,18 @@ internal static class DeadLetterCommands
     /// <summary>The filters <c>dlq list</c> and <c>dlq replay</c> share.</summary>
     private sealed record DeadLetterFilter(Option<string?> OriginalTopic, Option<string?> ExceptionType, Option<string?> Key, Option<DateTimeOffset?> From, Option<DateTimeOffset?> To)
     {
-        public void Validate(System.CommandLine.Parsing.CommandResult result)
+        /// <summary>Checks what the options cannot check one by one; a <see cref="CliException"/> (exit code 1) when they contradict each other.</summary>
+        public void Check(ParseResult parse)
         {
-            if (result.GetValue(From) is { } from && result.GetValue(To) is { } to && from >= to)
+            if (parse.GetValue(From) is { } from && parse.GetValue(To) is { } to && from >= to)
             {
-                result.AddError($"--from ({from:O}) must be before --to ({to:O}): no record is dead-lettered at or after the one and before the other.");
+                throw new CliException(ExitCodes.BadArguments, $"--from ({from:O}) must be before --to ({to:O}): no record is dead-lettered at or after the one and before the other.");
             }
         }
 
         public Func<ConsumeResult<byte[]?, byte[]?>, bool> Predicate(ParseResult parse)
         {
+            Check(parse);
             var (topic, type, wantedKey, since, until) = (parse.GetValue(OriginalTopic), parse.GetValue(ExceptionType), parse.GetValue(Key), parse.GetValue(From), parse.GetValue(To));
             return record =>
                 (topic is null || Header(record, DeadLetterHeaders.OriginalTopic) == topic)
