@@ -48,8 +48,13 @@ internal sealed class CliConsole
             return;
         }
 
+        // Two spaces between columns, none before the first or after the last.
         table.Border(TableBorder.None);
-        table.Columns[0].PadLeft(0);
+        foreach (var column in table.Columns)
+        {
+            column.Padding = new Padding(0, 0, column == table.Columns[^1] ? 0 : 2, 0);
+        }
+
         await PlainAsync(table).ConfigureAwait(false);
     }
 

@@ -15,7 +15,7 @@ public sealed class CliConsoleTests
         await new CliConsole(output, interactive: false).TableAsync(["TOPIC", ">LAG"], [[LongTopic, "7"], ["short", "12345"]]);
 
         Assert.Equal(
-            [$"TOPIC{new string(' ', LongTopic.Length - 5)}   LAG", $"{LongTopic}     7", $"short{new string(' ', LongTopic.Length - 5)} 12345"],
+            [$"TOPIC{new string(' ', LongTopic.Length - 5 + 4)}LAG", $"{LongTopic}      7", $"short{new string(' ', LongTopic.Length - 5 + 2)}12345"],
             output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
     }
 
