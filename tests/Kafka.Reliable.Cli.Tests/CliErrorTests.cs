@@ -75,6 +75,24 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public void ExitCodes_AreExactlyTheOnesTheOperationsGuideLists()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "docs", "operations.md")))
+        {
+            directory = directory.Parent;
+        }
+
+        Assert.True(directory is not null, $"expected docs/operations.md above {AppContext.BaseDirectory}");
+        var guide = File.ReadAllText(Path.Combine(directory.FullName, "docs", "operations.md"));
+        var table = guide[guide.IndexOf("## Exit codes", StringComparison.Ordinal)..];
+        var documented = System.Text.RegularExpressions.Regex.Matches(table, @"(?m)^\| (\d+) \|").Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var defined = typeof(ExitCodes).GetFields().Select(f => (int)f.GetRawConstantValue()!).Order();
+
+        Assert.Equal(defined, documented);
+    }
+
+    [Fact]
     public void BootstrapServers_Parse_AcceptsWhatLibrdkafkaAccepts()
     {
         Assert.Equal(
