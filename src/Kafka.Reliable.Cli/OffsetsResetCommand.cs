@@ -22,23 +22,25 @@ internal static class OffsetsResetCommand
 {
     private const string TargetOptions = "--to-earliest, --to-latest, --to-offset, --to-datetime or --shift-by";
 
-    public static Command Create(Option<string> bootstrap, Option<bool> json, TextWriter output, TextWriter error)
+    public static Command Create(CliContext cli)
     {
-        var group = new Option<string>("--group", "-g") { Description = "The consumer group whose offsets move", Required = true };
-        var topic = new Option<string>("--topic", "-t") { Description = "The topic", Required = true };
-        var partitions = new Option<int[]>("--partition", "-p") { Description = "Only this partition (repeat for several); all by default", AllowMultipleArgumentsPerToken = true };
+        var (output, error, bootstrap, json) = (cli.Console, cli.Error, cli.Bootstrap, cli.Json);
+        var group = CliOptions.Text("--group", "The consumer group whose offsets move", required: true, "-g");
+        var topic = CliOptions.Text("--topic", "The topic", required: true, "-t");
+        var partitions = CliOptions.Ints("--partition", "Only this partition (repeat for several); all by default", 0, int.MaxValue, "-p");
         var earliest = new Option<bool>("--to-earliest") { Description = "To the first record still in the partition" };
         var latest = new Option<bool>("--to-latest") { Description = "To the end: skip everything not yet consumed" };
-        var offset = new Option<long?>("--to-offset") { Description = "To this offset (kept within the partition's first and end offsets)" };
-        var datetime = new Option<DateTimeOffset?>("--to-datetime") { Description = "To the first record at or after this time (ISO 8601, e.g. 2026-11-23T08:00:00Z)" };
-        var shift = new Option<long?>("--shift-by") { Description = "By this many records from the committed offset (negative re-reads)" };
+        var offset = CliOptions.Long("--to-offset", "To this offset (kept within the partition's first and end offsets)", 0, long.MaxValue);
+        var datetime = CliOptions.Time("--to-datetime", $"To the first record at or after this time ({CliOptions.TimeFormat})");
+        var shift = CliOptions.Long("--shift-by", "By this many records from the committed offset (negative re-reads)", long.MinValue, long.MaxValue);
         var execute = new Option<bool>("--execute") { Description = "Apply the plan; without it the command only shows it" };
-        var joinTimeout = new Option<int>("--join-timeout") { Description = "Seconds to wait for the group when the broker cannot describe it (the embedded broker)", DefaultValueFactory = _ => 30 };
-        var sessionTimeout = new Option<int>("--session-timeout-ms") { Description = "session.timeout.ms to join with when the broker cannot describe the group; use your consumers' value", DefaultValueFactory = _ => 10_000 };
+        var joinTimeout = CliOptions.Int("--join-timeout", "Seconds to wait for the group when the broker cannot describe it (the embedded broker)", 1, 3600, defaultValue: 30);
+        var sessionTimeout = CliOptions.Int("--session-timeout-ms", "session.timeout.ms to join with when the broker cannot describe the group; use your consumers' value", 1, 3_600_000, defaultValue: 10_000);
         var reset = new Command("reset", "Moves a group's committed offsets on a topic: shows the plan, applies it with --execute, refuses while the group has active members.")
         {
             group, topic, partitions, earliest, latest, offset, datetime, shift, execute, joinTimeout, sessionTimeout,
         };
+        cli.WithBrokers(reset);
         reset.SetAction(async (parse, cancellationToken) =>
         {
             var target = Target.From(parse.GetValue(earliest), parse.GetValue(latest), parse.GetValue(offset), parse.GetValue(datetime), parse.GetValue(shift));
@@ -284,24 +286,30 @@ internal static class OffsetsResetCommand
         }
     }
 
-    private static async Task Print(TextWriter output, bool json, Request request, List<PlannedOffset> plan, bool executed)
+    private static async Task Print(CliConsole output, bool json, Request request, List<PlannedOffset> plan, bool executed)
     {
         if (json)
         {
             var rows = plan.Select(p => new OffsetResetRow(p.TopicPartition.Topic, p.TopicPartition.Partition.Value, p.Current, p.Target, p.Low, p.High, p.Note)).ToList();
-            await output.WriteLineAsync(JsonSerializer.Serialize(new OffsetResetReport(request.Group, request.Topic, executed, rows), CliJsonContext.Default.OffsetResetReport)).ConfigureAwait(false);
+            await output.LineAsync(JsonSerializer.Serialize(new OffsetResetReport(request.Group, request.Topic, executed, rows), CliJsonContext.Default.OffsetResetReport)).ConfigureAwait(false);
             return;
         }
 
-        await output.WriteLineAsync(executed
+        await output.LineAsync(executed
             ? $"Reset group '{request.Group}' on '{request.Topic}' ({request.Target}):"
             : $"Plan for group '{request.Group}' on '{request.Topic}' ({request.Target}):").ConfigureAwait(false);
-        await output.WriteLineAsync($"{"PARTITION",9} {(executed ? "WAS" : "CURRENT"),12} {(executed ? "NOW" : "TARGET"),12} {"CHANGE",10} {"FIRST",12} {"END",12}  NOTE").ConfigureAwait(false);
-        foreach (var p in plan)
-        {
-            var change = p.Current is { } current ? (p.Target - current).ToString("+0;-0;0", CultureInfo.InvariantCulture) : "-";
-            await output.WriteLineAsync($"{p.TopicPartition.Partition.Value,9} {p.Current?.ToString(CultureInfo.InvariantCulture) ?? "-",12} {p.Target,12} {change,10} {p.Low,12} {p.High,12}  {p.Note}".TrimEnd()).ConfigureAwait(false);
-        }
+        await output.TableAsync(
+            [">PARTITION", executed ? ">WAS" : ">CURRENT", executed ? ">NOW" : ">TARGET", ">CHANGE", ">FIRST", ">END", "NOTE"],
+            plan.Select(p => new[]
+            {
+                LagCommand.Number(p.TopicPartition.Partition.Value),
+                LagCommand.Number(p.Current),
+                LagCommand.Number(p.Target),
+                p.Current is { } current ? (p.Target - current).ToString("+0;-0;0", CultureInfo.InvariantCulture) : null,
+                LagCommand.Number(p.Low),
+                LagCommand.Number(p.High),
+                p.Note ?? string.Empty,
+            })).ConfigureAwait(false);
     }
 
     private enum TargetKind

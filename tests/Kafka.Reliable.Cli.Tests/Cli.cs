@@ -10,4 +10,8 @@ internal static class Cli
         var code = await KafkaReliableCli.RunAsync(args, output, error, TestContext.Current.CancellationToken);
         return (code, output.ToString(), error.ToString());
     }
+
+    /// <summary>Fails when the text holds a .NET stack trace (lines starting with "   at ").</summary>
+    public static void AssertNoStackTrace(string text) =>
+        Assert.False(text.Contains("   at ", StringComparison.Ordinal), $"expected a message without a stack trace, got:{Environment.NewLine}{text}");
 }

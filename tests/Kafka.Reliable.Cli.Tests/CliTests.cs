@@ -78,7 +78,16 @@ public sealed class CliTests : IDisposable
 
         var (listed, all, _) = await Cli.RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--json");
         Assert.Equal(0, listed);
-        Assert.Equal(["a", "b", "c"], JsonDocument.Parse(all).RootElement.EnumerateArray().Select(r => r.GetProperty("Key").GetString()));
+        var rows = JsonDocument.Parse(all).RootElement.EnumerateArray().ToList();
+        Assert.Equal(["a", "b", "c"], rows.Select(r => r.GetProperty("Key").GetString()));
+
+        // Numbers are JSON numbers; a header the record lacks is null.
+        Assert.All(rows, r =>
+        {
+            Assert.Equal(JsonValueKind.Number, r.GetProperty("OriginalPartition").ValueKind);
+            Assert.Equal(7, r.GetProperty("OriginalOffset").GetInt64());
+            Assert.Equal(JsonValueKind.Null, r.GetProperty("Attempts").ValueKind);
+        });
 
         var (_, timeouts, _) = await Cli.RunAsync("dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException");
         Assert.Contains("2 record(s)", timeouts, StringComparison.Ordinal);
@@ -86,14 +95,30 @@ public sealed class CliTests : IDisposable
 
         var (shown, one, _) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--partition", "0", "--offset", "1");
         Assert.Equal(0, shown);
-        Assert.Contains("dlq-exception-type: System.ArgumentException", one, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^dlq-exception-type\s+System\.ArgumentException$", one);
         Assert.Contains("value: {\"order\":\"b\"}", one, StringComparison.Ordinal);
+
+        var (shownJson, record, _) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--partition", "0", "--offset", "1", "--json");
+        Assert.Equal(0, shownJson);
+        var json = JsonDocument.Parse(record).RootElement;
+        Assert.Equal(1, json.GetProperty("Offset").GetInt64());
+        Assert.Equal("b", json.GetProperty("Key").GetString());
+        Assert.Equal("{\"order\":\"b\"}", json.GetProperty("Value").GetString());
+        Assert.Contains(json.GetProperty("Headers").EnumerateArray(), h => h.GetProperty("Key").GetString() == DeadLetterHeaders.ExceptionType && h.GetProperty("Value").GetString() == "System.ArgumentException");
 
         var (replayed, report, error) = await Cli.RunAsync("dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException", "--rate", "1000");
         Assert.True(replayed == 0, error);
         Assert.Contains("done: 2 replayed, 1 skipped", report, StringComparison.Ordinal);
-        Assert.Contains("] 100% 3/3 (2 replayed, 1 skipped)", report, StringComparison.Ordinal);
+        Assert.Contains("100% 3/3 (2 replayed, 1 skipped)", report, StringComparison.Ordinal);
         Assert.Equal(2, _cluster.GetHighWatermarks("orders")[0]);
+
+        // --json: the final report alone, as one JSON object (no progress lines); nothing left to replay in this group.
+        var (again, replayJson, againError) = await Cli.RunAsync("dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", "orders.dlq", "--exception-type", "System.TimeoutException", "--json");
+        Assert.True(again == 0, againError);
+        var result = JsonDocument.Parse(replayJson).RootElement;
+        Assert.Equal(0, result.GetProperty("Replayed").GetInt64());
+        Assert.True(result.GetProperty("Completed").GetBoolean());
+        Assert.StartsWith("kafka-reliable-replay.orders.dlq.", result.GetProperty("Group").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -126,22 +151,94 @@ public sealed class CliTests : IDisposable
         var (unreachable, _, unreachableError) = await Cli.RunAsync("lag", "-b", $"127.0.0.1:{FreePort.Next()}", "--group", "g", "--topic", "orders");
         Assert.Equal(3, unreachable);
         Assert.Contains("Could not reach Kafka at 127.0.0.1:", unreachableError, StringComparison.Ordinal);
+        Cli.AssertNoStackTrace(unreachableError);
 
         _cluster.CreateTopic("payments", 1);
         var (unknownGroup, _, groupError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "no-such-group", "--topic", "payments");
         Assert.Equal(4, unknownGroup);
         Assert.Contains("Group 'no-such-group' has no committed offset on 'payments'", groupError, StringComparison.Ordinal);
 
-        var (badArguments, _, argumentsError) = await Cli.RunAsync("lag", "--topic", "orders");
         var (noGroupAnywhere, _, anywhereError) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "no-such-group");
         Assert.Equal(4, noGroupAnywhere);
         Assert.Contains("Group 'no-such-group' has no committed offset on any topic", anywhereError, StringComparison.Ordinal);
-        Assert.Equal(1, badArguments);
-        Assert.Contains("--group", argumentsError, StringComparison.Ordinal);
+    }
 
-        var (unknownRecord, _, recordError) = await Cli.RunAsync("dlq", "show", "-b", _cluster.BootstrapServers, "--topic", CreateTopic("empty.dlq"), "--partition", "0", "--offset", "3");
-        Assert.Equal(4, unknownRecord);
-        Assert.Contains("has no record at offset 3", recordError, StringComparison.Ordinal);
+    [Fact]
+    public async Task DeadLetterCommands_OnMissingTopicsPartitionsAndRecords_ExitWithNotFound()
+    {
+        var topic = CreateTopic("empty.dlq");
+        string[][] commands =
+        [
+            ["dlq", "show", "-b", _cluster.BootstrapServers, "--topic", topic, "--partition", "0", "--offset", "3"],
+            ["dlq", "show", "-b", _cluster.BootstrapServers, "--topic", topic, "--partition", "5", "--offset", "0"],
+            ["dlq", "show", "-b", _cluster.BootstrapServers, "--topic", "no-such.dlq", "--partition", "0", "--offset", "0"],
+            ["dlq", "list", "-b", _cluster.BootstrapServers, "--topic", "no-such.dlq"],
+            ["dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", "no-such.dlq"],
+            ["dlq", "replay", "-b", _cluster.BootstrapServers, "--topic", topic, "--target-topic", "no-such-target"],
+        ];
+        string[] messages =
+        [
+            "empty.dlq[0] has no record at offset 3 (it is empty; its high watermark is 0).",
+            "Topic 'empty.dlq' has no partition 5 (it has 1: 0-0).",
+            "Topic 'no-such.dlq' was not found",
+            "Topic 'no-such.dlq' was not found",
+            "Topic 'no-such.dlq' was not found",
+            "Topic 'no-such-target' was not found",
+        ];
+
+        for (var i = 0; i < commands.Length; i++)
+        {
+            var (code, output, error) = await Cli.RunAsync(commands[i]);
+            Assert.True(code == 4, $"expected exit code 4 (not found) from '{string.Join(' ', commands[i])}', got {code}: {error}");
+            Assert.Contains(messages[i], error, StringComparison.Ordinal);
+            Assert.Equal(string.Empty, output);
+            Cli.AssertNoStackTrace(error);
+        }
+    }
+
+    [Fact]
+    public async Task Tables_KeepLongTopicNamesOnOneRow()
+    {
+        var topic = "orders-" + new string('x', 120);
+        _cluster.CreateTopic(topic, 2);
+        await _cluster.ProduceAllAsync(topic, Enumerable.Range(0, 6).Select(i => new Message<byte[]?, byte[]?> { Key = [(byte)i], Value = [1] }), TestContext.Current.CancellationToken);
+        using (var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = _cluster.BootstrapServers, GroupId = "long", EnableAutoCommit = false }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset(topic, 0, 1), new TopicPartitionOffset(topic, 1, 0)]);
+        }
+
+        var (code, output, error) = await Cli.RunAsync("lag", "-b", _cluster.BootstrapServers, "--group", "long", "--topic", topic);
+
+        Assert.True(code == 0, error);
+        var high = _cluster.GetHighWatermarks(topic);
+        var lines = output.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches(@"^TOPIC\s+PARTITION\s+COMMITTED\s+HIGH\s+LAG$", lines[0]);
+        Assert.Matches($@"^{topic}\s+0\s+1\s+{high[0]}\s+{high[0] - 1}$", lines[1]);
+        Assert.Matches($@"^{topic}\s+1\s+0\s+{high[1]}\s+{high[1]}$", lines[2]);
+        Assert.Equal("total lag: 5", lines[3]);
+    }
+
+    [Fact]
+    public async Task Embedded_PrintsItsBootstrapServers_CreatesTheTopics_AndStopsOnCtrlC()
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        using var output = new SynchronizedStringWriter();
+        using var error = new StringWriter();
+        var run = KafkaReliableCli.RunAsync(["embedded", "--brokers", "2", "--topic", "orders:3", "--topic", "orders.dlq", "--json"], output, error, stop.Token);
+
+        await Eventually.TrueAsync(() => output.ToString().Contains('\n', StringComparison.Ordinal), "the embedded broker prints its bootstrap servers", state: () => $"output '{output}', error '{error}'");
+        var report = JsonDocument.Parse(output.ToString()).RootElement;
+        var servers = report.GetProperty("BootstrapServers").GetString()!;
+        using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = servers }).Build())
+        {
+            var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
+            Assert.Equal(2, metadata.Brokers.Count);
+            Assert.Equal(3, metadata.Topics.Single(t => t.Topic == "orders").Partitions.Count);
+            Assert.Single(metadata.Topics.Single(t => t.Topic == "orders.dlq").Partitions);
+        }
+
+        await stop.CancelAsync();
+        Assert.Equal(0, await run);
     }
 
     private string CreateTopic(string name)
@@ -151,23 +248,67 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void ProgressBar_ShowsTheShareDone_InPlaceOnATerminal_AndAsLinesOtherwise()
+    public async Task ReplayProgress_PrintsOneLinePerReport_WhenRedirected_AndNothingWithJson()
     {
-        Assert.Equal("[###############---------------]  50% 500/1000 (480 replayed, 20 skipped)", ProgressBar.Render(new DeadLetterReplayProgress(480, 20, 1000, Completed: false)));
-        Assert.Equal("[##############################] 100% 0/0 (0 replayed, 0 skipped)", ProgressBar.Render(new DeadLetterReplayProgress(0, 0, 0, Completed: true)));
-
-        using var terminal = new StringWriter();
-        var bar = new ProgressBar(terminal, interactive: true);
-        bar.Report(new DeadLetterReplayProgress(1, 0, 2, Completed: false));
-        bar.Report(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
-        bar.Finish();
-        Assert.Equal($"\r{ProgressBar.Render(new DeadLetterReplayProgress(1, 0, 2, false))}\r{ProgressBar.Render(new DeadLetterReplayProgress(2, 0, 2, true))}{Environment.NewLine}", terminal.ToString());
+        Assert.Equal(" 50% 500/1000 (480 replayed, 20 skipped)", ReplayProgress.Render(new DeadLetterReplayProgress(480, 20, 1000, Completed: false)));
+        Assert.Equal("100% 0/0 (0 replayed, 0 skipped)", ReplayProgress.Render(new DeadLetterReplayProgress(0, 0, 0, Completed: true)));
 
         using var log = new StringWriter();
-        var lines = new ProgressBar(log, interactive: false);
-        lines.Report(new DeadLetterReplayProgress(1, 0, 2, Completed: false));
-        lines.Report(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
-        lines.Finish();
-        Assert.Equal(2, log.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries).Length);
+        var result = await ReplayProgress.RunAsync(new CliConsole(log, interactive: false), json: false, progress =>
+        {
+            progress!.Report(new DeadLetterReplayProgress(1, 0, 2, Completed: false));
+            progress.Report(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
+            return Task.FromResult(new DeadLetterReplayProgress(2, 0, 2, Completed: true));
+        });
+        Assert.True(result.Completed);
+        Assert.Equal([" 50% 1/2 (1 replayed, 0 skipped)", "100% 2/2 (2 replayed, 0 skipped)"], log.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+
+        using var json = new StringWriter();
+        await ReplayProgress.RunAsync(new CliConsole(json, interactive: false), json: true, progress =>
+        {
+            Assert.Null(progress);
+            return Task.FromResult(new DeadLetterReplayProgress(0, 0, 0, Completed: true));
+        });
+        Assert.Equal(string.Empty, json.ToString());
+    }
+
+    /// <summary>A writer read by the test while the tool writes to it from another thread.</summary>
+    private sealed class SynchronizedStringWriter : StringWriter
+    {
+        private readonly Lock _gate = new();
+
+        public override void Write(char value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            lock (_gate)
+            {
+                base.WriteLine(value);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public override string ToString()
+        {
+            lock (_gate)
+            {
+                return base.ToString();
+            }
+        }
     }
 }

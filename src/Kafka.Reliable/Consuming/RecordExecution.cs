@@ -384,61 +384,20 @@ internal sealed class RecordExecution
         }
     }
 
-    /// <summary>Writes the record to the dead-letter topic, trying again until it is acknowledged or the worker stops.</summary>
+    /// <summary>Writes the record to the dead-letter topic, trying again (the publisher's Polly retry) until it is acknowledged or the worker stops.</summary>
     private async ValueTask<bool> DeadLetterAsync(DeadLetterPublisher deadLetter, ProcessingOutcome outcome, CancellationToken stop)
     {
-        var topic = deadLetter.TopicFor(_context.Topic);
-        var writeAttempt = 1;
-        var failing = false;
-        try
+        if (!await deadLetter.WriteUntilAcknowledgedAsync(_consumer, _context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false))
         {
-            while (true)
-            {
-                try
-                {
-                    await deadLetter.PublishAsync(_consumer, _context, outcome, _firstFailure, _lastFailure, stop).ConfigureAwait(false);
-                    _deadLettered = outcome.Exception;
-                    ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
-                    Log.RecordDeadLettered(
-                        _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
-                        _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, topic);
-                    return true;
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                    return false;
-                }
-                catch (ObjectDisposedException)
-                {
-                    // The consumer is stopping and closed its dead-letter producer: the record is left undone.
-                    return false;
-                }
-                catch (Exception ex)
-                {
-                    // Not acknowledged: the record is not done, so its partition does not advance past it. Try again. Meanwhile
-                    // the consumer's health check reports the dead-letter topic as not writable.
-                    if (!failing)
-                    {
-                        failing = true;
-                        _consumer.DeadLetterFailed();
-                    }
+            return false;
+        }
 
-                    var delay = RetryBackoff.Delay(_consumer.Options.Retry, writeAttempt++);
-                    Log.DeadLetterFailed(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, topic, ex.Message, delay);
-                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
-                    {
-                        return false;
-                    }
-                }
-            }
-        }
-        finally
-        {
-            if (failing)
-            {
-                _consumer.DeadLetterRecovered();
-            }
-        }
+        _deadLettered = outcome.Exception;
+        ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
+        Log.RecordDeadLettered(
+            _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
+            _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, deadLetter.TopicFor(_context.Topic));
+        return true;
     }
 
     private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)

@@ -4,6 +4,8 @@ using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Diagnostics;
 using Kafka.Reliable.Pipeline;
+using Polly;
+using Polly.Retry;
 
 namespace Kafka.Reliable.DeadLetter;
 
@@ -28,6 +30,7 @@ internal sealed class DeadLetterPublisher : IDisposable
     private readonly byte[] _group;
     private ProducerSlot? _current;
     private ConsumerContext? _consumer;
+    private ResiliencePipeline? _writeRetry;
     private bool _disposed;
 
     public DeadLetterPublisher(ReliableConsumerOptions options, string clientId)
@@ -148,6 +151,91 @@ internal sealed class DeadLetterPublisher : IDisposable
         {
             Release(slot);
         }
+    }
+
+    /// <summary>
+    /// Writes the record (<see cref="PublishAsync"/>) and, while it is not acknowledged, tries again after the consumer's retry
+    /// backoff (<see cref="ReliableConsumerOptions.Retry"/>: its <see cref="RetryOptions.Delay"/>, <see cref="RetryOptions.MaxDelay"/>,
+    /// <see cref="RetryOptions.BackoffType"/> and <see cref="RetryOptions.UseJitter"/>), for as long as it takes: a record
+    /// counts as done only once the dead-letter topic has it. Meanwhile the consumer reports the dead-letter topic as not
+    /// writable (health check) and each failure is logged (206) with the delay before the next attempt.
+    /// </summary>
+    /// <returns><see langword="true"/> once acknowledged; <see langword="false"/> when <paramref name="stop"/> fired or the publisher was disposed first (the record stays undone).</returns>
+    public async ValueTask<bool> WriteUntilAcknowledgedAsync(
+        ConsumerContext consumer, MessageContext context, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure, CancellationToken stop)
+    {
+        var pipeline = WriteRetry(consumer);
+        var write = new PendingWrite(this, consumer, context, outcome, firstFailure, lastFailure);
+        var resilience = ResilienceContextPool.Shared.Get(stop);
+        resilience.Properties.Set(PendingWrite.Key, write);
+        try
+        {
+            await pipeline.ExecuteAsync(
+                static (resilience, write) => new ValueTask(write.Publisher.PublishAsync(write.Consumer, write.Context, write.Outcome, write.FirstFailure, write.LastFailure, resilience.CancellationToken)),
+                resilience,
+                write).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            // The consumer is stopping and closed its dead-letter producer: the record is left undone.
+            return false;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilience);
+            if (write.Failing)
+            {
+                consumer.DeadLetterRecovered();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The retry strategy between dead-letter write attempts: Polly's retry with the consumer's <see cref="RetryOptions"/>
+    /// (delay, cap, backoff type, jitter) and time provider, retrying every failure but a stop or a disposed publisher, without
+    /// an attempt limit.
+    /// </summary>
+    internal static RetryStrategyOptions WriteRetryOptions(RetryOptions retry) => new()
+    {
+        Name = "dead-letter-write",
+        MaxRetryAttempts = int.MaxValue,
+        Delay = retry.Delay,
+        MaxDelay = retry.MaxDelay,
+        BackoffType = retry.BackoffType,
+        UseJitter = retry.UseJitter,
+        ShouldHandle = static args => new ValueTask<bool>(args.Outcome.Exception switch
+        {
+            null or ObjectDisposedException => false,
+            OperationCanceledException when args.Context.CancellationToken.IsCancellationRequested => false,
+            _ => true,
+        }),
+        OnRetry = static args =>
+        {
+            if (args.Context.Properties.TryGetValue(PendingWrite.Key, out var write))
+            {
+                write.Failed(args.Outcome.Exception!, args.RetryDelay);
+            }
+
+            return default;
+        },
+    };
+
+    private ResiliencePipeline WriteRetry(ConsumerContext consumer)
+    {
+        if (Volatile.Read(ref _writeRetry) is { } pipeline)
+        {
+            return pipeline;
+        }
+
+        var built = new ResiliencePipelineBuilder { Name = "Kafka.Reliable.DeadLetter." + consumer.Name, TimeProvider = consumer.Time }
+            .AddRetry(WriteRetryOptions(consumer.Options.Retry))
+            .Build();
+        return Interlocked.CompareExchange(ref _writeRetry, built, null) ?? built;
     }
 
     /// <summary>Disposes every producer (the current one after flushing what it still has to send); later writes throw.</summary>
@@ -412,6 +500,42 @@ internal sealed class DeadLetterPublisher : IDisposable
 
     private static string Truncate(string text) =>
         text.Length <= DeadLetterConstants.MaxMessageLength ? text : text[..DeadLetterConstants.MaxMessageLength];
+
+    /// <summary>One record's dead-letter write, carried through the retry pipeline's context to its retry callback.</summary>
+    private sealed class PendingWrite(
+        DeadLetterPublisher publisher, ConsumerContext consumer, MessageContext context, ProcessingOutcome outcome, DateTimeOffset firstFailure, DateTimeOffset lastFailure)
+    {
+        public static readonly ResiliencePropertyKey<PendingWrite> Key = new("Kafka.Reliable.DeadLetterWrite");
+
+        public DeadLetterPublisher Publisher { get; } = publisher;
+
+        public ConsumerContext Consumer { get; } = consumer;
+
+        public MessageContext Context { get; } = context;
+
+        public ProcessingOutcome Outcome { get; } = outcome;
+
+        public DateTimeOffset FirstFailure { get; } = firstFailure;
+
+        public DateTimeOffset LastFailure { get; } = lastFailure;
+
+        /// <summary>Gets a value indicating whether a write attempt failed (the consumer then reports the dead-letter topic as not writable until this write ends).</summary>
+        public bool Failing { get; private set; }
+
+        /// <summary>Not acknowledged: the record is not done, so its partition does not advance past it; the next attempt follows the delay.</summary>
+        public void Failed(Exception exception, TimeSpan delay)
+        {
+            if (!Failing)
+            {
+                Failing = true;
+                Consumer.DeadLetterFailed();
+            }
+
+            var record = Context.Record!;
+            Log.DeadLetterFailed(
+                Consumer.Logger, Consumer.Name, record.Topic, record.Partition.Value, record.Offset.Value, Publisher.TopicFor(record.Topic), exception.Message, delay);
+        }
+    }
 
     /// <summary>A producer and the writes using it; guarded by the publisher's lock.</summary>
     private sealed class ProducerSlot(IProducer<byte[]?, byte[]?> producer)

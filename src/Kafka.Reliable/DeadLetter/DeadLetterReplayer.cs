@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading.RateLimiting;
 using Confluent.Kafka;
 using Kafka.Reliable.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -29,12 +30,21 @@ public sealed class DeadLetterReplayer
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
     private readonly DeadLetterReplayOptions _options;
     private readonly ILogger _logger;
+    private readonly Func<int, RateLimiter> _rateLimiter;
 
     /// <summary>Initializes a new instance of the <see cref="DeadLetterReplayer"/> class.</summary>
     /// <param name="options">What to replay.</param>
     /// <param name="logger">Where to log the start and the end of a replay; none by default.</param>
     /// <exception cref="ArgumentException">A required option is missing or a value is out of range; the message says which.</exception>
     public DeadLetterReplayer(DeadLetterReplayOptions options, ILogger<DeadLetterReplayer>? logger = null)
+        : this(options, logger, null)
+    {
+    }
+
+    /// <param name="options">What to replay.</param>
+    /// <param name="logger">Where to log the start and the end of a replay.</param>
+    /// <param name="rateLimiter">Creates the limiter a record takes a permit from before it is republished, from the rate; null for <see cref="DeadLetterReplayRate"/>'s token bucket (tests grant permits themselves).</param>
+    internal DeadLetterReplayer(DeadLetterReplayOptions options, ILogger<DeadLetterReplayer>? logger, Func<int, RateLimiter>? rateLimiter)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(options.BootstrapServers))
@@ -59,6 +69,7 @@ public sealed class DeadLetterReplayer
 
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _rateLimiter = rateLimiter ?? DeadLetterReplayRate.Create;
         GroupId = options.GroupId is { Length: > 0 } group ? group : DefaultGroupId(options);
     }
 
@@ -82,6 +93,7 @@ public sealed class DeadLetterReplayer
         Hosting.KafkaNativeLibrary.EnsureLoaded();
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(ConsumerConfig()).SetLogHandler(OnClientLog).Build();
         using var producer = new ProducerBuilder<byte[]?, byte[]?>(ProducerConfig()).SetLogHandler(OnClientLog).Build();
+        using var rate = _rateLimiter(_options.MaxRecordsPerSecond);
         var partitions = PartitionsOf(_options.DeadLetterTopic);
         var committed = consumer.Committed(partitions, RequestTimeout);
         var next = new Dictionary<int, long>();
@@ -105,7 +117,6 @@ public sealed class DeadLetterReplayer
         Log.ReplayStarting(_logger, _options.DeadLetterTopic, GroupId, pending);
         long replayed = 0, skipped = 0;
         var deliveries = new Deliveries();
-        var rate = Stopwatch.StartNew();
         var sinceCommit = Stopwatch.StartNew();
         var uncommitted = 0;
         var remaining = assignment.Count;
@@ -140,10 +151,17 @@ public sealed class DeadLetterReplayer
                     continue;
                 }
 
-                if (Selected(record) && Republish(producer, record, deliveries))
+                var selected = Selected(record);
+                if (selected && !Permit(rate, cancellationToken))
+                {
+                    // Stopped while waiting for the rate: the record is neither republished nor passed, the next run starts at it.
+                    stoppedEarly = true;
+                    break;
+                }
+
+                if (selected && Republish(producer, record, deliveries))
                 {
                     replayed++;
-                    Throttle(rate, replayed, cancellationToken);
                 }
                 else
                 {
@@ -245,13 +263,17 @@ public sealed class DeadLetterReplayer
         return true;
     }
 
-    private void Throttle(Stopwatch rate, long replayed, CancellationToken cancellationToken)
+    /// <summary>Waits for the rate limiter's permit to republish one record (the replay runs on its own thread, so it may block); false when cancelled first.</summary>
+    private static bool Permit(RateLimiter rate, CancellationToken cancellationToken)
     {
-        var due = TimeSpan.FromSeconds((double)replayed / _options.MaxRecordsPerSecond);
-        var wait = due - rate.Elapsed;
-        if (wait > TimeSpan.Zero)
+        try
         {
-            cancellationToken.WaitHandle.WaitOne(wait);
+            using var lease = rate.AcquireAsync(1, cancellationToken).AsTask().GetAwaiter().GetResult();
+            return lease.IsAcquired ? true : throw new InvalidOperationException("The replay's rate limiter refused a permit: only one is asked for at a time.");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 

@@ -1,10 +1,14 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Pipeline;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+using Polly;
 
 namespace Kafka.Reliable.Tests.DeadLetter;
 
@@ -264,6 +268,99 @@ public sealed class DeadLetterPublisherTests
         Assert.Equal("SASL_SSL", publisher.Config.Get("security.protocol"));
         Assert.True(publisher.Config.EnableIdempotence);
         Assert.Equal("c-dlq", publisher.Config.Get("client.id"));
+    }
+
+    [Theory]
+    [InlineData(DelayBackoffType.Constant, new[] { 1, 1, 1, 1 })]
+    [InlineData(DelayBackoffType.Linear, new[] { 1, 2, 3, 4 })]
+    [InlineData(DelayBackoffType.Exponential, new[] { 1, 2, 4, 5 })]
+    public async Task WriteUntilAcknowledgedAsync_WhileRefused_WaitsTheRetryOptionsBackoff_ThenWritesOnce(DelayBackoffType backoff, int[] expectedSeconds)
+    {
+        _options.Retry.Delay = TimeSpan.FromSeconds(1);
+        _options.Retry.MaxDelay = TimeSpan.FromSeconds(5);
+        _options.Retry.BackoffType = backoff;
+        _options.Retry.UseJitter = false;
+        var delays = await WriteThroughRefusalsAsync(expectedSeconds.Length);
+
+        Assert.Equal(expectedSeconds.Select(s => TimeSpan.FromSeconds(s)), delays);
+        Assert.Equal(expectedSeconds.Length + 1, _created.Single().Attempts.Count);
+        Assert.Single(_created.Single().Written);
+    }
+
+    [Fact]
+    public async Task WriteUntilAcknowledgedAsync_WithJitter_RandomizesTheDelays_WithinTheMaxDelay()
+    {
+        _options.Retry.Delay = TimeSpan.FromSeconds(1);
+        _options.Retry.MaxDelay = TimeSpan.FromSeconds(30);
+        _options.Retry.BackoffType = DelayBackoffType.Exponential;
+        _options.Retry.UseJitter = true;
+        var delays = await WriteThroughRefusalsAsync(refusals: 6);
+
+        // Exponential without jitter would be exactly 1, 2, 4, 8, 16, 30 s; jitter makes consumers that fail together retry apart.
+        TimeSpan[] nominal = [.. new[] { 1, 2, 4, 8, 16, 30 }.Select(s => TimeSpan.FromSeconds(s))];
+        Assert.NotEqual(nominal, delays);
+        Assert.All(delays, d => Assert.InRange(d, TimeSpan.Zero, _options.Retry.MaxDelay));
+    }
+
+    [Fact]
+    public async Task WriteUntilAcknowledgedAsync_StoppedWhileWaiting_ReturnsFalse_AndTheConsumerReportsTheTopicWritableAgain()
+    {
+        _options.Retry.Delay = TimeSpan.FromSeconds(10);
+        var time = new FakeTimeProvider();
+        var publisher = Publisher(() => new FakeProducer { Refuse = _ => new Error(ErrorCode.Local_Transport, "broker down") });
+        var consumer = new ConsumerContext("c", _options, _logs.CreateLogger("test"), time);
+        using var stop = new CancellationTokenSource();
+
+        var write = publisher.WriteUntilAcknowledgedAsync(consumer, Poison(0), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, stop.Token).AsTask();
+        await Eventually.TrueAsync(() => _logs.Count(206) == 1, "the refused write is logged (206)", state: () => _logs.Dump());
+        Assert.Equal(1, consumer.DeadLetterFailing);
+
+        await stop.CancelAsync();
+        Assert.False(await write, "expected a stopped write to report that the record is not done");
+        Assert.Equal(0, consumer.DeadLetterFailing);
+        publisher.Dispose();
+    }
+
+    /// <summary>Writes one record through <paramref name="refusals"/> refused attempts, advancing the fake clock by each logged delay; returns the delays.</summary>
+    private async Task<List<TimeSpan>> WriteThroughRefusalsAsync(int refusals)
+    {
+        var time = new TimerCountingTime();
+        var attempts = 0;
+        var publisher = Publisher(() => new FakeProducer { Refuse = _ => Interlocked.Increment(ref attempts) <= refusals ? new Error(ErrorCode.Local_MsgTimedOut, "Local: Message timed out") : null });
+        var consumer = new ConsumerContext("c", _options, _logs.CreateLogger("test"), time);
+
+        var write = publisher.WriteUntilAcknowledgedAsync(consumer, Poison(0), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, TestContext.Current.CancellationToken).AsTask();
+        var delays = new List<TimeSpan>();
+        for (var i = 1; i <= refusals; i++)
+        {
+            // Advanced only once the retry waits on the clock: a timer created after the advance would never fire.
+            await Eventually.TrueAsync(
+                () => _logs.Count(206) == i && time.Timers == i, $"refused attempt {i} is logged (206) and the retry waits for its delay", state: () => $"{time.Timers} timer(s); {_logs.Dump()}");
+            Assert.Equal(1, consumer.DeadLetterFailing);
+            var delay = TimeSpan.Parse(
+                Regex.Match(_logs.Entries.Where(e => e.EventId == 206).Last().Message, @"retrying in (\S+)$").Groups[1].Value, CultureInfo.InvariantCulture);
+            delays.Add(delay);
+            time.Advance(delay);
+        }
+
+        Assert.True(await write, "expected the write to be acknowledged once the producer stops refusing");
+        Assert.Equal(0, consumer.DeadLetterFailing);
+        publisher.Dispose();
+        return delays;
+    }
+
+    /// <summary>A fake clock that counts the timers created on it (each retry delay creates one).</summary>
+    private sealed class TimerCountingTime : FakeTimeProvider
+    {
+        private int _timers;
+
+        public int Timers => Volatile.Read(ref _timers);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _timers);
+            return base.CreateTimer(callback, state, dueTime, period);
+        }
     }
 
     private static void WaitUntil(Func<bool> condition, string expectation, Func<string> state)

@@ -1,0 +1,14 @@
+using System.Text.Json.Serialization;
+
+namespace Kafka.Reliable.Cli;
+
+/// <summary>The tool's <c>--json</c> output, source-generated: numbers are JSON numbers, absent values <c>null</c>.</summary>
+[JsonSerializable(typeof(List<LagRow>))]
+[JsonSerializable(typeof(List<DeadLetterRow>))]
+[JsonSerializable(typeof(DeadLetterRecord))]
+[JsonSerializable(typeof(DeadLetterReplayReport))]
+[JsonSerializable(typeof(OffsetResetReport))]
+[JsonSerializable(typeof(List<GroupListRow>))]
+[JsonSerializable(typeof(GroupReport))]
+[JsonSerializable(typeof(EmbeddedReport))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
