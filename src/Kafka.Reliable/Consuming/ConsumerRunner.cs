@@ -80,7 +80,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
 
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
-        ReliableMetrics.Register(this);
+        _context.Metrics.Register(this);
         _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
         _thread.Start();
     }
@@ -199,7 +199,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             consumer.Dispose();
             _context.DeadLetter?.Dispose();
             _snapshot = [];
-            ReliableMetrics.Unregister(this);
+            _context.Metrics.Unregister(this);
             _stopped.TrySetResult();
         }
     }
@@ -437,13 +437,14 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return true;
         }
 
-        var started = ReliableMetrics.CommitDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        var metrics = _context.Metrics;
+        var started = metrics.ClientOperationDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             consumer.Commit(_commitBuffer);
             if (started != 0)
             {
-                ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _commitBuffer[0].Topic);
+                metrics.Commit(started, _context, _commitBuffer, error: null);
             }
 
             foreach (var committed in _commitBuffer)
@@ -464,13 +465,23 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 }
             }
 
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
+            if (started != 0)
+            {
+                metrics.Commit(started, _context, _commitBuffer, ex.Error.Code);
+            }
+
+            ReliableMetrics.Add(metrics.CommitFailures, _context, _commitBuffer[0].Topic);
             Log.CommitFailed(Logger, Name, ex.Error.Reason);
             return false;
         }
         catch (KafkaException ex)
         {
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _commitBuffer[0].Topic);
+            if (started != 0)
+            {
+                metrics.Commit(started, _context, _commitBuffer, ex.Error.Code);
+            }
+
+            ReliableMetrics.Add(metrics.CommitFailures, _context, _commitBuffer[0].Topic);
             Log.CommitFailed(Logger, Name, ex.Error.Reason);
             return false;
         }
@@ -562,7 +573,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         _snapshot = [.. _workers.Values];
         // Every assigned partition gets an equal share of the consumer's byte budget.
         _partitionBytes = _options.MaxBufferedBytes / Math.Max(1, _workers.Count);
-        ReliableMetrics.Rebalance(_context, kind, partitions);
+        _context.Metrics.Rebalance(_context, kind, partitions);
     }
 
     /// <summary>Runs the user's revoke or loss hook, if any, for the partitions of the given workers (poll thread).</summary>
