@@ -5,6 +5,7 @@ using Kafka.Reliable.Consuming;
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Pipeline;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.DeadLetter;
 
@@ -13,7 +14,7 @@ public sealed class DeadLetterPublisherTests
 {
     private static readonly Error Fatal = new(ErrorCode.Local_Fatal, "Fatal error: Broker: Broker received an out of order sequence number", true);
 
-    private readonly TestLogs _logs = new();
+    private readonly FakeLogCollector _logs = new();
     private readonly ReliableConsumerOptions _options = new() { BootstrapServers = "127.0.0.1:9", GroupId = "g" };
     private readonly List<FakeProducer> _created = [];
 
@@ -89,7 +90,7 @@ public sealed class DeadLetterPublisherTests
         Assert.True(error.Error.IsFatal);
         var broken = Assert.Single(_created);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Equal(1, _logs.Count(611));
+        Assert.Equal(1, _logs.CountOf(611));
 
         // The next write (the caller's retry) gets a new producer, and succeeds.
         await PublishAsync(publisher, 0);
@@ -119,7 +120,7 @@ public sealed class DeadLetterPublisherTests
         inFlight.SetException(new ProduceException<byte[]?, byte[]?>(Fatal, new DeliveryResult<byte[]?, byte[]?>()));
         await Assert.ThrowsAsync<ProduceException<byte[]?, byte[]?>>(() => first);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Equal(1, _logs.Count(611));
+        Assert.Equal(1, _logs.CountOf(611));
 
         await PublishAsync(publisher, 3);
         Assert.Equal(2, _created.Count);
@@ -143,8 +144,8 @@ public sealed class DeadLetterPublisherTests
         Assert.Single(broken.Written);
         Assert.Single(_created[1].Written);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Contains(Fatal.Reason, Assert.Single(_logs.Entries, e => e.EventId == 611).Message, StringComparison.Ordinal);
-        Assert.Contains("1 request(s) timed out", Assert.Single(_logs.Entries, e => e.EventId == 612).Message, StringComparison.Ordinal);
+        Assert.Contains(Fatal.Reason, Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 611).Message, StringComparison.Ordinal);
+        Assert.Contains("1 request(s) timed out", Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 612).Message, StringComparison.Ordinal);
 
         publisher.Dispose();
         Assert.All(_created, p => Assert.Equal(1, p.DisposeCount));
@@ -185,7 +186,7 @@ public sealed class DeadLetterPublisherTests
         Assert.Equal("k", Encoding.UTF8.GetString(copy.Key!));
         Assert.InRange(copy.Value!.Length, 15_000, 20_000 - 512);
         Assert.True(value.AsSpan(0, copy.Value.Length).SequenceEqual(copy.Value), "the copy holds the start of the value");
-        var warning = Assert.Single(_logs.Entries, e => e.EventId == 610);
+        var warning = Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 610);
         Assert.Contains("t [0] @7", warning.Message, StringComparison.Ordinal);
         Assert.Contains("value 50000 bytes", warning.Message, StringComparison.Ordinal);
         Assert.Contains($"first {copy.Value.Length} bytes", warning.Message, StringComparison.Ordinal);
@@ -201,7 +202,7 @@ public sealed class DeadLetterPublisherTests
         Assert.Equal(ErrorCode.MsgSizeTooLarge, error.Error.Code);
         var producer = Assert.Single(_created);
         Assert.Equal(2, producer.Attempts.Count);
-        Assert.Equal(0, _logs.Count(610));
+        Assert.Equal(0, _logs.CountOf(610));
     }
 
     [Theory]
@@ -301,7 +302,7 @@ public sealed class DeadLetterPublisherTests
         return producer;
     });
 
-    private ConsumerContext Consumer() => new("c", _options, _logs.CreateLogger("test"), TimeProvider.System);
+    private ConsumerContext Consumer() => new("c", _options, new FakeLogger(_logs, "test"), TimeProvider.System);
 
     private Task PublishAsync(DeadLetterPublisher publisher, long offset, byte[]? value = null) =>
         publisher.PublishAsync(Consumer(), Poison(0, offset, value), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, CancellationToken.None);
