@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text;
 using Kafka.Reliable.Diagnostics;
 
@@ -79,5 +81,44 @@ public sealed class TelemetryTagsTests
         options.KafkaSettings["client.id"] = "billing-7";
 
         Assert.Equal("billing-7", new ConsumerTelemetry("orders", options).ClientId);
+    }
+
+    [Fact]
+    public void RecordingARecord_WithTheConventionsInstrumentsListenedTo_AllocatesNothing()
+    {
+        using var metrics = new ReliableMetrics(meterFactory: null);
+        var measured = 0L;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument, metrics.ProcessDuration) || ReferenceEquals(instrument, metrics.ConsumedMessages))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref measured));
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) => Interlocked.Increment(ref measured));
+        listener.Start();
+        var partition = new PartitionTelemetry(
+            new ConsumerTelemetry("orders", new ReliableConsumerOptions { GroupId = "g", BootstrapServers = "kafka:9092" }), new Confluent.Kafka.TopicPartition("orders", 0));
+        Record(metrics, partition);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            Record(metrics, partition);
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(202, Interlocked.Read(ref measured));
+        Assert.True(allocated == 0, $"recording 100 records' delivery and processing allocated {allocated} bytes; expected none (the partition's tags are built once)");
+
+        static void Record(ReliableMetrics metrics, PartitionTelemetry partition)
+        {
+            metrics.Consumed(partition);
+            metrics.Processing(Stopwatch.GetTimestamp(), partition, failure: null);
+        }
     }
 }
