@@ -25,8 +25,8 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 if (string.Equals(builder.Configuration["Telemetry"], "console", StringComparison.OrdinalIgnoreCase))
 {
     builder.Services.AddOpenTelemetry()
-        .WithTracing(tracing => tracing.AddSource(KafkaReliableDiagnostics.ActivitySourceName).AddConsoleExporter())
-        .WithMetrics(metrics => metrics.AddMeter(KafkaReliableDiagnostics.MeterName)
+        .WithTracing(tracing => tracing.AddKafkaReliableInstrumentation().AddConsoleExporter())
+        .WithMetrics(metrics => metrics.AddKafkaReliableInstrumentation()
             .AddConsoleExporter((_, reader) => reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = 5_000));
 }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Cli.Tests;
 
@@ -10,9 +11,9 @@ namespace Kafka.Reliable.Cli.Tests;
 internal sealed class GroupConsumer : IAsyncDisposable
 {
     private readonly IHost _host;
-    private readonly TestLogs _logs;
+    private readonly FakeLogCollector _logs;
 
-    private GroupConsumer(IHost host, ConcurrentQueue<(int Partition, long Offset)> handled, TestLogs logs)
+    private GroupConsumer(IHost host, ConcurrentQueue<(int Partition, long Offset)> handled, FakeLogCollector logs)
     {
         _host = host;
         _logs = logs;
@@ -29,8 +30,8 @@ internal sealed class GroupConsumer : IAsyncDisposable
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         var handled = new ConcurrentQueue<(int Partition, long Offset)>();
-        var logs = new TestLogs();
-        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        var logs = new FakeLogCollector();
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
         builder.Services.AddSingleton(handled);
         builder.Services.AddReliableConsumer<string>("cli-test", o =>
             {

@@ -8,6 +8,7 @@ using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Idempotency.Tests;
 
@@ -19,7 +20,7 @@ public sealed class LeaseTests : IDisposable
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
-    private readonly TestLogs _logs = new();
+    private readonly FakeLogCollector _logs = new();
     private readonly RecordingStore _store;
     private readonly IdempotencyGate _gate;
     private readonly BlockingHandler _handler = new();
@@ -33,7 +34,7 @@ public sealed class LeaseTests : IDisposable
     public LeaseTests()
     {
         _store = new RecordingStore(new InMemoryIdempotencyStore(timeProvider: _time));
-        var consumer = new ConsumerContext("c", new ReliableConsumerOptions { GroupId = "g" }, _logs.CreateLogger("lease"), _time);
+        var consumer = new ConsumerContext("c", new ReliableConsumerOptions { GroupId = "g" }, new FakeLogger(_logs, "lease"), _time);
         _gate = new IdempotencyGate(_store, transactional: false, "g", new IdempotencyOptions { LeaseDuration = Lease }, consumer.Logger, consumer);
         _handler.Time = _time;
         _processor = new RecordProcessor<int, int>(new IntDeserializer(), IdentityTranslator<int>.Instance, _ => _handler, handlerIsSingleton: true, _services, _gate);
@@ -71,7 +72,7 @@ public sealed class LeaseTests : IDisposable
         Assert.True((await processing).IsSuccess);
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await _store.TryBeginAsync(Key, "other", Lease, TestContext.Current.CancellationToken)).Status);
         Assert.Equal(0, _gate.RenewedKeys);
-        Assert.Equal(0, _logs.Count(216) + _logs.Count(217));
+        Assert.Equal(0, _logs.CountOf(216) + _logs.CountOf(217));
     }
 
     [Fact]
@@ -95,13 +96,13 @@ public sealed class LeaseTests : IDisposable
         // As if the renewals had failed (the store unreachable) until the lease expired and another consumer took the key.
         await _store.Inner.ReleaseAsync(Key, _store.Owners[Key], TestContext.Current.CancellationToken);
         Assert.Equal(IdempotencyStatus.Acquired, (await _store.TryBeginAsync(Key, "other", Lease, TestContext.Current.CancellationToken)).Status);
-        await PassUntilAsync(() => _logs.Count(216) == 1, "the renewal finds the lease lost and says so");
+        await PassUntilAsync(() => _logs.CountOf(216) == 1, "the renewal finds the lease lost and says so");
 
         _handler.Finish.SetResult();
         var outcome = await processing;
 
         Assert.True(outcome.IsSuccess, "the handler's effects happened: the record counts as done");
-        var completion = Assert.Single(_logs.Entries, e => e.EventId == 217);
+        var completion = Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 217);
         Assert.Contains(Key, completion.Message, StringComparison.Ordinal);
         Assert.Contains("t [0] @5", completion.Message, StringComparison.Ordinal);
         Assert.Contains("another consumer holds the key", completion.Message, StringComparison.Ordinal);
@@ -117,7 +118,7 @@ public sealed class LeaseTests : IDisposable
 
         Assert.True((await _processor.ProcessAsync(NewContext(), _abort.Token)).IsSuccess);
 
-        var completion = Assert.Single(_logs.Entries, e => e.EventId == 217);
+        var completion = Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 217);
         Assert.Contains("the key was free, and is completed now", completion.Message, StringComparison.Ordinal);
         Assert.Equal(1, Volatile.Read(ref _leasesLost));
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await _store.TryBeginAsync(Key, "other", Lease, TestContext.Current.CancellationToken)).Status);
@@ -133,7 +134,7 @@ public sealed class LeaseTests : IDisposable
         await PassUntilAsync(() => processing.IsCompleted, "the completion succeeds on its third try", step: TimeSpan.FromMilliseconds(200));
 
         Assert.True((await processing).IsSuccess);
-        Assert.Equal(2, _logs.Count(218));
+        Assert.Equal(2, _logs.CountOf(218));
         Assert.Equal(1, _handler.Calls);
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await _store.TryBeginAsync(Key, "other", Lease, TestContext.Current.CancellationToken)).Status);
     }
@@ -183,11 +184,11 @@ public sealed class LeaseTests : IDisposable
         _store.FailCompletions = 2;
 
         context.PendingAcknowledgement!.Acknowledge();
-        await Eventually.TrueAsync(() => _logs.Count(218) == 1, "the first completion fails");
+        await Eventually.TrueAsync(() => _logs.CountOf(218) == 1, "the first completion fails");
         Assert.Empty(_done);
 
         await PassUntilAsync(() => !_done.IsEmpty, "the acknowledgement's completion is retried until it succeeds", step: TimeSpan.FromMilliseconds(200));
-        Assert.Equal(2, _logs.Count(218));
+        Assert.Equal(2, _logs.CountOf(218));
         Assert.Equal(IdempotencyStatus.AlreadyCompleted, (await _store.TryBeginAsync(Key, "other", Lease, TestContext.Current.CancellationToken)).Status);
     }
 
@@ -202,7 +203,7 @@ public sealed class LeaseTests : IDisposable
 
         context.PendingAcknowledgement!.Acknowledge();
 
-        await Eventually.TrueAsync(() => _logs.Entries.Any(e => e.EventId == 218 && e.Message.Contains("stays undone", StringComparison.Ordinal)), "the completion gives up once the worker is aborted");
+        await Eventually.TrueAsync(() => _logs.GetSnapshot().Any(e => e.Id.Id == 218 && e.Message.Contains("stays undone", StringComparison.Ordinal)), "the completion gives up once the worker is aborted");
         Assert.Empty(_done);
     }
 

@@ -20,7 +20,7 @@ public sealed class RebalanceTests(BrokerFixture broker, PostgresServer postgres
         await Eventually.TrueAsync(() => handler.Total >= 400, "the first member is under way");
 
         await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
-        await Eventually.TrueAsync(() => second.Logs.Count(400) >= 1, "the second member gets partitions", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.CountOf(400) >= 1, "the second member gets partitions", state: () => second.Logs.Dump());
         await Eventually.TrueAsync(() => handler.Total >= 1500, "both members are under way");
         await first.DisposeAsync();
 
@@ -30,6 +30,6 @@ public sealed class RebalanceTests(BrokerFixture broker, PostgresServer postgres
         var repeated = handler.Effects.Where(e => e.Value > 1).Select(e => e.Key).ToList();
         Assert.True(repeated.Count == 0, $"{repeated.Count} records had two effects: {string.Join(", ", repeated.Take(20))}");
         TestContext.Current.TestOutputHelper!.WriteLine(
-            $"records {Records}, effects {handler.Total}, redeliveries skipped as duplicates by the second member: {second.Logs.Count(212)}, by the first: {first.Logs.Count(212)}");
+            $"records {Records}, effects {handler.Total}, redeliveries skipped as duplicates by the second member: {second.Logs.CountOf(212)}, by the first: {first.Logs.CountOf(212)}");
     }
 }

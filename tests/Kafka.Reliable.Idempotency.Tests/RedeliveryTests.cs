@@ -31,7 +31,7 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
 
         await using (var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, useStore))
         {
-            await Eventually.TrueAsync(() => second.Logs.Count(212) >= Records, $"the second run skips the {Records} redelivered records as duplicates", state: () => second.Logs.Dump());
+            await Eventually.TrueAsync(() => second.Logs.CountOf(212) >= Records, $"the second run skips the {Records} redelivered records as duplicates", state: () => second.Logs.Dump());
             await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "the second run commits every record again");
         }
 
@@ -50,11 +50,11 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
         await ExecuteAsync(connectionString, "UPDATE kafka_reliable_idempotency_offsets SET committed_offset = -1");
 
         await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
-        await Eventually.TrueAsync(() => second.Logs.Count(404) >= Partitions, "each partition starts from the offset stored with the effects", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.CountOf(404) >= Partitions, "each partition starts from the offset stored with the effects", state: () => second.Logs.Dump());
         await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(Records, 30));
         await Eventually.TrueAsync(() => handler.Total == Records + 30, "the records produced since are handled");
 
-        Assert.Equal(0, second.Logs.Count(212));
+        Assert.Equal(0, second.Logs.CountOf(212));
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
     }
 
@@ -72,11 +72,11 @@ public sealed class RedeliveryTests(BrokerFixture broker, PostgresServer postgre
         StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, Partitions);
 
         await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
-        await Eventually.TrueAsync(() => second.Logs.Count(410) >= Partitions, "each partition starts from the group's reset offset", state: () => second.Logs.Dump());
-        await Eventually.TrueAsync(() => second.Logs.Count(212) >= Records, "the records read again are skipped as duplicates", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.CountOf(410) >= Partitions, "each partition starts from the group's reset offset", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.CountOf(212) >= Records, "the records read again are skipped as duplicates", state: () => second.Logs.Dump());
         await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "every partition is committed to its end again");
 
-        Assert.Equal(0, second.Logs.Count(404));
+        Assert.Equal(0, second.Logs.CountOf(404));
         Assert.Equal(Records, handler.Effects.Count);
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
     }

@@ -6,6 +6,7 @@ using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Idempotency.Tests;
 
@@ -26,7 +27,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
     private static readonly TimeSpan LogInterval = TimeSpan.FromMilliseconds(200);
 
     private readonly string _path = Path.Combine(Path.GetTempPath(), $"kafka-reliable-{Guid.NewGuid():N}.db");
-    private readonly TestLogs _logs = new();
+    private readonly FakeLogCollector _logs = new();
     private ILoggerFactory _loggerFactory = null!;
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
@@ -35,7 +36,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
 
     public ValueTask InitializeAsync()
     {
-        _loggerFactory = LoggerFactory.Create(b => b.AddProvider(_logs).SetMinimumLevel(LogLevel.Debug));
+        _loggerFactory = LoggerFactory.Create(b => b.AddProvider(new FakeLoggerProvider(_logs)).SetMinimumLevel(LogLevel.Debug));
         return default;
     }
 
@@ -103,7 +104,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         await Task.Delay(Hold, Token);
 
         Assert.True(handler.Total == 0, $"no record got past the lock while partition 0's handler held it; handled: {string.Join(", ", handler.Effects.Keys)}");
-        Assert.Equal(0, consumer.Logs.Count(200));
+        Assert.Equal(0, consumer.Logs.CountOf(200));
         release.SetResult();
 
         await Eventually.TrueAsync(() => handler.Total == 7, "every record is handled once partition 0's handler finished", state: () => consumer.Logs.Dump());
@@ -114,8 +115,8 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
             state: () => consumer.Logs.Dump());
 
         Assert.Empty(ranBeforeTheSlowOneFinished);
-        Assert.Equal(0, consumer.Logs.Count(200));   // no attempt failed
-        Assert.Equal(0, consumer.Logs.Count(205));   // nothing dead-lettered
+        Assert.Equal(0, consumer.Logs.CountOf(200));   // no attempt failed
+        Assert.Equal(0, consumer.Logs.CountOf(205));   // nothing dead-lettered
         Assert.All(attempts, a => Assert.True(a.Attempt == 1, $"message {a.Id} of partition {a.Partition} ran as attempt {a.Attempt}"));
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
         Assert.Equal(7, await CountEffectsAsync());
@@ -129,7 +130,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         Assert.NotNull(first);
 
         var second = store.BeginTransactionAsync("g/second", Context(offset: 2), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(220) > 0, "the second transaction says that it waits for the write lock (log 220)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.CountOf(220) > 0, "the second transaction says that it waits for the write lock (log 220)", state: () => _logs.Dump());
         await Task.Delay(Hold, Token);
         Assert.False(second.IsCompleted, $"the second transaction waits while the first is open (it ended as {second.Status}: {second.Exception?.InnerException?.Message})");
 
@@ -138,7 +139,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         Assert.NotNull(begun);
         await begun.CommitAsync(Context(offset: 2), Token);
         await begun.DisposeAsync();
-        Assert.Equal(1, _logs.Count(222));
+        Assert.Equal(1, _logs.CountOf(222));
     }
 
     [Fact]
@@ -154,7 +155,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         var held = other.BeginTransaction(deferred: false);
 
         var waiting = store.BeginTransactionAsync("g/behind-another-process", Context(offset: 3), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(221) > 0, "the transaction says that another connection holds the write lock (log 221)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.CountOf(221) > 0, "the transaction says that another connection holds the write lock (log 221)", state: () => _logs.Dump());
         await Task.Delay(Hold, Token);
         Assert.False(waiting.IsCompleted, $"the transaction waits while another connection holds the lock (it ended as {waiting.Status}: {waiting.Exception?.InnerException?.Message})");
 
@@ -173,7 +174,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
         var cancelled = store.BeginTransactionAsync("g/b", Context(offset: 2), cancel.Token).AsTask();
         var next = store.BeginTransactionAsync("g/c", Context(offset: 3), Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(220) >= 2, "both transactions wait for the write lock (log 220)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.CountOf(220) >= 2, "both transactions wait for the write lock (log 220)", state: () => _logs.Dump());
 
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Eventually.DefaultTimeout, Token));
@@ -200,9 +201,9 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
     }
 
     /// <summary>Fails at once, rather than at the timeout, when a record fails an attempt (log 200) or is dead-lettered (205).</summary>
-    private static bool NoAttemptFailed(TestLogs logs)
+    private static bool NoAttemptFailed(FakeLogCollector logs)
     {
-        if (logs.Count(200) + logs.Count(205) > 0)
+        if (logs.CountOf(200) + logs.CountOf(205) > 0)
         {
             Assert.Fail($"A record failed while waiting for the write lock: {logs.Dump()}");
         }
@@ -210,7 +211,7 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         return true;
     }
 
-    private static IEnumerable<TestLogs.LogEntry> WaitLogs(TestLogs logs) => logs.Entries.Where(e => e.EventId == 220);
+    private static IEnumerable<FakeLogRecord> WaitLogs(FakeLogCollector logs) => logs.GetSnapshot().Where(e => e.Id.Id == 220);
 
     private static MessageContext Context(long offset)
     {

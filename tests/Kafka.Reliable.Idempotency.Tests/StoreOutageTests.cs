@@ -24,13 +24,13 @@ public sealed class StoreOutageTests(BrokerFixture broker)
         {
             await using var consumer = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler,
                 b => b.UseRedisIdempotency(redis.Configuration), o => o.Retry.MaxAttempts = 2);
-            await Eventually.TrueAsync(() => consumer.Logs.Count(224) >= 2, "records report that the store cannot be reached", state: () => consumer.Logs.Dump());
+            await Eventually.TrueAsync(() => consumer.Logs.CountOf(224) >= 2, "records report that the store cannot be reached", state: () => consumer.Logs.Dump());
             Assert.Equal(0, handler.Total);
             redis.Resume();
 
             await Eventually.TrueAsync(() => handler.Effects.Count == Records, "every record is handled once the store is back", state: () => consumer.Logs.Dump());
             await Eventually.TrueAsync(() => broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records, "every record is committed");
-            Assert.Equal(0, consumer.Logs.Count(205));
+            Assert.Equal(0, consumer.Logs.CountOf(205));
         }
         finally
         {

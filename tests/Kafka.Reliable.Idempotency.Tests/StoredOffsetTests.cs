@@ -87,14 +87,14 @@ public sealed class StoredOffsetTests(BrokerFixture broker, PostgresServer postg
         StoreConsumer.ResetOffsets(broker.Cluster.BootstrapServers, topic, group, 2);
         outage.Down = true;
         await using var second = await StoreConsumer.StartAsync(broker.Cluster.BootstrapServers, topic, group, handler, UseStore);
-        await Eventually.TrueAsync(() => second.Logs.Count(409) >= 1, "the consumer says that it could not read the stored offsets", state: () => second.Logs.Dump());
+        await Eventually.TrueAsync(() => second.Logs.CountOf(409) >= 1, "the consumer says that it could not read the stored offsets", state: () => second.Logs.Dump());
         await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(40, 10));
         await Eventually.TrueAsync(() => handler.Total == 50 && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == 50,
             "the records produced since are handled, and every partition is committed to its end", state: () => second.Logs.Dump());
 
         Assert.True(second.Host.Services.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime)) is Microsoft.Extensions.Hosting.IHostApplicationLifetime { ApplicationStopping.IsCancellationRequested: false }, "the host keeps running");
-        Assert.Equal(0, second.Logs.Count(104) + second.Logs.Count(105));
-        Assert.True(second.Logs.Count(212) >= 40, "the records applied in the first run are skipped as duplicates");
+        Assert.Equal(0, second.Logs.CountOf(104) + second.Logs.CountOf(105));
+        Assert.True(second.Logs.CountOf(212) >= 40, "the records applied in the first run are skipped as duplicates");
         Assert.All(handler.Effects, e => Assert.True(e.Value == 1, $"message {e.Key} had {e.Value} effects"));
     }
 

@@ -22,6 +22,12 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
 
     public TimeProvider Time { get; } = time;
 
+    /// <summary>Gets the instruments the consumer records on: its service provider's (one meter per provider), or a detached set outside one.</summary>
+    public ReliableMetrics Metrics { get; init; } = ReliableMetrics.Detached;
+
+    /// <summary>Gets what the consumer's spans and measurements say about it (client id, group, broker), worked out once.</summary>
+    public ConsumerTelemetry Telemetry { get; } = new(name, options);
+
     /// <summary>Gets a number for a new assignment of a partition, unique for the consumer's lifetime, restarts included.</summary>
     public long NextAssignment() => Interlocked.Increment(ref _assignments);
 

@@ -74,7 +74,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         Log.ConsumerStarting(Logger, Name, _options.GroupId, string.Join(",", _options.Topics), _options.Commit.Strategy);
-        ReliableMetrics.Register(this);
+        _context.Metrics.Register(this);
         _thread = new Thread(Run) { IsBackground = true, Name = $"kafka-reliable:{Name}" };
         _thread.Start();
     }
@@ -193,7 +193,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             consumer.Dispose();
             _context.DeadLetter?.Dispose();
             _partitions.Unpublish();
-            ReliableMetrics.Unregister(this);
+            _context.Metrics.Unregister(this);
             _stopped.TrySetResult();
         }
     }

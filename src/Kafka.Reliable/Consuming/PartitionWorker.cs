@@ -51,6 +51,7 @@ internal sealed class PartitionWorker : IDisposable
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
         TopicPartition = topicPartition;
+        Telemetry = new PartitionTelemetry(consumer.Telemetry, topicPartition);
         _consumer = consumer;
         _processor = processor;
         Tracker = new PartitionOffsetTracker(RingSlots(consumer.Options));
@@ -66,6 +67,9 @@ internal sealed class PartitionWorker : IDisposable
     }
 
     public TopicPartition TopicPartition { get; }
+
+    /// <summary>Gets the tags of this partition's spans and measurements, built once for the assignment.</summary>
+    public PartitionTelemetry Telemetry { get; }
 
     public PartitionOffsetTracker Tracker { get; }
 
@@ -311,7 +315,7 @@ internal sealed class PartitionWorker : IDisposable
     {
         var stop = _stop.Token;
         var abort = _abort.Token;
-        var execution = new RecordExecution(_consumer, _processor, Hold, Assignment);
+        var execution = new RecordExecution(_consumer, _processor, Hold, Assignment, Telemetry);
         long next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -361,7 +365,7 @@ internal sealed class PartitionWorker : IDisposable
                     sequence = stop.IsCancellationRequested ? -1 : TakeNextLocked(out key);
                     if (sequence >= 0)
                     {
-                        execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment);
+                        execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment, Telemetry);
                         _activeLanes++;
                     }
                 }

@@ -34,6 +34,7 @@ internal sealed class RecordExecution
     private readonly ConsumerContext _consumer;
     private readonly IRecordProcessor _processor;
     private readonly MessageContext _context;
+    private readonly PartitionTelemetry _telemetry;
     private readonly Action<bool>? _onHold;
     private bool _holding;
     private int _attempts;
@@ -51,9 +52,11 @@ internal sealed class RecordExecution
     /// <param name="processor">The pipeline.</param>
     /// <param name="onHold">Told when the record starts and stops failing (a sequential partition pauses meanwhile); null to ignore.</param>
     /// <param name="assignment">The assignment of the partition the records are read under.</param>
-    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold, long assignment)
+    /// <param name="telemetry">The tags of the partition's spans and measurements.</param>
+    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold, long assignment, PartitionTelemetry telemetry)
     {
         _consumer = consumer;
+        _telemetry = telemetry;
         _processor = processor;
         _onHold = onHold;
         _context = new MessageContext(consumer.Name, consumer.Options.GroupId) { Assignment = assignment };
@@ -75,7 +78,11 @@ internal sealed class RecordExecution
         _context.PendingAcknowledgement = acknowledgement;
         _handledByHandler = false;
         _deadLettered = null;
-        _activity = ReliableTracing.StartProcess(record, _context.GroupId);
+        var metrics = _consumer.Metrics;
+        metrics.Consumed(_telemetry);
+        var started = metrics.ProcessDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        _activity = ReliableTracing.StartProcess(record, _telemetry);
+        var done = false;
         try
         {
             if (!await ProcessRecordAsync(stop, abort).ConfigureAwait(false))
@@ -83,11 +90,19 @@ internal sealed class RecordExecution
                 return RecordResult.Stopped;
             }
 
+            done = true;
+
             // Manual: a record the handler handled is done when the handler acknowledges it, which may be later.
             return acknowledgement is not null && _handledByHandler && !acknowledgement.IsAcknowledged ? RecordResult.Deferred : RecordResult.Done;
         }
         finally
         {
+            // A record left undone (the worker stopped) is processed again later: its processing has not ended.
+            if (started != 0 && done)
+            {
+                metrics.Processing(started, _telemetry, _deadLettered);
+            }
+
             if (_activity is not null)
             {
                 ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
@@ -136,7 +151,7 @@ internal sealed class RecordExecution
                     if (outcome.Duplicate)
                     {
                         Log.DuplicateSkipped(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset);
-                        ReliableMetrics.Add(ReliableMetrics.Duplicates, _consumer, _context.Topic);
+                        ReliableMetrics.Add(_consumer.Metrics.Duplicates, _consumer, _context.Topic);
                     }
 
                     return true;
@@ -328,29 +343,30 @@ internal sealed class RecordExecution
         }
 
         _context.Attempt = ++_attempts;
+        var metrics = _consumer.Metrics;
         if (_attempts > 1)
         {
-            ReliableMetrics.Add(ReliableMetrics.Retried, _consumer, _context.Topic);
+            ReliableMetrics.Add(metrics.Retried, _consumer, _context.Topic);
         }
 
-        var started = ReliableMetrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        var started = metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
         if (started != 0)
         {
-            ReliableMetrics.Record(ReliableMetrics.HandlerDuration, started, _consumer, _context.Topic);
+            ReliableMetrics.Record(metrics.HandlerDuration, started, _consumer, _context.Topic);
         }
 
         if (outcome.IsSuccess || outcome.Canceled)
         {
             if (outcome.IsSuccess && !outcome.Duplicate)
             {
-                ReliableMetrics.Add(ReliableMetrics.Processed, _consumer, _context.Topic);
+                ReliableMetrics.Add(metrics.Processed, _consumer, _context.Topic);
             }
 
             return Outcome.FromResult(outcome);
         }
 
-        ReliableMetrics.Add(ReliableMetrics.Failed, _consumer, _context.Topic);
+        ReliableMetrics.Add(metrics.Failed, _consumer, _context.Topic);
 
         _lastFailure = _consumer.Time.GetUtcNow();
         if (_firstFailure == default)
@@ -393,7 +409,7 @@ internal sealed class RecordExecution
         }
 
         _deadLettered = outcome.Exception;
-        ReliableMetrics.Add(ReliableMetrics.DeadLettered, _consumer, _context.Topic);
+        ReliableMetrics.Add(_consumer.Metrics.DeadLettered, _consumer, _context.Topic);
         Log.RecordDeadLettered(
             _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
             _context.Attempt, outcome.Exception!.GetType().FullName!, outcome.Exception.Message, deadLetter.TopicFor(_context.Topic));

@@ -119,26 +119,26 @@ internal sealed class DeadLetterPublisher : IDisposable
                 Headers = ProvenanceHeaders(context, outcome, firstFailure, lastFailure),
             };
             var topic = TopicFor(record.Topic);
-            using var activity = ReliableTracing.StartDeadLetter(topic, message.Headers);
+            using var activity = ReliableTracing.StartDeadLetter(topic, message, Config);
             try
             {
                 try
                 {
-                    await slot.Producer.ProduceAsync(topic, message, cancellationToken).ConfigureAwait(false);
+                    ReliableTracing.DeadLetterSent(activity, await slot.Producer.ProduceAsync(topic, message, cancellationToken).ConfigureAwait(false));
                 }
                 catch (ProduceException<byte[]?, byte[]?> ex) when (IsTooLarge(ex.Error.Code) && BoundedCopy(message) is { } copy)
                 {
                     // The value is what makes it too large, and it would be refused the same way every time: write what fits.
-                    await slot.Producer.ProduceAsync(topic, copy, cancellationToken).ConfigureAwait(false);
+                    ReliableTracing.DeadLetterSent(activity, await slot.Producer.ProduceAsync(topic, copy, cancellationToken).ConfigureAwait(false));
                     Log.DeadLetteredBoundedCopy(
                         consumer.Logger, consumer.Name, record.Topic, record.Partition.Value, record.Offset.Value, topic, ex.Error.Reason,
                         message.Value!.Length, message.Key?.Length ?? 0, SerializedSize(message.Headers), MaxMessageBytes, copy.Value!.Length);
-                    ReliableMetrics.Add(ReliableMetrics.DeadLetteredTruncated, consumer, record.Topic);
+                    ReliableMetrics.Add(consumer.Metrics.DeadLetteredTruncated, consumer, record.Topic);
                 }
             }
             catch (Exception ex)
             {
-                activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
+                ReliableTracing.DeadLetterFailed(activity, ex);
                 if (ex is KafkaException kafka && IsFatal(kafka.Error) && Retire(slot))
                 {
                     Log.DeadLetterProducerFatal(consumer.Logger, consumer.Name, kafka.Error.Code, kafka.Error.Reason);

@@ -3,7 +3,11 @@ namespace Kafka.Reliable;
 /// <summary>Names to subscribe to the library's telemetry with.</summary>
 public static class KafkaReliableDiagnostics
 {
-    /// <summary>The name of the library's <see cref="System.Diagnostics.Metrics.Meter"/>: add it to your metrics exporter (<c>AddMeter("Kafka.Reliable")</c>).</summary>
+    /// <summary>
+    /// The name of the library's <see cref="System.Diagnostics.Metrics.Meter"/>, made by the host's
+    /// <see cref="System.Diagnostics.Metrics.IMeterFactory"/>: add it to your metrics exporter (<c>AddMeter("Kafka.Reliable")</c>, or
+    /// <c>AddKafkaReliableInstrumentation()</c> from the Kafka.Reliable.OpenTelemetry package).
+    /// </summary>
     public const string MeterName = "Kafka.Reliable";
 
     /// <summary>The tag that carries the consumer's name.</summary>
@@ -18,6 +22,9 @@ public static class KafkaReliableDiagnostics
     /// <summary>The tag that carries the partition (OpenTelemetry's messaging convention).</summary>
     public const string PartitionTag = "messaging.destination.partition.id";
 
-    /// <summary>The name of the library's <see cref="System.Diagnostics.ActivitySource"/>: add it to your tracer (<c>AddSource("Kafka.Reliable")</c>).</summary>
+    /// <summary>
+    /// The name of the library's <see cref="System.Diagnostics.ActivitySource"/>: add it to your tracer (<c>AddSource("Kafka.Reliable")</c>,
+    /// or <c>AddKafkaReliableInstrumentation()</c> from the Kafka.Reliable.OpenTelemetry package).
+    /// </summary>
     public const string ActivitySourceName = "Kafka.Reliable";
 }

@@ -1,78 +1,118 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
+using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
+using static Kafka.Reliable.Diagnostics.SemanticConventions;
 
 namespace Kafka.Reliable.Diagnostics;
 
 /// <summary>
-/// The library's instruments, on the meter <see cref="KafkaReliableDiagnostics.MeterName"/>. Counters and histograms are
-/// tagged with the consumer, its group and the topic; the observable gauges read the live consumers when collected.
-/// Nothing is measured (and nothing allocated) while no listener enables an instrument.
+/// The library's instruments, on the meter <see cref="KafkaReliableDiagnostics.MeterName"/>: those of OpenTelemetry's messaging
+/// conventions (<c>messaging.process.duration</c>, <c>messaging.client.consumed.messages</c>,
+/// <c>messaging.client.operation.duration</c> of commits), and the library's own (<c>kafka.reliable.*</c>) where the
+/// conventions have none. One instance per service provider, its meter made by the provider's <see cref="IMeterFactory"/>,
+/// so that a host (or a test) sees its own consumers' measurements alone; the observable gauges read that provider's live
+/// consumers when collected. Nothing is measured (and nothing allocated) while no listener enables an instrument.
 /// </summary>
-internal static class ReliableMetrics
+internal sealed class ReliableMetrics : IDisposable
 {
-    private static readonly Meter Meter = new(KafkaReliableDiagnostics.MeterName, typeof(ReliableMetrics).Assembly.GetName().Version?.ToString());
-    private static readonly ConcurrentDictionary<ConsumerRunner, byte> Live = new();
+    private static readonly Lazy<ReliableMetrics> DetachedInstance = new(() => new ReliableMetrics(null));
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly ConcurrentDictionary<ConsumerRunner, byte> _live = new();
 
-    public static readonly Counter<long> Processed = Meter.CreateCounter<long>(
-        "kafka.reliable.records.processed", "{record}", "Records the handler handled successfully.");
-
-    public static readonly Counter<long> Failed = Meter.CreateCounter<long>(
-        "kafka.reliable.records.failed", "{record}", "Failed attempts at records, in any stage.");
-
-    public static readonly Counter<long> Retried = Meter.CreateCounter<long>(
-        "kafka.reliable.records.retried", "{record}", "Attempts at records after a failed one.");
-
-    public static readonly Counter<long> DeadLettered = Meter.CreateCounter<long>(
-        "kafka.reliable.records.dead_lettered", "{record}", "Records written to the dead-letter topic and acknowledged.");
-
-    public static readonly Counter<long> DeadLetteredTruncated = Meter.CreateCounter<long>(
-        "kafka.reliable.records.dead_lettered_truncated", "{record}",
-        "Records dead-lettered as a bounded copy (value cut, header dlq-value-truncated) because the whole record was too large for the dead-letter topic; also counted in kafka.reliable.records.dead_lettered.");
-
-    public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>(
-        "kafka.reliable.records.duplicates", "{record}", "Records skipped because the idempotency store says they were handled before.");
-
-    public static readonly Counter<long> LeasesLost = Meter.CreateCounter<long>(
-        "kafka.reliable.idempotency.leases_lost", "{record}",
-        "Records whose idempotency lease was found lost (expired and removed, or taken by another consumer) while they were handled or awaited their acknowledgement: another run of the message may have happened.");
-
-    public static readonly Histogram<double> HandlerDuration = Meter.CreateHistogram<double>(
-        "kafka.reliable.handler.duration", "s", "How long one attempt at a record took, from deserialization to the handler's return.");
-
-    public static readonly Counter<long> Rebalances = Meter.CreateCounter<long>(
-        "kafka.reliable.rebalances", "{rebalance}", "Partition assignments, revocations and losses (tag kafka.reliable.rebalance.kind).");
-
-    public static readonly Histogram<double> CommitDuration = Meter.CreateHistogram<double>(
-        "kafka.reliable.commit.duration", "s", "How long a synchronous offset commit took.");
-
-    public static readonly Counter<long> CommitFailures = Meter.CreateCounter<long>(
-        "kafka.reliable.commit.failures", "{commit}", "Offset commits that failed (and were tried again).");
-
-    public static readonly Counter<long> Restarts = Meter.CreateCounter<long>(
-        "kafka.reliable.consumer.restarts", "{restart}", "Restarts of a consumer by its watchdog, after a partition (the topic tag's) had records pending and finished none for Watchdog:StuckAfter.");
-
-    static ReliableMetrics()
+    /// <param name="meterFactory">Makes the meter; null for a meter of its own (outside dependency injection), disposed with this.</param>
+    public ReliableMetrics(IMeterFactory? meterFactory)
     {
-        Meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");
-        Meter.CreateObservableUpDownCounter("kafka.reliable.records.in_flight", ObserveInFlight, "{record}", "Records being handled now.");
-        Meter.CreateObservableUpDownCounter(
+        var options = new MeterOptions(KafkaReliableDiagnostics.MeterName) { Version = typeof(ReliableMetrics).Assembly.GetName().Version?.ToString() };
+        _ownsMeter = meterFactory is null;
+        _meter = meterFactory?.Create(options) ?? new Meter(options);
+        var seconds = new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets };
+
+        ProcessDuration = _meter.CreateHistogram(
+            SemanticConventions.ProcessDuration, "s",
+            "Duration of processing operation: one per record, from the moment it is taken until it is done (handled, skipped or dead-lettered), every attempt included; error.type when it was dead-lettered.",
+            advice: seconds);
+        ConsumedMessages = _meter.CreateCounter<long>(
+            SemanticConventions.ConsumedMessages, "{message}", "Number of messages that were delivered to the application: records taken for processing.");
+        ClientOperationDuration = _meter.CreateHistogram(
+            SemanticConventions.ClientOperationDuration, "s",
+            "Duration of messaging operation initiated by a producer or consumer client: synchronous offset commits (messaging.operation.name commit); error.type when it failed.",
+            advice: seconds);
+        Processed = _meter.CreateCounter<long>("kafka.reliable.records.processed", "{record}", "Records the handler handled successfully.");
+        Failed = _meter.CreateCounter<long>("kafka.reliable.records.failed", "{record}", "Failed attempts at records, in any stage.");
+        Retried = _meter.CreateCounter<long>("kafka.reliable.records.retried", "{record}", "Attempts at records after a failed one.");
+        DeadLettered = _meter.CreateCounter<long>(
+            "kafka.reliable.records.dead_lettered", "{record}", "Records written to the dead-letter topic and acknowledged.");
+        DeadLetteredTruncated = _meter.CreateCounter<long>(
+            "kafka.reliable.records.dead_lettered_truncated", "{record}",
+            "Records dead-lettered as a bounded copy (value cut, header dlq-value-truncated) because the whole record was too large for the dead-letter topic; also counted in kafka.reliable.records.dead_lettered.");
+        Duplicates = _meter.CreateCounter<long>(
+            "kafka.reliable.records.duplicates", "{record}", "Records skipped because the idempotency store says they were handled before.");
+        LeasesLost = _meter.CreateCounter<long>(
+            "kafka.reliable.idempotency.leases_lost", "{record}",
+            "Records whose idempotency lease was found lost (expired and removed, or taken by another consumer) while they were handled or awaited their acknowledgement: another run of the message may have happened.");
+        HandlerDuration = _meter.CreateHistogram(
+            "kafka.reliable.handler.duration", "s", "How long one attempt at a record took, from deserialization to the handler's return.", advice: seconds);
+        RebalancedPartitions = _meter.CreateCounter<long>(
+            "kafka.reliable.rebalance.partitions", "{partition}", "Partitions assigned, revoked or lost (tag kafka.reliable.rebalance.kind).");
+        CommitFailures = _meter.CreateCounter<long>("kafka.reliable.commit.failures", "{commit}", "Offset commits that failed (and were tried again).");
+        Restarts = _meter.CreateCounter<long>(
+            "kafka.reliable.consumer.restarts", "{restart}",
+            "Restarts of a consumer by its watchdog, after a partition (the topic tag's) had records pending and finished none for Watchdog:StuckAfter.");
+
+        _meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");
+        _meter.CreateObservableUpDownCounter("kafka.reliable.records.in_flight", ObserveInFlight, "{record}", "Records being handled now.");
+        _meter.CreateObservableUpDownCounter(
             "kafka.reliable.records.buffered",
             ObserveBuffered,
             "{record}",
             "Per partition: records read from Kafka and not yet released (waiting, being handled, or done behind an unfinished one); at most PartitionBufferSize while the client accepts pauses.");
-        Meter.CreateObservableUpDownCounter(
+        _meter.CreateObservableUpDownCounter(
             "kafka.reliable.records.buffered.size",
             ObserveBufferedBytes,
             "By",
             "Per partition: the bytes of the buffered records (keys, values, headers, plus 128 bytes each); paused at the partition's share of MaxBufferedBytes.");
-        Meter.CreateObservableUpDownCounter("kafka.reliable.partitions.paused", ObservePaused, "{partition}", "Assigned partitions that are paused (full buffer, failing record, open circuit).");
+        _meter.CreateObservableUpDownCounter(
+            "kafka.reliable.partitions.paused", ObservePaused, "{partition}", "Assigned partitions that are paused (full buffer, failing record, open circuit).");
     }
 
-    public static void Register(ConsumerRunner runner) => Live.TryAdd(runner, 0);
+    /// <summary>Gets the instruments of consumers built outside dependency injection (tests, benchmarks): a meter of their own.</summary>
+    public static ReliableMetrics Detached => DetachedInstance.Value;
 
-    public static void Unregister(ConsumerRunner runner) => Live.TryRemove(runner, out _);
+    public Histogram<double> ProcessDuration { get; }
+
+    public Counter<long> ConsumedMessages { get; }
+
+    public Histogram<double> ClientOperationDuration { get; }
+
+    public Counter<long> Processed { get; }
+
+    public Counter<long> Failed { get; }
+
+    public Counter<long> Retried { get; }
+
+    public Counter<long> DeadLettered { get; }
+
+    public Counter<long> DeadLetteredTruncated { get; }
+
+    public Counter<long> Duplicates { get; }
+
+    public Counter<long> LeasesLost { get; }
+
+    public Histogram<double> HandlerDuration { get; }
+
+    public Counter<long> RebalancedPartitions { get; }
+
+    public Counter<long> CommitFailures { get; }
+
+    public Counter<long> Restarts { get; }
+
+    public void Register(ConsumerRunner runner) => _live.TryAdd(runner, 0);
+
+    public void Unregister(ConsumerRunner runner) => _live.TryRemove(runner, out _);
 
     /// <summary>Adds one to a counter, tagged with the consumer, its group and the topic; nothing happens while no listener enables it.</summary>
     public static void Add(Counter<long> counter, ConsumerContext consumer, string topic)
@@ -92,28 +132,87 @@ internal static class ReliableMetrics
         }
     }
 
-    public static void Rebalance(ConsumerContext consumer, string kind, int partitions)
+    /// <summary>Counts a record taken for processing (<c>messaging.client.consumed.messages</c>); no allocation.</summary>
+    public void Consumed(PartitionTelemetry partition)
     {
-        if (Rebalances.Enabled)
+        if (ConsumedMessages.Enabled)
         {
-            Rebalances.Add(partitions, Tags(consumer, "kafka.reliable.rebalance.kind", kind));
+            ConsumedMessages.Add(1, partition.ProcessTags);
+        }
+    }
+
+    /// <summary>
+    /// Records a record's <c>messaging.process.duration</c> since <paramref name="startTimestamp"/>, with <c>error.type</c> when
+    /// it ended in a failure (dead-lettered); no allocation for a record that succeeded.
+    /// </summary>
+    public void Processing(long startTimestamp, PartitionTelemetry partition, Exception? failure)
+    {
+        if (ProcessDuration.Enabled)
+        {
+            var seconds = Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
+            ProcessDuration.Record(seconds, failure is null ? partition.ProcessTags : partition.ProcessTagsWithError(ErrorTypeOf(failure)));
+        }
+    }
+
+    /// <summary>
+    /// Records a synchronous commit's <c>messaging.client.operation.duration</c> since <paramref name="startTimestamp"/>, with
+    /// <c>error.type</c> (the Kafka error code's name) when it failed (poll thread).
+    /// </summary>
+    public void Commit(long startTimestamp, ConsumerContext consumer, List<TopicPartitionOffset> committed, ErrorCode? error)
+    {
+        if (!ClientOperationDuration.Enabled)
+        {
+            return;
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
+        string? topic = committed.Count > 0 ? committed[0].Topic : null;
+        foreach (var partition in committed)
+        {
+            if (!string.Equals(partition.Topic, topic, StringComparison.Ordinal))
+            {
+                topic = null;
+                break;
+            }
+        }
+
+        var tags = consumer.Telemetry.CommitTags(topic);
+        ClientOperationDuration.Record(seconds, error is { } code ? [.. tags, new(ErrorType, code.ToString())] : tags);
+    }
+
+    public void Rebalance(ConsumerContext consumer, string kind, int partitions)
+    {
+        if (RebalancedPartitions.Enabled)
+        {
+            RebalancedPartitions.Add(partitions, Tags(consumer, "kafka.reliable.rebalance.kind", kind));
+        }
+    }
+
+    /// <summary>The conventions' <c>error.type</c> of an exception: its type's full name.</summary>
+    public static string ErrorTypeOf(Exception exception) => exception.GetType().FullName ?? "_OTHER";
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
         }
     }
 
     // The lag is -1 until both of its ends are known: no measurement until then.
-    private static IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static worker => worker.Lag);
+    private IEnumerable<Measurement<long>> ObserveLag() => PerPartition(static worker => worker.Lag);
 
-    private static IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static worker => worker.Buffered);
+    private IEnumerable<Measurement<long>> ObserveBuffered() => PerPartition(static worker => worker.Buffered);
 
-    private static IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static worker => worker.BufferedBytes);
+    private IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static worker => worker.BufferedBytes);
 
     /// <summary>
     /// One measurement per assigned partition of every live consumer (none for a negative value: not known yet), tagged with
     /// the consumer, group, topic and partition.
     /// </summary>
-    private static IEnumerable<Measurement<long>> PerPartition(Func<PartitionWorker, long> valueOf)
+    private IEnumerable<Measurement<long>> PerPartition(Func<PartitionWorker, long> valueOf)
     {
-        foreach (var runner in Live.Keys)
+        foreach (var runner in _live.Keys)
         {
             foreach (var worker in runner.Partitions)
             {
@@ -128,16 +227,16 @@ internal static class ReliableMetrics
                     Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
                     Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
                     Tag(KafkaReliableDiagnostics.TopicTag, worker.TopicPartition.Topic),
-                    Tag(KafkaReliableDiagnostics.PartitionTag, worker.TopicPartition.Partition.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    Tag(KafkaReliableDiagnostics.PartitionTag, worker.TopicPartition.Partition.Value.ToString(CultureInfo.InvariantCulture)));
             }
         }
     }
 
-    private static IEnumerable<Measurement<long>> ObserveInFlight() =>
-        Live.Keys.Select(runner => new Measurement<long>(runner.InFlightRecords(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+    private IEnumerable<Measurement<long>> ObserveInFlight() =>
+        _live.Keys.Select(runner => new Measurement<long>(runner.InFlightRecords(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
 
-    private static IEnumerable<Measurement<long>> ObservePaused() =>
-        Live.Keys.Select(runner => new Measurement<long>(runner.PausedPartitions(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
+    private IEnumerable<Measurement<long>> ObservePaused() =>
+        _live.Keys.Select(runner => new Measurement<long>(runner.PausedPartitions(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));
 
     /// <summary>The consumer's tags and one more; a <see cref="TagList"/> holds them without allocating.</summary>
     private static TagList Tags(ConsumerContext consumer, string key, string value) => new()

@@ -1,14 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Unicode;
 using Confluent.Kafka;
+using static Kafka.Reliable.Diagnostics.SemanticConventions;
 
 namespace Kafka.Reliable.Diagnostics;
 
 /// <summary>
 /// Spans on the activity source <see cref="KafkaReliableDiagnostics.ActivitySourceName"/>, following OpenTelemetry's
 /// messaging conventions: one <c>process {topic}</c> consumer span per record, continuing the producer's trace from the
-/// record's W3C <c>traceparent</c> header, with an event per failed attempt; a <c>publish {dead-letter topic}</c> producer
+/// record's W3C <c>traceparent</c> header, with an event per failed attempt; a <c>send {dead-letter topic}</c> producer
 /// span for a dead letter, whose context the dead-letter record carries on. Nothing is created while nobody listens.
 /// </summary>
 internal static class ReliableTracing
@@ -18,7 +20,7 @@ internal static class ReliableTracing
 
     private static readonly ActivitySource Source = new(KafkaReliableDiagnostics.ActivitySourceName, typeof(ReliableTracing).Assembly.GetName().Version?.ToString());
 
-    public static Activity? StartProcess(ConsumeResult<byte[]?, byte[]?> record, string groupId)
+    public static Activity? StartProcess(ConsumeResult<byte[]?, byte[]?> record, PartitionTelemetry partition)
     {
         if (!Source.HasListeners())
         {
@@ -26,25 +28,13 @@ internal static class ReliableTracing
         }
 
         ActivityContext.TryParse(Header(record, TraceParentHeader), Header(record, TraceStateHeader), out var parent);
-        var activity = Source.StartActivity("process " + record.Topic, ActivityKind.Consumer, parent);
+
+        // The attributes that samplers may look at are given at creation: system, operation, topic, partition, server.
+        var activity = Source.StartActivity(ActivityKind.Consumer, parent, partition.SpanTags, name: partition.ProcessSpanName);
         if (activity is { IsAllDataRequested: true })
         {
-            activity.SetTag("messaging.system", "kafka");
-            activity.SetTag("messaging.operation.type", "process");
-            activity.SetTag("messaging.operation.name", "process");
-            activity.SetTag("messaging.destination.name", record.Topic);
-            activity.SetTag("messaging.destination.partition.id", record.Partition.Value.ToString(CultureInfo.InvariantCulture));
-            activity.SetTag("messaging.kafka.offset", record.Offset.Value);
-            activity.SetTag("messaging.consumer.group.name", groupId);
-            if (record.Message.Key is { } key)
-            {
-                activity.SetTag("messaging.kafka.message.key", Encoding.UTF8.GetString(key));
-            }
-
-            if (record.Message.Value is { } value)
-            {
-                activity.SetTag("messaging.message.body.size", value.Length);
-            }
+            activity.SetTag(KafkaOffset, record.Offset.Value);
+            SetMessageTags(activity, record.Message.Key, record.Message.Value);
         }
 
         return activity;
@@ -78,28 +68,50 @@ internal static class ReliableTracing
         if (deadLettered)
         {
             activity.SetTag("kafka.reliable.dead_lettered", true);
-            activity.SetTag("error.type", exception?.GetType().FullName);
+            activity.SetTag(ErrorType, exception is null ? "_OTHER" : ReliableMetrics.ErrorTypeOf(exception));
             activity.SetStatus(ActivityStatusCode.Error, exception?.Message);
         }
     }
 
-    /// <summary>Starts the span of a dead-letter write, a child of the record's processing span, and writes its context into the dead letter's headers.</summary>
-    public static Activity? StartDeadLetter(string deadLetterTopic, Headers headers)
+    /// <summary>
+    /// Starts the span of a dead-letter write, a child of the record's processing span, and writes its context into the dead
+    /// letter's headers.
+    /// </summary>
+    /// <param name="deadLetterTopic">The dead-letter topic.</param>
+    /// <param name="message">The dead letter; its headers get the span's context.</param>
+    /// <param name="producer">The dead-letter producer's settings: its client id and bootstrap servers.</param>
+    public static Activity? StartDeadLetter(string deadLetterTopic, Message<byte[]?, byte[]?> message, ProducerConfig producer)
     {
         if (!Source.HasListeners())
         {
             return null;
         }
 
-        var activity = Source.StartActivity("publish " + deadLetterTopic, ActivityKind.Producer);
+        var tags = new List<KeyValuePair<string, object?>>(8)
+        {
+            new(MessagingSystem, MessagingSystemKafka),
+            new(OperationName, Send),
+            new(OperationType, Send),
+            new(DestinationName, deadLetterTopic),
+        };
+        ConsumerTelemetry.AddServer(tags, BootstrapServer.Parse(producer.BootstrapServers));
+        var activity = Source.StartActivity(ActivityKind.Producer, default(ActivityContext), tags, name: Send + " " + deadLetterTopic);
         if (activity is null)
         {
             return null;
         }
 
-        activity.SetTag("messaging.system", "kafka");
-        activity.SetTag("messaging.operation.type", "publish");
-        activity.SetTag("messaging.destination.name", deadLetterTopic);
+        if (activity.IsAllDataRequested)
+        {
+            if (producer.ClientId is { Length: > 0 } clientId)
+            {
+                activity.SetTag(ClientId, clientId);
+            }
+
+            SetMessageTags(activity, message.Key, message.Value);
+        }
+
+        var headers = message.Headers;
         headers.Remove(TraceParentHeader);
         headers.Remove(TraceStateHeader);
         headers.Add(TraceParentHeader, Encoding.ASCII.GetBytes(activity.Id!));
@@ -109,6 +121,64 @@ internal static class ReliableTracing
         }
 
         return activity;
+    }
+
+    /// <summary>Completes a dead-letter span with where the dead letter was written.</summary>
+    public static void DeadLetterSent(Activity? activity, DeliveryResult<byte[]?, byte[]?> delivered)
+    {
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(PartitionId, delivered.Partition.Value.ToString(CultureInfo.InvariantCulture));
+            activity.SetTag(KafkaOffset, delivered.Offset.Value);
+        }
+    }
+
+    /// <summary>Marks a dead-letter span as failed: <c>error.type</c> is the Kafka error code's name, or the exception's type.</summary>
+    public static void DeadLetterFailed(Activity? activity, Exception exception)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag(ErrorType, exception is KafkaException kafka ? kafka.Error.Code.ToString() : ReliableMetrics.ErrorTypeOf(exception));
+        activity.SetStatus(ActivityStatusCode.Error, exception.Message);
+    }
+
+    /// <summary>
+    /// The conventions' key text: the key decoded as UTF-8 when it is text (valid UTF-8 without control characters); null for
+    /// a binary key, which has no unambiguous string form and is left out rather than shown as garbage.
+    /// </summary>
+    internal static string? KeyText(byte[] key)
+    {
+        if (!Utf8.IsValid(key))
+        {
+            return null;
+        }
+
+        var text = Encoding.UTF8.GetString(key);
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                return null;
+            }
+        }
+
+        return text;
+    }
+
+    private static void SetMessageTags(Activity activity, byte[]? key, byte[]? value)
+    {
+        if (key is not null && KeyText(key) is { } text)
+        {
+            activity.SetTag(KafkaMessageKey, text);
+        }
+
+        if (value is null)
+        {
+            activity.SetTag(KafkaTombstone, true);
+        }
     }
 
     private static string? Header(ConsumeResult<byte[]?, byte[]?> record, string name) =>

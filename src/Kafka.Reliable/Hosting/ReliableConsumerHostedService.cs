@@ -40,7 +40,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         var logger = services.GetService<ILoggerFactory>()?.CreateLogger("Kafka.Reliable.Consumer." + registration.Name) ?? NullLogger.Instance;
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         var lifetime = services.GetService<IHostApplicationLifetime>();
-        var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification };
+        var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification, Metrics = services.GetRequiredService<ReliableMetrics>() };
         context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
         context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
         context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
@@ -168,7 +168,7 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
                 Log.ConsumerStuckRestarting(
                     context.Logger, context.Name, stuck.TopicPartition.Topic, stuck.TopicPartition.Partition.Value, stuck.OldestPendingOffset, stalledFor,
                     stuckAfter, context.Options.ShutdownTimeout);
-                ReliableMetrics.Add(ReliableMetrics.Restarts, context, stuck.TopicPartition.Topic);
+                ReliableMetrics.Add(context.Metrics.Restarts, context, stuck.TopicPartition.Topic);
                 await RestartAsync(runner, stopping.Token).ConfigureAwait(false);
                 lastRestart = context.Time.GetTimestamp();
             }

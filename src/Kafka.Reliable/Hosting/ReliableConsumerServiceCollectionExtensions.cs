@@ -72,6 +72,7 @@ public static class ReliableConsumerServiceCollectionExtensions
         services.AddOptions<ReliableConsumerOptions>(name).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReliableConsumerOptions>, ReliableConsumerOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => new Kafka.Reliable.Diagnostics.ReliableMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton<IHostedService>(sp => new ReliableConsumerHostedService(registration, sp));
         return new ReliableConsumerBuilder<TMessage>(services, registration);
     }

@@ -202,7 +202,7 @@ internal sealed class IdempotencyGate
     {
         if (Interlocked.Exchange(ref held.LostCounted, 1) == 0 && _consumer is not null)
         {
-            ReliableMetrics.Add(ReliableMetrics.LeasesLost, _consumer, held.Topic);
+            ReliableMetrics.Add(_consumer.Metrics.LeasesLost, _consumer, held.Topic);
         }
     }
 

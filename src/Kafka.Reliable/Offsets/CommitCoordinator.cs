@@ -85,13 +85,14 @@ internal sealed class CommitCoordinator
             return true;
         }
 
-        var started = ReliableMetrics.CommitDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        var metrics = _context.Metrics;
+        var started = metrics.ClientOperationDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             consumer.Commit(_buffer);
             if (started != 0)
             {
-                ReliableMetrics.Record(ReliableMetrics.CommitDuration, started, _context, _buffer[0].Topic);
+                metrics.Commit(started, _context, _buffer, error: null);
             }
 
             foreach (var committed in _buffer)
@@ -112,16 +113,25 @@ internal sealed class CommitCoordinator
                 }
             }
 
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _buffer[0].Topic);
-            Log.CommitFailed(_context.Logger, _context.Name, ex.Error.Reason);
+            Failed(metrics, started, ex.Error);
             return false;
         }
         catch (KafkaException ex)
         {
-            ReliableMetrics.Add(ReliableMetrics.CommitFailures, _context, _buffer[0].Topic);
-            Log.CommitFailed(_context.Logger, _context.Name, ex.Error.Reason);
+            Failed(metrics, started, ex.Error);
             return false;
         }
+    }
+
+    private void Failed(ReliableMetrics metrics, long started, Error error)
+    {
+        if (started != 0)
+        {
+            metrics.Commit(started, _context, _buffer, error.Code);
+        }
+
+        ReliableMetrics.Add(metrics.CommitFailures, _context, _buffer[0].Topic);
+        Log.CommitFailed(_context.Logger, _context.Name, error.Reason);
     }
 
     /// <summary>Forgets the recorded commits of partitions whose group offset was moved back by someone else (poll thread).</summary>

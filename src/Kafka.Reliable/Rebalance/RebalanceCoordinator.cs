@@ -127,7 +127,7 @@ internal sealed class RebalanceCoordinator(
     {
         partitions.Publish();
         flow.Share(partitions.Count);
-        ReliableMetrics.Rebalance(context, kind, changed);
+        context.Metrics.Rebalance(context, kind, changed);
     }
 
     /// <summary>

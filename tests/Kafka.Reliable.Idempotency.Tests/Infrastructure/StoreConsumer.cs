@@ -6,6 +6,7 @@ using Kafka.Reliable.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Idempotency.Tests.Infrastructure;
 
@@ -34,7 +35,7 @@ public sealed class EffectCounter : IMessageHandler<int>
 /// <summary>A host running one reliable consumer of integer ids with an idempotency store, and what it logged.</summary>
 public sealed class StoreConsumer : IAsyncDisposable
 {
-    private StoreConsumer(IHost host, TestLogs logs)
+    private StoreConsumer(IHost host, FakeLogCollector logs)
     {
         Host = host;
         Logs = logs;
@@ -42,14 +43,14 @@ public sealed class StoreConsumer : IAsyncDisposable
 
     public IHost Host { get; }
 
-    public TestLogs Logs { get; }
+    public FakeLogCollector Logs { get; }
 
     public static async Task<StoreConsumer> StartAsync(
         string bootstrapServers, string topic, string group, EffectCounter handler, Action<IReliableConsumerBuilder<int>> useStore, Action<ReliableConsumerOptions>? configure = null)
     {
-        var logs = new TestLogs();
+        var logs = new FakeLogCollector();
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Information);
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Information);
         // Longer than a stop can take by design (a revoke drain and the shutdown drain, 30 s each, then the leave): these
         // tests are about effects, and a loaded machine once needed more than 60 s to stop a member in mid-rebalance.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(150));

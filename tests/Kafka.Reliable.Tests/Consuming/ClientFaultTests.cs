@@ -38,8 +38,8 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
 
         Assert.Equal(Enumerable.Range(0, 600), consumer.Handler.Handled.Select(h => h.Id).Order());
         Assert.True(faults.Failed("Pause") == 3 && faults.Failed("Resume") == 3, $"the client refused pauses ({faults.Failed("Pause")}) and resumes ({faults.Failed("Resume")})");
-        Assert.True(consumer.Logs.Count(503) + consumer.Logs.Count(504) >= 6, "each refused pause, resume or seek is logged");
-        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
+        Assert.True(consumer.Logs.CountOf(503) + consumer.Logs.CountOf(504) >= 6, "each refused pause, resume or seek is logged");
+        Assert.Equal(0, consumer.Logs.CountOf(104) + consumer.Logs.CountOf(105));
         Assert.True(consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested is false, "the host keeps running");
     }
 
@@ -73,8 +73,8 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         release.SetResult();
         await stopping.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
 
-        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
-        Assert.True(consumer.Logs.Count(503) >= 2, "each refused pause is logged");
+        Assert.Equal(0, consumer.Logs.CountOf(104) + consumer.Logs.CountOf(105));
+        Assert.True(consumer.Logs.CountOf(503) >= 2, "each refused pause is logged");
         Assert.Equal(20, broker.GetCommittedOffsets(group, topic, 1)[0]);
     }
 
@@ -90,8 +90,8 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 50, "every record is committed", state: () => consumer.Logs.Dump());
 
         Assert.Equal(2, faults.Failed("Consume"));
-        Assert.Equal(2, consumer.Logs.Count(504));
-        Assert.Equal(0, consumer.Logs.Count(104) + consumer.Logs.Count(105));
+        Assert.Equal(2, consumer.Logs.CountOf(504));
+        Assert.Equal(0, consumer.Logs.CountOf(104) + consumer.Logs.CountOf(105));
     }
 
     /// <summary>Wraps the consumer's client; the first calls of the chosen operations throw, every other call goes through.</summary>

@@ -64,7 +64,7 @@ public sealed class ConsumeEndToEndTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, TestConsumer.Events(50, 1));
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.StartPosition = StartPosition.Latest);
-        await Eventually.TrueAsync(() => consumer.Logs.Count(400) > 0, "the partition is assigned");
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(400) > 0, "the partition is assigned");
 
         // The assignment is known, but the position is resolved on the first fetch: keep producing until new records arrive.
         var nextId = 50;

@@ -49,7 +49,7 @@ public sealed class FailureAndOrderTests(KafkaBrokerFixture broker)
         Assert.Equal([1, 2, 3], handler.Attempts.Where(a => a.Offset == 5).Select(a => a.Attempt));
         Assert.Equal(2, committedDuringFailures.Count);
         Assert.All(committedDuringFailures, c => Assert.True(c <= 5, $"the committed offset was {c} while record 5 was failing"));
-        Assert.True(consumer.Logs.Count(200) >= 2, "each failed attempt is logged");
+        Assert.True(consumer.Logs.CountOf(200) >= 2, "each failed attempt is logged");
     }
 
     /// <summary>
@@ -134,7 +134,7 @@ public sealed class FailureAndOrderTests(KafkaBrokerFixture broker)
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => { o.PartitionBufferSize = 16; });
         await Eventually.TrueAsync(() => consumer.Handler.Handled.Count >= 1200, "1200 records are handled", state: () =>
             $"{consumer.Handler.Handled.Count} handled; last offset per partition: {string.Join(", ", consumer.Handler.Handled.GroupBy(h => h.Partition).Select(g => $"{g.Key}:{g.Max(h => h.Offset)}"))}; " +
-            $"paused {consumer.Logs.Count(201)}, resumed {consumer.Logs.Count(202)}; {consumer.Logs.Dump(12)}");
+            $"paused {consumer.Logs.CountOf(201)}, resumed {consumer.Logs.CountOf(202)}; {consumer.Logs.Dump(12)}");
         await consumer.StopAsync();
 
         Assert.Equal(Enumerable.Range(0, 1200), consumer.Handler.Handled.Select(h => h.Id).Order());
@@ -143,8 +143,8 @@ public sealed class FailureAndOrderTests(KafkaBrokerFixture broker)
             Assert.Equal(partition.Select(h => h.Offset).Order(), partition.Select(h => h.Offset));
         }
 
-        Assert.True(consumer.Logs.Count(201) > 0, "a partition with a full buffer is paused");
-        Assert.True(consumer.Logs.Count(202) > 0, "a paused partition is resumed once drained");
+        Assert.True(consumer.Logs.CountOf(201) > 0, "a partition with a full buffer is paused");
+        Assert.True(consumer.Logs.CountOf(202) > 0, "a paused partition is resumed once drained");
         Assert.Equal(broker.GetHighWatermarks(topic, 2), broker.GetCommittedOffsets(group, topic, 2));
     }
 }

@@ -46,7 +46,7 @@ public sealed class LostPartitionTests
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
 
         cluster.SetBrokerDown(3);
-        await Eventually.TrueAsync(() => consumer.Logs.Count(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
         cluster.SetBrokerUp(3);
 
         Assert.Equal(1, Volatile.Read(ref canceledAttempts));
@@ -57,11 +57,11 @@ public sealed class LostPartitionTests
         Assert.Equal([0, 1, 2, 3, 4, 5], consumer.Handler.Handled.Select(h => h.Id).Distinct().Order());
 
         // Between losing the partition and being assigned it again, the member committed nothing (and tried nothing).
-        var entries = consumer.Logs.Entries.ToList();
-        var lost = entries.FindIndex(e => e.EventId == 402);
-        var reassigned = entries.FindIndex(lost, e => e.EventId == 400);
+        var entries = consumer.Logs.GetSnapshot().ToList();
+        var lost = entries.FindIndex(e => e.Id.Id == 402);
+        var reassigned = entries.FindIndex(lost, e => e.Id.Id == 400);
         Assert.True(reassigned > lost, "the partition is assigned again after it was lost");
-        Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.EventId is 300 or 301 or 403);
+        Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.Id.Id is 300 or 301 or 403);
     }
 
     /// <summary>
@@ -123,11 +123,11 @@ public sealed class LostPartitionTests
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
 
         cluster.SetBrokerDown(3);
-        await Eventually.TrueAsync(() => consumer.Logs.Count(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
         cluster.SetBrokerUp(3);
 
         // Assigned back: the new assignment waits for the handler the old one could not stop.
-        await Eventually.TrueAsync(() => consumer.Logs.Count(408) >= 1, "the new assignment waits for the earlier assignment's handler", state: () => consumer.Logs.Dump());
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(408) >= 1, "the new assignment waits for the earlier assignment's handler", state: () => consumer.Logs.Dump());
         Assert.Equal(1, handler.Attempts.Count(a => a.Id == 3));
 
         release.SetResult();
@@ -138,7 +138,7 @@ public sealed class LostPartitionTests
         {
             // The earlier handler finished, so its key is complete: the new assignment skips record 3 as a duplicate.
             Assert.Equal(1, handler.Attempts.Count(a => a.Id == 3));
-            Assert.True(consumer.Logs.Count(212) >= 1, "record 3 is skipped as a duplicate under the new assignment");
+            Assert.True(consumer.Logs.CountOf(212) >= 1, "record 3 is skipped as a duplicate under the new assignment");
         }
     }
 

@@ -49,7 +49,7 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
         var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, customize: b => b.WithRebalanceHandler<RecordingHooks>(), services: s => s.AddSingleton(hooks));
         await inFlight.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         var stopping = consumer.StopAsync();
-        await Eventually.TrueAsync(() => consumer.Logs.Count(101) > 0, "the consumer starts stopping");
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(101) > 0, "the consumer starts stopping");
         Assert.Empty(hooks.Revoked);
 
         release.SetResult();
@@ -145,7 +145,7 @@ public sealed class RevokeDrainTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => Volatile.Read(ref blocked) == 2, "both partitions have their slow record in flight");
 
         await using var b = await TestConsumer.StartAsync(broker, topic, group);
-        await Eventually.TrueAsync(() => a.Logs.Count(407) >= 1, "the first member starts revoking a partition for the second", state: () => a.Logs.Dump());
+        await Eventually.TrueAsync(() => a.Logs.CountOf(407) >= 1, "the first member starts revoking a partition for the second", state: () => a.Logs.Dump());
         Assert.Empty(hooks.Revoked);
 
         release.SetResult();
@@ -167,7 +167,7 @@ public sealed class RevokeDrainTests(KafkaBrokerFixture broker)
         }
         else if (repeated)
         {
-            Assert.True(a.Logs.Count(403) > 0, "the next owner repeated records without the refused commit being reported");
+            Assert.True(a.Logs.CountOf(403) > 0, "the next owner repeated records without the refused commit being reported");
         }
     }
 }

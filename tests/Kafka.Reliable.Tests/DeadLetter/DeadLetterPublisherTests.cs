@@ -9,6 +9,7 @@ using Kafka.Reliable.Pipeline;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using Polly;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.DeadLetter;
 
@@ -17,7 +18,7 @@ public sealed class DeadLetterPublisherTests
 {
     private static readonly Error Fatal = new(ErrorCode.Local_Fatal, "Fatal error: Broker: Broker received an out of order sequence number", true);
 
-    private readonly TestLogs _logs = new();
+    private readonly FakeLogCollector _logs = new();
     private readonly ReliableConsumerOptions _options = new() { BootstrapServers = "127.0.0.1:9", GroupId = "g" };
     private readonly List<FakeProducer> _created = [];
 
@@ -93,7 +94,7 @@ public sealed class DeadLetterPublisherTests
         Assert.True(error.Error.IsFatal);
         var broken = Assert.Single(_created);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Equal(1, _logs.Count(611));
+        Assert.Equal(1, _logs.CountOf(611));
 
         // The next write (the caller's retry) gets a new producer, and succeeds.
         await PublishAsync(publisher, 0);
@@ -123,7 +124,7 @@ public sealed class DeadLetterPublisherTests
         inFlight.SetException(new ProduceException<byte[]?, byte[]?>(Fatal, new DeliveryResult<byte[]?, byte[]?>()));
         await Assert.ThrowsAsync<ProduceException<byte[]?, byte[]?>>(() => first);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Equal(1, _logs.Count(611));
+        Assert.Equal(1, _logs.CountOf(611));
 
         await PublishAsync(publisher, 3);
         Assert.Equal(2, _created.Count);
@@ -147,8 +148,8 @@ public sealed class DeadLetterPublisherTests
         Assert.Single(broken.Written);
         Assert.Single(_created[1].Written);
         Assert.Equal(1, broken.DisposeCount);
-        Assert.Contains(Fatal.Reason, Assert.Single(_logs.Entries, e => e.EventId == 611).Message, StringComparison.Ordinal);
-        Assert.Contains("1 request(s) timed out", Assert.Single(_logs.Entries, e => e.EventId == 612).Message, StringComparison.Ordinal);
+        Assert.Contains(Fatal.Reason, Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 611).Message, StringComparison.Ordinal);
+        Assert.Contains("1 request(s) timed out", Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 612).Message, StringComparison.Ordinal);
 
         publisher.Dispose();
         Assert.All(_created, p => Assert.Equal(1, p.DisposeCount));
@@ -189,7 +190,7 @@ public sealed class DeadLetterPublisherTests
         Assert.Equal("k", Encoding.UTF8.GetString(copy.Key!));
         Assert.InRange(copy.Value!.Length, 15_000, 20_000 - 512);
         Assert.True(value.AsSpan(0, copy.Value.Length).SequenceEqual(copy.Value), "the copy holds the start of the value");
-        var warning = Assert.Single(_logs.Entries, e => e.EventId == 610);
+        var warning = Assert.Single(_logs.GetSnapshot(), e => e.Id.Id == 610);
         Assert.Contains("t [0] @7", warning.Message, StringComparison.Ordinal);
         Assert.Contains("value 50000 bytes", warning.Message, StringComparison.Ordinal);
         Assert.Contains($"first {copy.Value.Length} bytes", warning.Message, StringComparison.Ordinal);
@@ -205,7 +206,7 @@ public sealed class DeadLetterPublisherTests
         Assert.Equal(ErrorCode.MsgSizeTooLarge, error.Error.Code);
         var producer = Assert.Single(_created);
         Assert.Equal(2, producer.Attempts.Count);
-        Assert.Equal(0, _logs.Count(610));
+        Assert.Equal(0, _logs.CountOf(610));
     }
 
     [Theory]
@@ -308,11 +309,11 @@ public sealed class DeadLetterPublisherTests
         _options.Retry.Delay = TimeSpan.FromSeconds(10);
         var time = new FakeTimeProvider();
         var publisher = Publisher(() => new FakeProducer { Refuse = _ => new Error(ErrorCode.Local_Transport, "broker down") });
-        var consumer = new ConsumerContext("c", _options, _logs.CreateLogger("test"), time);
+        var consumer = new ConsumerContext("c", _options, new FakeLogger(_logs, "test"), time);
         using var stop = new CancellationTokenSource();
 
         var write = publisher.WriteUntilAcknowledgedAsync(consumer, Poison(0), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, stop.Token).AsTask();
-        await Eventually.TrueAsync(() => _logs.Count(206) == 1, "the refused write is logged (206)", state: () => _logs.Dump());
+        await Eventually.TrueAsync(() => _logs.CountOf(206) == 1, "the refused write is logged (206)", state: () => _logs.Dump());
         Assert.Equal(1, consumer.DeadLetterFailing);
 
         await stop.CancelAsync();
@@ -327,7 +328,7 @@ public sealed class DeadLetterPublisherTests
         var time = new TimerCountingTime();
         var attempts = 0;
         var publisher = Publisher(() => new FakeProducer { Refuse = _ => Interlocked.Increment(ref attempts) <= refusals ? new Error(ErrorCode.Local_MsgTimedOut, "Local: Message timed out") : null });
-        var consumer = new ConsumerContext("c", _options, _logs.CreateLogger("test"), time);
+        var consumer = new ConsumerContext("c", _options, new FakeLogger(_logs, "test"), time);
 
         var write = publisher.WriteUntilAcknowledgedAsync(consumer, Poison(0), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, TestContext.Current.CancellationToken).AsTask();
         var delays = new List<TimeSpan>();
@@ -335,10 +336,10 @@ public sealed class DeadLetterPublisherTests
         {
             // Advanced only once the retry waits on the clock: a timer created after the advance would never fire.
             await Eventually.TrueAsync(
-                () => _logs.Count(206) == i && time.Timers == i, $"refused attempt {i} is logged (206) and the retry waits for its delay", state: () => $"{time.Timers} timer(s); {_logs.Dump()}");
+                () => _logs.CountOf(206) == i && time.Timers == i, $"refused attempt {i} is logged (206) and the retry waits for its delay", state: () => $"{time.Timers} timer(s); {_logs.Dump()}");
             Assert.Equal(1, consumer.DeadLetterFailing);
             var delay = TimeSpan.Parse(
-                Regex.Match(_logs.Entries.Where(e => e.EventId == 206).Last().Message, @"retrying in (\S+)$").Groups[1].Value, CultureInfo.InvariantCulture);
+                Regex.Match(_logs.GetSnapshot().Last(e => e.Id.Id == 206).Message, @"retrying in (\S+)$").Groups[1].Value, CultureInfo.InvariantCulture);
             delays.Add(delay);
             time.Advance(delay);
         }
@@ -398,7 +399,7 @@ public sealed class DeadLetterPublisherTests
         return producer;
     });
 
-    private ConsumerContext Consumer() => new("c", _options, _logs.CreateLogger("test"), TimeProvider.System);
+    private ConsumerContext Consumer() => new("c", _options, new FakeLogger(_logs, "test"), TimeProvider.System);
 
     private Task PublishAsync(DeadLetterPublisher publisher, long offset, byte[]? value = null) =>
         publisher.PublishAsync(Consumer(), Poison(0, offset, value), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, CancellationToken.None);

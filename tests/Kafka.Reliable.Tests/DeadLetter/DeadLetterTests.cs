@@ -38,7 +38,7 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         Assert.True(long.Parse(Header(DeadLetterHeaders.OriginalTimestamp), System.Globalization.CultureInfo.InvariantCulture) > 0);
         Assert.True(DateTimeOffset.TryParse(Header(DeadLetterHeaders.FirstFailure), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _));
         Assert.False(dead.Message.Headers.TryGetLastBytes(DeadLetterHeaders.ExceptionStackTrace, out _), "stack traces are off by default");
-        Assert.Equal(1, consumer.Logs.Count(205));
+        Assert.Equal(1, consumer.Logs.CountOf(205));
         Assert.Equal(Enumerable.Range(0, 10).Where(i => i != 4), consumer.Handler.Handled.Select(h => h.Id));
     }
 
@@ -53,9 +53,9 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         await broker.ProduceAsync(topic, [(0, "poison-key", "not json")]);
 
         await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o => o.DeadLetter.ProducerSettings["debug"] = "broker");
-        await Eventually.TrueAsync(() => consumer.Logs.Count(205) == 1, "the record is dead-lettered", state: () => consumer.Logs.Dump());
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(205) == 1, "the record is dead-lettered", state: () => consumer.Logs.Dump());
 
-        var producerLogs = consumer.Logs.Entries.Where(e => e.EventId == 502 && e.Message.Contains("-dlq#producer", StringComparison.Ordinal)).ToList();
+        var producerLogs = consumer.Logs.GetSnapshot().Where(e => e.Id.Id == 502 && e.Message.Contains("-dlq#producer", StringComparison.Ordinal)).ToList();
         Assert.True(producerLogs.Count > 0, $"expected the dead-letter producer's librdkafka logs as event 502 naming the producer; saw:{Environment.NewLine}{consumer.Logs.Dump(10)}");
         Assert.All(producerLogs, e => Assert.StartsWith("Consumer ", e.Message, StringComparison.Ordinal));
     }
@@ -74,7 +74,7 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
             o.DeadLetter.Enabled = false;
             o.Commit.Strategy = CommitStrategy.PerMessage;
         });
-        await Eventually.TrueAsync(() => consumer.Logs.Count(200) >= 3, "the malformed record is retried in place");
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(200) >= 3, "the malformed record is retried in place");
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 2, "records 0 and 1 are committed");
 
         Assert.Equal([0, 1], consumer.Handler.Handled.Select(h => h.Id));
@@ -98,10 +98,10 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         // The dead-letter topic refuses writes until the test "fixes" it by clearing the injected errors.
         cluster.PushRequestErrors(Testing.KafkaApiKey.Produce, Enumerable.Repeat(ErrorCode.MsgSizeTooLarge, 100_000).ToArray());
         await using var consumer = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, handler, o => o.Commit.Strategy = CommitStrategy.PerMessage);
-        await Eventually.TrueAsync(() => consumer.Logs.Count(206) >= 3, "failed dead-letter writes are reported");
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(206) >= 3, "failed dead-letter writes are reported");
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 1, "record 0 is committed");
         Assert.Equal([0], handler.Handled.Select(h => h.Id));
-        await Eventually.TrueAsync(() => consumer.Logs.Count(206) >= 6, "more failed writes are reported");
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(206) >= 6, "more failed writes are reported");
         Assert.Equal(1, cluster.GetCommittedOffsets(group, Topic)[0]);
         Assert.Equal([0], handler.Handled.Select(h => h.Id));
 
@@ -111,6 +111,6 @@ public sealed class DeadLetterTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 5, "the partition is committed to its end");
         await consumer.StopAsync();
         Assert.Equal(1, cluster.GetHighWatermarks(Topic + ".dlq")[0]);
-        Assert.Equal(1, consumer.Logs.Count(205));
+        Assert.Equal(1, consumer.Logs.CountOf(205));
     }
 }

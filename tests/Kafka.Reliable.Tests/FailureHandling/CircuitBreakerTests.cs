@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.FailureHandling;
 
@@ -29,13 +30,13 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         });
 
         // The circuit opens, and each trial after a break fails and opens it again: the records wait, they are not dead-lettered.
-        await Eventually.TrueAsync(() => consumer.Logs.Count(209) >= 3, "the circuit opens, and opens again after failed trials", state: () => consumer.Logs.Dump());
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(209) >= 3, "the circuit opens, and opens again after failed trials", state: () => consumer.Logs.Dump());
         await Eventually.TrueAsync(
             () => PausedPartitions(consumer.Logs).SetEquals([0, 1, 2]),
             "every partition is paused while the circuit is open",
             state: () => consumer.Logs.Dump());
         Assert.Empty(handler.Handled);
-        Assert.Equal(0, consumer.Logs.Count(205));
+        Assert.Equal(0, consumer.Logs.CountOf(205));
         Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
         Assert.All(broker.GetCommittedOffsets(group, topic, 3).Values, offset => Assert.True(offset <= 0, $"nothing is committed while the dependency is down (found {offset})"));
 
@@ -43,8 +44,8 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 3).Values.All(o => o == 100), "every partition is committed to its end after recovery");
 
         Assert.Equal(Enumerable.Range(0, 300), handler.Handled.Select(h => h.Id).Order());
-        Assert.True(consumer.Logs.Count(211) >= 1, "the circuit closed");
-        Assert.Equal(0, consumer.Logs.Count(205));
+        Assert.True(consumer.Logs.CountOf(211) >= 1, "the circuit closed");
+        Assert.Equal(0, consumer.Logs.CountOf(205));
         Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
     }
 
@@ -71,9 +72,9 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
 
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 1, "record 0 is handled by the circuit's trial and committed", state: () => consumer.Logs.Dump());
         Assert.Equal([1, 2, 3], handler.Attempts.Select(a => a.Attempt));
-        Assert.True(consumer.Logs.Count(209) >= 1, "the circuit opened");
-        Assert.True(consumer.Logs.Count(211) >= 1, "the circuit closed after the trial");
-        Assert.Equal(0, consumer.Logs.Count(205));
+        Assert.True(consumer.Logs.CountOf(209) >= 1, "the circuit opened");
+        Assert.True(consumer.Logs.CountOf(211) >= 1, "the circuit closed after the trial");
+        Assert.Equal(0, consumer.Logs.CountOf(205));
         Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
 
         await broker.ProduceAsync(topic, TestConsumer.Events(1, 1, firstId: 1));
@@ -99,7 +100,7 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
 
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 2, "record 0 is dead-lettered after its trials and record 1 is handled", state: () => consumer.Logs.Dump());
         Assert.Equal([1, 2, 3, 4], handler.Attempts.Where(a => a.Id == 0).Select(a => a.Attempt));
-        Assert.Equal(1, consumer.Logs.Count(223));
+        Assert.Equal(1, consumer.Logs.CountOf(223));
         Assert.Equal(1, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
         Assert.Equal([1], handler.Handled.Select(h => h.Id));
     }
@@ -116,8 +117,8 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
     }
 
-    private static HashSet<int> PausedPartitions(TestLogs logs) =>
-        logs.Entries.Where(e => e.EventId == 201).Select(e => int.Parse(PartitionOf().Match(e.Message).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
+    private static HashSet<int> PausedPartitions(FakeLogCollector logs) =>
+        logs.GetSnapshot().Where(e => e.Id.Id == 201).Select(e => int.Parse(PartitionOf().Match(e.Message).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
 
     [GeneratedRegex(@"\[(\d+)\] paused")]
     private static partial Regex PartitionOf();

@@ -4,6 +4,7 @@ using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.FailureHandling;
 
@@ -65,9 +66,9 @@ public sealed class PoisonInputTests(KafkaBrokerFixture broker)
         {
             Behavior = (message, _, _) => message.Key == "reject-me" ? throw new NonRetryableException("rejected by the handler") : ValueTask.CompletedTask,
         };
-        var logs = new TestLogs();
+        var logs = new FakeLogCollector();
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
         builder.Services.AddSingleton(handler);
         builder.Services.AddReliableConsumer<TestEvent>("poison", o =>
             {
@@ -103,7 +104,7 @@ public sealed class PoisonInputTests(KafkaBrokerFixture broker)
         }
 
         Assert.Empty(expectedBad);
-        Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Critical);
+        Assert.DoesNotContain(logs.GetSnapshot(), e => e.Level >= LogLevel.Critical);
     }
 
     [Fact]
@@ -119,8 +120,8 @@ public sealed class PoisonInputTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 5, "the partition is committed past the tombstone");
 
         Assert.Equal([0, 1, 3, 4], consumer.Handler.Handled.Select(h => h.Id));
-        Assert.Equal(1, consumer.Logs.Count(208));
-        Assert.Equal(0, consumer.Logs.Count(205));
+        Assert.Equal(1, consumer.Logs.CountOf(208));
+        Assert.Equal(0, consumer.Logs.CountOf(205));
     }
 
     [Fact]

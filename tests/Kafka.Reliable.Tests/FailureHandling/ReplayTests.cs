@@ -2,6 +2,7 @@ using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.FailureHandling;
 
@@ -149,8 +150,8 @@ public sealed class ReplayTests(KafkaBrokerFixture broker)
         }
 
         await broker.ProduceMessagesAsync(deadLetterTopic, [(0, Dead("whole", "41", null)), (0, Dead("cut", "42", "2000000"))]);
-        var logs = new TestLogs();
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        var logs = new FakeLogCollector();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(new FakeLoggerProvider(logs)));
 
         var result = await new DeadLetterReplayer(
             new DeadLetterReplayOptions { BootstrapServers = broker.BootstrapServers, DeadLetterTopic = deadLetterTopic, TargetTopic = target, MaxRecordsPerSecond = 1000 },
@@ -159,7 +160,7 @@ public sealed class ReplayTests(KafkaBrokerFixture broker)
 
         Assert.Equal(new DeadLetterReplayProgress(Replayed: 1, Skipped: 1, Pending: 2, Completed: true), result);
         Assert.Equal(["whole"], broker.ReadAll(target, 1, expected: 1).Select(r => Encoding.UTF8.GetString(r.Message.Key!)));
-        var warning = Assert.Single(logs.Entries, e => e.EventId == 603);
+        var warning = Assert.Single(logs.GetSnapshot(), e => e.Id.Id == 603);
         Assert.Contains("cut from 2000000 bytes", warning.Message, StringComparison.Ordinal);
         Assert.Contains("from orders [3] @42", warning.Message, StringComparison.Ordinal);
     }

@@ -19,7 +19,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(Records, 1));
-        using var metrics = new GroupMetrics(group);
+        using var meters = new TestMeters();
+        var restarts = meters.Collect<long>(RestartsMetric);
         var hooks = new HoldFirstRevoke();
         var stuckCalls = 0;
         var cancelled = 0;
@@ -55,7 +56,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
                 o.ShutdownTimeout = TimeSpan.FromSeconds(1);
             },
             customize: c => c.WithRebalanceHandler<HoldFirstRevoke>(),
-            services: s => s.AddSingleton(hooks).AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromMilliseconds(500)));
+            services: s => s.AddSingleton(hooks).AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromMilliseconds(500)),
+            meters: meters);
         var health = consumer.Host.Services.GetRequiredService<HealthCheckService>();
         var registration = Registration(consumer);
         var firstRunner = registration.Runner!;
@@ -65,7 +67,7 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         var stuck = Report(health);
         Assert.True(stuck.Status == HealthStatus.Unhealthy, $"expected unhealthy while the record is stuck; was {stuck.Status}: {stuck.Description}");
         Assert.Contains("finished none", stuck.Description, StringComparison.Ordinal);
-        Assert.Equal(1, consumer.Logs.Count(RestartingEvent));
+        Assert.Equal(1, consumer.Logs.CountOf(RestartingEvent));
         Assert.True(broker.GetCommittedOffsets(group, topic, 1)[0] <= StuckId, "nothing past the stuck record is committed");
         hooks.Release();
 
@@ -75,9 +77,9 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
             state: () => consumer.Logs.Dump());
         await Eventually.TrueAsync(() => Report(health).Status == HealthStatus.Healthy, "healthy again after the restart", state: () => Report(health).Description ?? string.Empty);
 
-        Assert.Equal(1, consumer.Logs.Count(RestartingEvent));
-        Assert.Equal(1, consumer.Logs.Count(RestartedEvent));
-        Assert.Equal(1, metrics.Sum(RestartsMetric));
+        Assert.Equal(1, consumer.Logs.CountOf(RestartingEvent));
+        Assert.Equal(1, consumer.Logs.CountOf(RestartedEvent));
+        Assert.Equal(1, restarts.Sum());
         Assert.NotSame(firstRunner, registration.Runner);
         Assert.False(firstRunner.IsRunning, "the stuck runner is stopped");
         Assert.True(registration.Runner!.IsRunning, "the new runner runs");
@@ -98,7 +100,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(Records, 1));
-        using var metrics = new GroupMetrics(group);
+        using var meters = new TestMeters();
+        var restarts = meters.Collect<long>(RestartsMetric);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var cancelled = 0;
         var handler = new RecordingHandler
@@ -126,7 +129,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         await using var consumer = await TestConsumer.StartAsync(
             broker, topic, group, handler,
             configure: o => o.Watchdog.StuckAfter = TimeSpan.FromSeconds(1),
-            services: s => s.AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromSeconds(3)));
+            services: s => s.AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromSeconds(3)),
+            meters: meters);
         var health = consumer.Host.Services.GetRequiredService<HealthCheckService>();
         var registration = Registration(consumer);
         var runner = registration.Runner!;
@@ -136,8 +140,8 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
             "the stuck partition is reported",
             state: () => Report(health).Description ?? string.Empty);
 
-        Assert.Equal(0, consumer.Logs.Count(RestartingEvent));
-        Assert.Equal(0, metrics.Sum(RestartsMetric));
+        Assert.Equal(0, consumer.Logs.CountOf(RestartingEvent));
+        Assert.Equal(0, restarts.Sum());
         Assert.Same(runner, registration.Runner);
         Assert.True(runner.IsRunning, "the consumer keeps running");
         Assert.Equal(0, Volatile.Read(ref cancelled));
@@ -146,7 +150,7 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == Records, $"all {Records} records are committed once the record is released");
         await Eventually.TrueAsync(() => Report(health).Status == HealthStatus.Healthy, "healthy again once the record is done", state: () => Report(health).Description ?? string.Empty);
         Assert.Single(handler.Attempts, a => a.Id == StuckId);
-        Assert.Equal(0, consumer.Logs.Count(RestartingEvent));
+        Assert.Equal(0, consumer.Logs.CountOf(RestartingEvent));
     }
 
     [Fact]
@@ -155,7 +159,9 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(Records, 1));
-        using var metrics = new GroupMetrics(group);
+        using var meters = new TestMeters();
+        var restarts = meters.Collect<long>(RestartsMetric);
+        var duplicates = meters.Collect<long>("kafka.reliable.records.duplicates");
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stuckCalls = 0;
         var running = 0;
@@ -198,13 +204,14 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
                 // Retry:MaxDelay stays the test default (50 ms), below the 100 ms the wait for a held key starts from:
                 // that wait once threw (Math.Clamp with min > max) and killed the partition's worker.
             },
-            customize: c => c.UseInMemoryIdempotency());
+            customize: c => c.UseInMemoryIdempotency(),
+            meters: meters);
         var registration = Registration(consumer);
         var firstRunner = registration.Runner!;
 
         // The restarted consumer reads the record again and finds its key held by the handler that is still running.
         await Eventually.TrueAsync(
-            () => (registration.Runner is { } runner && runner != firstRunner && (runner.Partitions.Any(p => p.IsHolding) || consumer.Logs.Count(408) >= 1)) || Volatile.Read(ref stuckCalls) > 1,
+            () => (registration.Runner is { } runner && runner != firstRunner && (runner.Partitions.Any(p => p.IsHolding) || consumer.Logs.CountOf(408) >= 1)) || Volatile.Read(ref stuckCalls) > 1,
             "the restarted consumer waits for the handler still running (for its assignment to end, or for the key it holds)",
             state: () => consumer.Logs.Dump());
         Assert.True(Volatile.Read(ref stuckCalls) == 1, "the record read again after the restart ran its handler while the first one was still running");
@@ -216,11 +223,11 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
             state: () => consumer.Logs.Dump());
 
         Assert.Equal(1, Volatile.Read(ref mostAtOnce));
-        Assert.True(metrics.Sum(RestartsMetric) >= 1, "the consumer was restarted");
+        Assert.True(restarts.Sum() >= 1, "the consumer was restarted");
 
         // The first handler finished and completed the key: the record read again is skipped as a duplicate, not handled twice.
         Assert.Single(handler.Handled, h => h.Id == StuckId);
-        Assert.Equal(1, metrics.Sum("kafka.reliable.records.duplicates"));
+        Assert.Equal(1, duplicates.Sum());
     }
 
     /// <summary>Holds the first revocation (the stuck consumer leaving its group) until the test has looked at it.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.Infrastructure;
 
@@ -41,7 +42,7 @@ public sealed class RecordingHandler : IMessageHandler<TestEvent>
 /// <summary>A generic host running one reliable consumer of <see cref="TestEvent"/> against the test broker.</summary>
 public sealed class TestConsumer : IAsyncDisposable
 {
-    private TestConsumer(IHost host, RecordingHandler handler, TestLogs logs)
+    private TestConsumer(IHost host, RecordingHandler handler, FakeLogCollector logs)
     {
         Host = host;
         Handler = handler;
@@ -52,16 +53,17 @@ public sealed class TestConsumer : IAsyncDisposable
 
     public RecordingHandler Handler { get; }
 
-    public TestLogs Logs { get; }
+    public FakeLogCollector Logs { get; }
 
     public static IHost Build(
-        string bootstrapServers, string topic, string groupId, RecordingHandler handler, TestLogs logs, Action<ReliableConsumerOptions>? configure = null,
-        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
+        string bootstrapServers, string topic, string groupId, RecordingHandler handler, FakeLogCollector logs, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null, TestMeters? meters = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         builder.Services.AddSingleton(handler);
+        meters?.Use(builder.Services);
         services?.Invoke(builder.Services);
         var consumer = builder.Services
             .AddReliableConsumer<TestEvent>("test", o =>
@@ -84,16 +86,16 @@ public sealed class TestConsumer : IAsyncDisposable
 
     public static Task<TestConsumer> StartAsync(
         KafkaBrokerFixture broker, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null,
-        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null) =>
-        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure, customize, services);
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null, TestMeters? meters = null) =>
+        StartAsync(broker.BootstrapServers, topic, groupId, handler, configure, customize, services, meters);
 
     public static async Task<TestConsumer> StartAsync(
         string bootstrapServers, string topic, string groupId, RecordingHandler? handler = null, Action<ReliableConsumerOptions>? configure = null,
-        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null, TestMeters? meters = null)
     {
         handler ??= new RecordingHandler();
-        var logs = new TestLogs();
-        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize, services);
+        var logs = new FakeLogCollector();
+        var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize, services, meters);
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new TestConsumer(host, handler, logs);
     }

@@ -32,7 +32,7 @@ public sealed class CommitFailureTests
         await Eventually.TrueAsync(() => consumer.Handler.Handled.Count == 200, "every record is handled");
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic).Values.Sum() == 200, "the offsets are committed once the errors pass", state: () => consumer.Logs.Dump());
 
-        Assert.True(consumer.Logs.Count(301) >= 1, "a failed commit is reported");
+        Assert.True(consumer.Logs.CountOf(301) >= 1, "a failed commit is reported");
         Assert.Equal(Enumerable.Range(0, 200), consumer.Handler.Handled.Select(h => h.Id).Order());
     }
 }

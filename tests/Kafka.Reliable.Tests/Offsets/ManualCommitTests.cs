@@ -88,7 +88,7 @@ public sealed class ManualCommitTests(KafkaBrokerFixture broker)
         await using var second = await TestConsumer.StartAsync(broker, topic, group, handler, Configure, b => b.UseIdempotencyStore(_ => store));
         await Eventually.TrueAsync(() => handler.Handled.Count == 20, "the second run handles the 10 unacknowledged records again (their keys were never completed)", state: () => second.Logs.Dump());
         await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 10, "the acknowledgements complete the keys and the records");
-        Assert.Equal(0, second.Logs.Count(212));
+        Assert.Equal(0, second.Logs.CountOf(212));
     }
 
     [Fact]
