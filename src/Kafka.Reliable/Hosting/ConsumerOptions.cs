@@ -107,3 +107,22 @@ internal sealed class ConsumerPipeline<TMessage>(string name) : IConsumerPipelin
     private ConsumerPipelineOptions<TMessage> Options(IServiceProvider services) =>
         services.GetRequiredService<IOptionsMonitor<ConsumerPipelineOptions<TMessage>>>().Get(name);
 }
+
+internal static class IdempotencyStoreOptionsExtensions
+{
+    /// <summary>
+    /// Reads a consumer's store choice while its options are validated. A store package chooses from its own options, and when
+    /// those are invalid their own validation reports it (once): the consumer's validation then goes on as if without a store.
+    /// </summary>
+    public static IdempotencyStoreOptions GetUnlessInvalid(this IOptionsMonitor<IdempotencyStoreOptions> stores, string name)
+    {
+        try
+        {
+            return stores.Get(name);
+        }
+        catch (OptionsValidationException)
+        {
+            return new IdempotencyStoreOptions();
+        }
+    }
+}

@@ -20,7 +20,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
 
         var errors = new ValidateOptionsResultBuilder();
         string Setting(string property) => registration.SettingName(property);
-        var store = stores.Get(name);
+        var store = stores.GetUnlessInvalid(name);
 
         if (string.IsNullOrWhiteSpace(options.BootstrapServers))
         {
