@@ -1,14 +1,14 @@
 using System.Text.Json.Serialization.Metadata;
-using Kafka.Reliable;
 using Kafka.Reliable.Hosting;
 using Kafka.Reliable.Idempotency;
+using Microsoft.Extensions.DependencyInjection;
 
-namespace Microsoft.Extensions.DependencyInjection;
+namespace Kafka.Reliable;
 
 /// <summary>
 /// Configures a reliable consumer through its builder. Each method writes the consumer's named options (its name is the
 /// options' name), so the calls may come in any order, before or after <c>WithTranslator</c> and <c>WithHandler</c>, and each
-/// returns the builder it was called on.
+/// returns the builder it was called on. They live in the builder's namespace, beside the store packages' <c>Use...Idempotency</c>.
 /// </summary>
 public static class ReliableConsumerBuilderExtensions
 {
