@@ -1,8 +1,15 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Kafka.Reliable;
 
-/// <summary>Registers the PostgreSQL idempotency store on a reliable consumer.</summary>
+/// <summary>
+/// Registers the PostgreSQL idempotency store on a reliable consumer. Its <see cref="PostgreSqlIdempotencyOptions"/> are named
+/// options (the consumer's name), bindable from configuration and validated when the host starts.
+/// </summary>
 public static class PostgreSqlIdempotencyBuilderExtensions
 {
     /// <summary>
@@ -11,20 +18,95 @@ public static class PostgreSqlIdempotencyBuilderExtensions
     /// <see cref="PostgreSqlMessageContextExtensions.GetNpgsqlTransaction"/> and its writes, the key and the partition's
     /// offset commit in one transaction: exactly-once effects.
     /// </summary>
-    /// <typeparam name="TMessage">The consumer's message type.</typeparam>
+    /// <typeparam name="TBuilder">The builder's type.</typeparam>
     /// <param name="builder">The consumer's builder.</param>
-    /// <param name="connectionString">The Npgsql connection string.</param>
+    /// <param name="connectionString">The Npgsql connection string: the store builds its own data source.</param>
     /// <param name="configure">Changes the store's settings.</param>
     /// <returns>The builder.</returns>
-    public static IReliableConsumerBuilder<TMessage> UsePostgreSqlIdempotency<TMessage>(
-        this IReliableConsumerBuilder<TMessage> builder, string connectionString, Action<PostgreSqlIdempotencyOptions>? configure = null)
+    public static TBuilder UsePostgreSqlIdempotency<TBuilder>(this TBuilder builder, string connectionString, Action<PostgreSqlIdempotencyOptions>? configure = null)
+        where TBuilder : IReliableConsumerBuilder
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        return builder.UsePostgreSqlIdempotencyCore(configuration: null, o =>
+        {
+            o.ConnectionString = connectionString;
+            configure?.Invoke(o);
+        });
+    }
+
+    /// <summary>
+    /// Keeps the keys of handled messages in PostgreSQL, with the store's settings bound from <paramref name="configuration"/>:
+    /// with a <c>ConnectionString</c> the store builds its own data source; without one it uses the application's
+    /// <c>NpgsqlDataSource</c> (the keyed one when <c>DataSourceKey</c> is set).
+    /// </summary>
+    /// <typeparam name="TBuilder">The builder's type.</typeparam>
+    /// <param name="builder">The consumer's builder.</param>
+    /// <param name="configuration">The configuration section holding <see cref="PostgreSqlIdempotencyOptions"/>.</param>
+    /// <returns>The builder.</returns>
+    public static TBuilder UsePostgreSqlIdempotency<TBuilder>(this TBuilder builder, IConfiguration configuration)
+        where TBuilder : IReliableConsumerBuilder
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return builder.UsePostgreSqlIdempotencyCore(configuration, configure: null);
+    }
+
+    /// <summary>
+    /// Keeps the keys of handled messages in PostgreSQL, with the store's settings set in code. Leave
+    /// <see cref="PostgreSqlIdempotencyOptions.ConnectionString"/> empty to use the application's <c>NpgsqlDataSource</c>, for
+    /// example <c>UsePostgreSqlIdempotency(o =&gt; o.Transactional = true)</c> after <c>AddNpgsqlDataSource(...)</c>.
+    /// </summary>
+    /// <typeparam name="TBuilder">The builder's type.</typeparam>
+    /// <param name="builder">The consumer's builder.</param>
+    /// <param name="configure">Sets the store's settings, after any configuration binding of the same consumer's store.</param>
+    /// <returns>The builder.</returns>
+    public static TBuilder UsePostgreSqlIdempotency<TBuilder>(this TBuilder builder, Action<PostgreSqlIdempotencyOptions> configure)
+        where TBuilder : IReliableConsumerBuilder
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        return builder.UsePostgreSqlIdempotencyCore(configuration: null, configure);
+    }
+
+    private static TBuilder UsePostgreSqlIdempotencyCore<TBuilder>(this TBuilder builder, IConfiguration? configuration, Action<PostgreSqlIdempotencyOptions>? configure)
+        where TBuilder : IReliableConsumerBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
-        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        var options = new PostgreSqlIdempotencyOptions { ConnectionString = connectionString };
-        configure?.Invoke(options);
-        return options.Transactional
-            ? builder.UseTransactionalIdempotencyStore(sp => new PostgreSqlIdempotencyStore(options, sp.GetService<TimeProvider>()))
-            : builder.UseIdempotencyStore(sp => new PostgreSqlIdempotencyStore(options, sp.GetService<TimeProvider>()));
+        var name = builder.Name;
+        var options = builder.Services.AddOptions<PostgreSqlIdempotencyOptions>(name);
+        if (configuration is not null)
+        {
+            options.Bind(configuration);
+        }
+
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgreSqlIdempotencyOptions>, PostgreSqlIdempotencyOptionsValidator>());
+        builder.Services.AddSingleton(new PostgreSqlIdempotencyOptionsSource(name, (configuration as IConfigurationSection)?.Path));
+
+        // The mode comes from the options, which may come from configuration: it is chosen when the consumer's store is first read.
+        builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<PostgreSqlIdempotencyOptions>>((store, monitor) =>
+        {
+            var postgres = monitor.Get(name);
+            if (postgres.Transactional)
+            {
+                store.UseTransactionalStore(sp => Create(sp, postgres));
+            }
+            else
+            {
+                store.UseStore(sp => Create(sp, postgres));
+            }
+        });
+        return builder;
     }
+
+    private static PostgreSqlIdempotencyStore Create(IServiceProvider services, PostgreSqlIdempotencyOptions options) =>
+        new(options, services.GetService<TimeProvider>(), ApplicationDataSource(services, options));
+
+    private static NpgsqlDataSource? ApplicationDataSource(IServiceProvider services, PostgreSqlIdempotencyOptions options) =>
+        !string.IsNullOrWhiteSpace(options.ConnectionString) ? null
+        : string.IsNullOrWhiteSpace(options.DataSourceKey) ? services.GetRequiredService<NpgsqlDataSource>()
+        : services.GetRequiredKeyedService<NpgsqlDataSource>(options.DataSourceKey);
 }

@@ -1,10 +1,22 @@
 namespace Kafka.Reliable;
 
-/// <summary>Settings of the PostgreSQL idempotency store.</summary>
+/// <summary>Settings of the PostgreSQL idempotency store: named options (the consumer's name), bindable from configuration and validated when the host starts.</summary>
 public sealed class PostgreSqlIdempotencyOptions
 {
-    /// <summary>Gets or sets the Npgsql connection string.</summary>
+    /// <summary>
+    /// Gets or sets the Npgsql connection string; the store then builds its own data source, and disposes it when it is
+    /// disposed. Leave it empty to use the application's <c>NpgsqlDataSource</c> (see <see cref="DataSourceKey"/>).
+    /// </summary>
+    /// <value>The default value is empty: the application's data source.</value>
     public string ConnectionString { get; set; } = string.Empty;
+
+    /// <summary>
+    /// Gets or sets the service key of the application's <c>NpgsqlDataSource</c>, registered for example with
+    /// <c>AddNpgsqlDataSource(connectionString, serviceKey: "orders")</c>, used when <see cref="ConnectionString"/> is empty.
+    /// The store uses that data source and never disposes it.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: the data source registered without a key.</value>
+    public string? DataSourceKey { get; set; }
 
     /// <summary>Gets or sets the schema of the store's tables.</summary>
     /// <value>The default value is <c>public</c>.</value>

@@ -17,6 +17,7 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     private readonly PostgreSqlIdempotencyOptions _options;
     private readonly TimeProvider _time;
     private readonly NpgsqlDataSource _dataSource;
+    private readonly bool _ownsDataSource;
     private readonly string _table;
     private readonly string _offsetsTable;
     private readonly SemaphoreSlim _schemaLock = new(1, 1);
@@ -25,13 +26,17 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     /// <summary>Initializes a new instance of the <see cref="PostgreSqlIdempotencyStore"/> class.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="timeProvider">The clock; the system clock by default.</param>
-    /// <exception cref="ArgumentException">The connection string is missing, or the schema or table name is not a plain identifier.</exception>
-    public PostgreSqlIdempotencyStore(PostgreSqlIdempotencyOptions options, TimeProvider? timeProvider = null)
+    /// <param name="dataSource">
+    /// The application's data source to use (it stays the application's: the store does not dispose it); by default the store
+    /// builds its own from <see cref="PostgreSqlIdempotencyOptions.ConnectionString"/> and disposes it when it is disposed.
+    /// </param>
+    /// <exception cref="ArgumentException">No data source is given and the connection string is missing, or the schema or table name is not a plain identifier.</exception>
+    public PostgreSqlIdempotencyStore(PostgreSqlIdempotencyOptions options, TimeProvider? timeProvider = null, NpgsqlDataSource? dataSource = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        if (dataSource is null && string.IsNullOrWhiteSpace(options.ConnectionString))
         {
-            throw new ArgumentException("ConnectionString is required, for example 'Host=db;Username=orders;Password=...;Database=orders'.", nameof(options));
+            throw new ArgumentException("ConnectionString is required, for example 'Host=db;Username=orders;Password=...;Database=orders', unless the store is given the application's NpgsqlDataSource.", nameof(options));
         }
 
         foreach (var (name, value) in new[] { ("Schema", options.Schema), ("TableName", options.TableName) })
@@ -44,7 +49,8 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
 
         _options = options;
         _time = timeProvider ?? TimeProvider.System;
-        _dataSource = NpgsqlDataSource.Create(options.ConnectionString);
+        _ownsDataSource = dataSource is null;
+        _dataSource = dataSource ?? NpgsqlDataSource.Create(options.ConnectionString);
         _table = $"{options.Schema}.{options.TableName}";
         _offsetsTable = $"{options.Schema}.{options.TableName}_offsets";
         _schemaReady = !options.CreateSchema;
@@ -265,8 +271,9 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
         }
     }
 
-    /// <inheritdoc />
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    /// <summary>Disposes the data source the store built from the connection string; a data source the application gave it stays open.</summary>
+    /// <returns>A task that completes when the data source is disposed.</returns>
+    public ValueTask DisposeAsync() => _ownsDataSource ? _dataSource.DisposeAsync() : ValueTask.CompletedTask;
 
     internal async ValueTask StoreOffsetAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, MessageContext context, CancellationToken cancellationToken)
     {
@@ -362,7 +369,7 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     }
 
     [GeneratedRegex("^[a-z][a-z0-9_]{0,62}$")]
-    private static partial Regex Identifier();
+    internal static partial Regex Identifier();
 }
 
 /// <summary>The transaction a handler writes through with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>

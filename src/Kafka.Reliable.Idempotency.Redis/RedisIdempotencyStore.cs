@@ -63,20 +63,28 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
         """);
 
     private readonly RedisIdempotencyOptions _options;
-    private readonly ConfigurationOptions _configuration;
+    private readonly ConfigurationOptions? _configuration;
     private readonly Lock _connectionLock = new();
-    private Task<ConnectionMultiplexer>? _connection;
+
+    // The store's own connection, created on first use from the configuration string; or the application's, given to the
+    // constructor, which the store uses and never closes.
+    private Task<IConnectionMultiplexer>? _connection;
+    private readonly bool _ownsConnection;
     private bool _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisIdempotencyStore"/> class.</summary>
     /// <param name="options">The settings.</param>
-    /// <exception cref="ArgumentException">The configuration string is missing or the retention is not positive.</exception>
-    public RedisIdempotencyStore(RedisIdempotencyOptions options)
+    /// <param name="connection">
+    /// The application's connection to use (it stays the application's: the store does not close it); by default the store
+    /// connects with <see cref="RedisIdempotencyOptions.Configuration"/> and closes that connection when it is disposed.
+    /// </param>
+    /// <exception cref="ArgumentException">No connection is given and the configuration string is missing, or the retention is not positive.</exception>
+    public RedisIdempotencyStore(RedisIdempotencyOptions options, IConnectionMultiplexer? connection = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.Configuration))
+        if (connection is null && string.IsNullOrWhiteSpace(options.Configuration))
         {
-            throw new ArgumentException("Configuration is required, for example 'localhost:6379'.", nameof(options));
+            throw new ArgumentException("Configuration is required, for example 'localhost:6379', unless the store is given the application's IConnectionMultiplexer.", nameof(options));
         }
 
         if (options.Retention <= TimeSpan.Zero)
@@ -85,6 +93,13 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
         }
 
         _options = options;
+        if (connection is not null)
+        {
+            _connection = Task.FromResult(connection);
+            return;
+        }
+
+        _ownsConnection = true;
         _configuration = ConfigurationOptions.Parse(options.Configuration);
 
         // Redis down when the consumer starts must not be fatal: the multiplexer comes up disconnected and reconnects by itself,
@@ -155,7 +170,7 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        Task<ConnectionMultiplexer>? connecting;
+        Task<IConnectionMultiplexer>? connecting;
         lock (_connectionLock)
         {
             _disposed = true;
@@ -163,7 +178,7 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
             _connection = null;
         }
 
-        if (connecting is not null)
+        if (connecting is not null && _ownsConnection)
         {
             try
             {
@@ -183,17 +198,20 @@ public sealed class RedisIdempotencyStore : IIdempotencyStore, IAsyncDisposable
     /// Gets the shared connection, connecting on first use. A connection attempt that failed is not kept: the next call tries
     /// again, so a store whose Redis was down at first use recovers once Redis is back.
     /// </summary>
-    private Task<ConnectionMultiplexer> ConnectAsync()
+    private Task<IConnectionMultiplexer> ConnectAsync()
     {
         lock (_connectionLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_connection is null || _connection.IsFaulted || _connection.IsCanceled)
             {
-                _connection = ConnectionMultiplexer.ConnectAsync(_configuration);
+                _connection = ConnectOwnAsync(_configuration!);
             }
 
             return _connection;
         }
     }
+
+    private static async Task<IConnectionMultiplexer> ConnectOwnAsync(ConfigurationOptions configuration) =>
+        await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
 }

@@ -477,7 +477,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     }
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,62}$")]
-    private static partial Regex Identifier();
+    internal static partial Regex Identifier();
 }
 
 /// <summary>This process's turn at a database's write lock; released once, by whoever holds it last.</summary>

@@ -4,22 +4,25 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Kafka.Reliable;
 
-/// <summary>Thresholds of a reliable consumer's health check (<c>AddHealthChecks().AddReliableConsumer("Orders")</c>).</summary>
+/// <summary>
+/// Thresholds of a reliable consumer's health check (<c>AddHealthChecks().AddReliableConsumer("Orders")</c>): named options
+/// (the check's name), bindable from configuration and validated when the host starts.
+/// </summary>
 public sealed class ReliableConsumerHealthOptions
 {
     /// <summary>Gets or sets the lag of a partition (high watermark minus committed offset) above which the consumer is degraded.</summary>
-    /// <value>The default value is 10,000 records.</value>
+    /// <value>The default value is 10,000 records. Allowed: 0 or more.</value>
     public long MaxLag { get; set; } = 10_000;
 
     /// <summary>Gets or sets how long a record may wait, buffered and not done, before the consumer is degraded.</summary>
-    /// <value>The default value is 5 minutes.</value>
+    /// <value>The default value is 5 minutes. Allowed: more than zero.</value>
     public TimeSpan MaxRecordAge { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
     /// Gets or sets how long a partition with records pending may go without finishing one before the consumer is
     /// unhealthy (a stuck consumer: a handler that hangs, a record that retries forever).
     /// </summary>
-    /// <value>The default value is 10 minutes.</value>
+    /// <value>The default value is 10 minutes. Allowed: more than zero.</value>
     public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(10);
 }
 
@@ -28,23 +31,25 @@ public sealed class ReliableConsumerHealthOptions
 /// or when a partition with pending records makes no progress for <see cref="ReliableConsumerHealthOptions.StallTimeout"/>;
 /// degraded when its circuit breaker is open, when a partition lags more than
 /// <see cref="ReliableConsumerHealthOptions.MaxLag"/>, or when a record waits longer than
-/// <see cref="ReliableConsumerHealthOptions.MaxRecordAge"/>; healthy otherwise. It reads the consumer's state; it sends no request.
+/// <see cref="ReliableConsumerHealthOptions.MaxRecordAge"/>; healthy otherwise. It reads the state the consumer publishes
+/// (its <see cref="ConsumerState"/>, resolved by the consumer's name); it sends no request. Unhealthy is reported as the
+/// registration's failure status.
 /// </summary>
-internal sealed class ReliableConsumerHealthCheck(ConsumerRegistry registry, string consumerName, ReliableConsumerHealthOptions options, TimeProvider time) : IHealthCheck
+internal sealed class ReliableConsumerHealthCheck(ConsumerState? state, string consumerName, ReliableConsumerHealthOptions options, TimeProvider time) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(Check());
+        Task.FromResult(Check(context.Registration?.FailureStatus ?? HealthStatus.Unhealthy));
 
-    private HealthCheckResult Check()
+    private HealthCheckResult Check(HealthStatus failureStatus)
     {
-        if (!registry.TryGet(consumerName, out var registration))
+        if (state is null)
         {
-            return HealthCheckResult.Unhealthy($"No reliable consumer named '{consumerName}' is registered.");
+            return new HealthCheckResult(failureStatus, $"No reliable consumer named '{consumerName}' is registered.");
         }
 
-        if (registration.Runner is not { } runner || !runner.IsRunning)
+        if (state.Runner is not { } runner || !runner.IsRunning)
         {
-            return HealthCheckResult.Unhealthy(registration.Runner?.FatalReason is { } reason
+            return new HealthCheckResult(failureStatus, state.Runner?.FatalReason is { } reason
                 ? $"Consumer '{consumerName}' stopped on a fatal error: {reason}"
                 : $"Consumer '{consumerName}' is not running.");
         }
@@ -98,7 +103,7 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerRegistry registry, str
             }
         }
 
-        return unhealthy.Count > 0 ? HealthCheckResult.Unhealthy($"Consumer '{consumerName}': {string.Join("; ", unhealthy.Concat(degraded))}.", data: data)
+        return unhealthy.Count > 0 ? new HealthCheckResult(failureStatus, $"Consumer '{consumerName}': {string.Join("; ", unhealthy.Concat(degraded))}.", data: data)
             : degraded.Count > 0 ? HealthCheckResult.Degraded($"Consumer '{consumerName}': {string.Join("; ", degraded)}.", data: data)
             : HealthCheckResult.Healthy($"Consumer '{consumerName}' is consuming.", data);
     }

@@ -1,146 +1,62 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Text.Json.Serialization.Metadata;
-using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Kafka.Reliable.Hosting;
 
-internal sealed class ReliableConsumerBuilder<TMessage>(IServiceCollection services, ConsumerRegistration registration) : IReliableConsumerBuilder<TMessage>
+internal sealed class ReliableConsumerBuilder<TMessage>(string name, IServiceCollection services) : IReliableConsumerBuilder<TMessage>
 {
-    public string Name => registration.Name;
+    public string Name { get; } = name;
 
     public IServiceCollection Services { get; } = services;
+}
 
-    public IReliableConsumerBuilder<TMessage> Configure(Action<ReliableConsumerOptions> configure)
-    {
-        ArgumentNullException.ThrowIfNull(configure);
-        Services.Configure(Name, configure);
-        return this;
-    }
+internal sealed class ReliableConsumerBuilder<TMessage, TDomain>(string name, IServiceCollection services) : IReliableConsumerBuilder<TMessage, TDomain>
+{
+    public string Name { get; } = name;
 
-    public IReliableConsumerBuilder<TMessage> ClassifyExceptions(Action<ExceptionClassification> configure)
-    {
-        ArgumentNullException.ThrowIfNull(configure);
-        configure(registration.Classification);
-        return this;
-    }
+    public IServiceCollection Services { get; } = services;
+}
 
-    public IReliableConsumerBuilder<TMessage> WithResiliencePipeline(Polly.ResiliencePipeline pipeline)
-    {
-        ArgumentNullException.ThrowIfNull(pipeline);
-        registration.ResiliencePipelineFactory = _ => pipeline;
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithRebalanceHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>()
-        where THandler : class, IRebalanceHandler
-    {
-        Services.TryAddSingleton<THandler>();
-        registration.RebalanceHandlerFactory = static sp => sp.GetRequiredService<THandler>();
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> UseIdempotencyStore(Func<IServiceProvider, IIdempotencyStore> storeFactory)
-    {
-        ArgumentNullException.ThrowIfNull(storeFactory);
-        registration.IdempotencyStoreFactory = storeFactory;
-        registration.IdempotencyTransactional = false;
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> UseTransactionalIdempotencyStore(Func<IServiceProvider, ITransactionalIdempotencyStore> storeFactory)
-    {
-        ArgumentNullException.ThrowIfNull(storeFactory);
-        registration.IdempotencyStoreFactory = storeFactory;
-        registration.IdempotencyTransactional = true;
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> UseInMemoryIdempotency(int maxEntries = 100_000)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
-        return UseIdempotencyStore(sp => new InMemoryIdempotencyStore(maxEntries, sp.GetService<TimeProvider>()));
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithIdempotencyKey(Func<TMessage, MessageContext, string?> keySelector)
-    {
-        ArgumentNullException.ThrowIfNull(keySelector);
-        registration.IdempotencyKeySelector = keySelector;
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithDeserializer<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDeserializer>()
-        where TDeserializer : class, IMessageDeserializer<TMessage>
-    {
-        Services.TryAddSingleton<TDeserializer>();
-        registration.DeserializerFactory = static sp => sp.GetRequiredService<TDeserializer>();
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithDeserializer(IMessageDeserializer<TMessage> deserializer)
-    {
-        ArgumentNullException.ThrowIfNull(deserializer);
-        registration.DeserializerFactory = _ => deserializer;
-        return this;
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithJsonDeserializer(JsonTypeInfo<TMessage> typeInfo) =>
-        WithDeserializer(new JsonMessageDeserializer<TMessage>(typeInfo));
-
-    public IReliableConsumerBuilder<TMessage, TDomain> WithTranslator<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TTranslator, TDomain>()
-        where TTranslator : class, IMessageTranslator<TMessage, TDomain>
-    {
-        Services.TryAddSingleton<TTranslator>();
-        return new ReliableConsumerBuilder<TMessage, TDomain>(this, static sp => sp.GetRequiredService<TTranslator>());
-    }
-
-    public IReliableConsumerBuilder<TMessage> WithHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
-        where THandler : class, IMessageHandler<TMessage>
-    {
-        SetHandler<THandler, TMessage>(static _ => IdentityTranslator<TMessage>.Instance, lifetime);
-        return this;
-    }
-
-    internal void SetHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler, TDomain>(
-        Func<IServiceProvider, IMessageTranslator<TMessage, TDomain>> translatorFactory, ServiceLifetime lifetime)
+/// <summary>What the builder's members write: each one a named option of the consumer, so that the order of the calls does not matter.</summary>
+internal static class ConsumerBuilderRegistrations
+{
+    public static void SetHandler<TDomain, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(IReliableConsumerBuilder builder, ServiceLifetime lifetime)
         where THandler : class, IMessageHandler<TDomain>
     {
+        ArgumentNullException.ThrowIfNull(builder);
         if (lifetime == ServiceLifetime.Transient)
         {
             lifetime = ServiceLifetime.Scoped;
         }
 
-        Services.TryAdd(new ServiceDescriptor(typeof(THandler), typeof(THandler), lifetime));
-        var singleton = lifetime == ServiceLifetime.Singleton;
-        registration.ProcessorFactory = (sp, idempotency) => new RecordProcessor<TMessage, TDomain>(
-            ResolveDeserializer(sp),
-            translatorFactory(sp),
-            static scoped => scoped.GetRequiredService<THandler>(),
-            singleton,
-            sp,
-            idempotency,
-            (Func<TMessage, MessageContext, string?>?)registration.IdempotencyKeySelector);
+        builder.Services.TryAdd(new ServiceDescriptor(typeof(THandler), typeof(THandler), lifetime));
+        var handler = new HandlerRegistration<TDomain>(static services => services.GetRequiredService<THandler>(), lifetime == ServiceLifetime.Singleton);
+        builder.Services.Configure<ConsumerHandlerOptions<TDomain>>(builder.Name, o => o.Handler = handler);
     }
 
-    private IMessageDeserializer<TMessage> ResolveDeserializer(IServiceProvider services) =>
-        registration.DeserializerFactory is { } factory
-            ? (IMessageDeserializer<TMessage>)factory(services)
-            : new JsonMessageDeserializer<TMessage>();
-}
-
-internal sealed class ReliableConsumerBuilder<TMessage, TDomain>(
-    ReliableConsumerBuilder<TMessage> inner,
-    Func<IServiceProvider, IMessageTranslator<TMessage, TDomain>> translatorFactory) : IReliableConsumerBuilder<TMessage, TDomain>
-{
-    public string Name => inner.Name;
-
-    public IServiceCollection Services => inner.Services;
-
-    public IReliableConsumerBuilder<TMessage, TDomain> WithHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
-        where THandler : class, IMessageHandler<TDomain>
+    public static void SetTranslator<TMessage, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TTranslator, TDomain>(IReliableConsumerBuilder builder)
+        where TTranslator : class, IMessageTranslator<TMessage, TDomain>
     {
-        inner.SetHandler<THandler, TDomain>(translatorFactory, lifetime);
-        return this;
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<TTranslator>();
+        var translation = new ConsumerTranslation<TMessage, TDomain>(static services => services.GetRequiredService<TTranslator>());
+        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, o => o.Translation = translation);
+    }
+
+    public static void SetDeserializer<TMessage, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDeserializer>(IReliableConsumerBuilder builder)
+        where TDeserializer : class, IMessageDeserializer<TMessage>
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<TDeserializer>();
+        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, static o => o.Deserializer = static services => services.GetRequiredService<TDeserializer>());
+    }
+
+    public static void SetRebalanceHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(IReliableConsumerBuilder builder)
+        where THandler : class, IRebalanceHandler
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<THandler>();
+        builder.Services.Configure<ConsumerServicesOptions>(builder.Name, static o => o.RebalanceHandler = static services => services.GetRequiredService<THandler>());
     }
 }

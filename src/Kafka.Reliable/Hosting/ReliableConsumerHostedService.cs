@@ -15,8 +15,10 @@ namespace Kafka.Reliable.Hosting;
 /// lives in the <see cref="ConsumerRunner"/> (the Kafka client, its group membership, the partition workers, the
 /// dead-letter producer) and in the pipeline built for it.
 /// </summary>
-internal sealed class ReliableConsumerHostedService(ConsumerRegistration registration, IServiceProvider services) : IHostedService, IAsyncDisposable
+internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeline pipeline, IServiceProvider services) : IHostedService, IAsyncDisposable
 {
+    // Resolved by name, so that the health check reads what this consumer publishes.
+    private readonly ConsumerState _state = services.GetRequiredKeyedService<ConsumerState>(name);
     private readonly CancellationTokenSource _stopping = new();
     private ConsumerRunner? _runner;
     private Task _cleanup = Task.CompletedTask;
@@ -30,30 +32,29 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var options = services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get(registration.Name);
-        if (registration.ProcessorFactory is null)
-        {
-            throw new InvalidOperationException(
-                $"Reliable consumer '{registration.Name}' has no handler: call WithHandler<THandler>() on the builder that AddReliableConsumer returned.");
-        }
+        var options = services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get(name);
+        pipeline.EnsureHandler(services);
 
-        var logger = services.GetService<ILoggerFactory>()?.CreateLogger("Kafka.Reliable.Consumer." + registration.Name) ?? NullLogger.Instance;
+        var consumerServices = services.GetRequiredService<IOptionsMonitor<ConsumerServicesOptions>>().Get(name);
+        var classification = services.GetRequiredService<IOptionsMonitor<ExceptionClassification>>().Get(name);
+        var idempotencyStore = services.GetRequiredService<IOptionsMonitor<IdempotencyStoreOptions>>().Get(name);
+        var logger = services.GetService<ILoggerFactory>()?.CreateLogger("Kafka.Reliable.Consumer." + name) ?? NullLogger.Instance;
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         var lifetime = services.GetService<IHostApplicationLifetime>();
-        var context = new ConsumerContext(registration.Name, options, logger, time) { Classification = registration.Classification, Metrics = services.GetRequiredService<ReliableMetrics>() };
-        context.Resilience = registration.ResiliencePipelineFactory?.Invoke(services) ?? HandlerResilience.Build(context);
-        context.RebalanceHandler = registration.RebalanceHandlerFactory?.Invoke(services);
-        context.FirstAttemptOutsidePipeline = registration.ResiliencePipelineFactory is null && !options.CircuitBreaker.Enabled;
+        var context = new ConsumerContext(name, options, logger, time) { Classification = classification, Metrics = services.GetRequiredService<ReliableMetrics>() };
+        context.Resilience = consumerServices.ResiliencePipeline?.Invoke(services) ?? HandlerResilience.Build(context);
+        context.RebalanceHandler = consumerServices.RebalanceHandler?.Invoke(services);
+        context.FirstAttemptOutsidePipeline = consumerServices.ResiliencePipeline is null && !options.CircuitBreaker.Enabled;
         context.ClientInterceptor = services.GetService<IClientInterceptor>();
         _context = context;
         _onFatal = lifetime is null ? null : lifetime.StopApplication;
 
-        if (registration.IdempotencyStoreFactory is { } storeFactory)
+        if (idempotencyStore.HasStore)
         {
-            _store = storeFactory(services);
-            _storeTransactional = registration.IdempotencyTransactional;
+            _store = idempotencyStore.TransactionalStoreFactory is { } transactional ? transactional(services) : idempotencyStore.StoreFactory!(services);
+            _storeTransactional = idempotencyStore.IsTransactional;
             var gate = NewGate();
-            context.StoredOffsets = registration.IdempotencyTransactional ? gate.Store as IStoredOffsets : null;
+            context.StoredOffsets = _storeTransactional ? gate.Store as IStoredOffsets : null;
             _cleanup = CleanupLoopAsync(gate, context, _stopping.Token);
         }
 
@@ -124,10 +125,10 @@ internal sealed class ReliableConsumerHostedService(ConsumerRegistration registr
         // a restart waits for a handler of that runner that ignored its cancellation (it still holds the message's key)
         // instead of running beside it.
         var gate = _store is null ? null : NewGate();
-        var processor = registration.ProcessorFactory!(services, gate);
+        var processor = pipeline.Create(services, gate);
         var runner = new ConsumerRunner(_context!, processor, _onFatal);
         runner.Start();
-        registration.Runner = runner;
+        _state.Publish(runner);
         return runner;
     }
 

@@ -9,7 +9,7 @@ namespace Kafka.Reliable.Hosting;
 /// Checks a consumer's options when the host starts (G9), and says for each problem which setting to fix and how.
 /// The Kafka settings are checked by librdkafka itself, so a misspelt or out-of-range property fails here, not at the first poll.
 /// </summary>
-internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry registry) : IValidateOptions<ReliableConsumerOptions>
+internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry registry, IOptionsMonitor<IdempotencyStoreOptions> stores) : IValidateOptions<ReliableConsumerOptions>
 {
     public ValidateOptionsResult Validate(string? name, ReliableConsumerOptions options)
     {
@@ -20,6 +20,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
 
         var errors = new ValidateOptionsResultBuilder();
         string Setting(string property) => registration.SettingName(property);
+        var store = stores.GetUnlessInvalid(name);
 
         if (string.IsNullOrWhiteSpace(options.BootstrapServers))
         {
@@ -132,7 +133,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         // Checked even while RestartWhenStuck is off: turning the watchdog on later must not be what reveals a bad value.
         CheckDuration(errors, Setting("Watchdog:StuckAfter"), options.Watchdog.StuckAfter, ReliableConsumerConstants.MinStuckAfter, ReliableConsumerConstants.MaxStuckAfter);
 
-        if (registration.IdempotencyStoreFactory is not null)
+        if (store.HasStore)
         {
             var idempotency = options.Idempotency;
             if (string.IsNullOrWhiteSpace(idempotency.KeyHeader))
@@ -145,7 +146,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             CheckDuration(errors, Setting("Idempotency:CleanupInterval"), idempotency.CleanupInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         }
 
-        if (options.Commit.Strategy == CommitStrategy.Manual && registration.IdempotencyStoreFactory is not null && registration.IdempotencyTransactional)
+        if (options.Commit.Strategy == CommitStrategy.Manual && store.IsTransactional)
         {
             // See docs/idempotency.md, "Stores, dispatch modes and commit strategies".
             errors.AddError(
@@ -162,7 +163,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
                 errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which needs {Setting("Dispatch")} = Sequential (one record per partition in a transaction at a time); it is {options.Dispatch}.");
             }
 
-            if (registration.IdempotencyStoreFactory is not null)
+            if (store.HasStore)
             {
                 errors.AddError($"{Setting("Commit:Strategy")} is Transactional, which cannot be combined with an idempotency store: the Kafka transaction already makes the output and the offset atomic. Remove the Use...Idempotency call, or choose another strategy.");
             }

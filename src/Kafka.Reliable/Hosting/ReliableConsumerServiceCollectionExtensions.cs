@@ -66,17 +66,20 @@ public static class ReliableConsumerServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
 
-        var registry = GetOrAddRegistry(services);
-        var registration = registry.Add(name, configurationPath);
+        GetOrAddRegistry(services).Add(name, configurationPath);
 
         services.AddOptions<ReliableConsumerOptions>(name).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReliableConsumerOptions>, ReliableConsumerOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new Kafka.Reliable.Diagnostics.ReliableMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        services.AddSingleton<IHostedService>(sp => new ReliableConsumerHostedService(registration, sp));
-        return new ReliableConsumerBuilder<TMessage>(services, registration);
+        services.AddKeyedSingleton<ConsumerState>(name);
+        var pipeline = new ConsumerPipeline<TMessage>(name);
+        services.AddSingleton<IHostedService>(sp => new ReliableConsumerHostedService(name, pipeline, sp));
+        return new ReliableConsumerBuilder<TMessage>(name, services);
     }
 
+    // Read when consumers are registered (to refuse a name given twice, and to name settings in validation errors), never
+    // while they run: their running state is a keyed ConsumerState each.
     private static ConsumerRegistry GetOrAddRegistry(IServiceCollection services)
     {
         foreach (var descriptor in services)

@@ -250,11 +250,12 @@ public sealed class WatchdogTests(KafkaBrokerFixture broker)
         }
     }
 
-    private static ConsumerRegistration Registration(TestConsumer consumer)
+    private static ConsumerState Registration(TestConsumer consumer)
     {
-        Assert.True(consumer.Host.Services.GetRequiredService<ConsumerRegistry>().TryGet("test", out var registration), "the consumer 'test' is registered");
-        Assert.NotNull(registration.Runner);
-        return registration;
+        var state = consumer.Host.Services.GetKeyedService<ConsumerState>("test");
+        Assert.True(state is not null, "the consumer 'test' is registered");
+        Assert.NotNull(state.Runner);
+        return state;
     }
 
     private static HealthReportEntry Report(HealthCheckService health) =>
