@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;

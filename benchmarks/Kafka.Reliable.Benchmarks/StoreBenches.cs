@@ -1,3 +1,5 @@
+using Kafka.Reliable.Idempotency.PostgreSql;
+using Kafka.Reliable.Idempotency.Sqlite;
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Npgsql;

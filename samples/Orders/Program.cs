@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.Diagnostics.Metrics;
 using System.Text;
 using Confluent.Kafka;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;

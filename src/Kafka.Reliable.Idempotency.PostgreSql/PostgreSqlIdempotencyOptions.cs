@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.PostgreSql;
 
 /// <summary>Settings of the PostgreSQL idempotency store: named options (the consumer's name), bindable from configuration and validated when the host starts.</summary>
 public sealed class PostgreSqlIdempotencyOptions

@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.PostgreSql;
 
 /// <summary>Where the PostgreSQL store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
 internal sealed record PostgreSqlIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);

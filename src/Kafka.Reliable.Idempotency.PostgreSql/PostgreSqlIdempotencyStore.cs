@@ -3,7 +3,7 @@ using Confluent.Kafka;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.PostgreSql;
 
 /// <summary>
 /// An idempotency store in PostgreSQL, shared by every instance of a consumer group. Keys are taken under a lease with
@@ -386,19 +386,4 @@ public sealed class PostgreSqlIdempotencyTransaction : DbIdempotencyTransaction<
     /// <inheritdoc />
     protected override ValueTask BeforeCommitAsync(MessageContext context, CancellationToken cancellationToken) =>
         _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken);
-}
-
-/// <summary>Gives a handler the PostgreSQL connection and transaction of its message, with <see cref="PostgreSqlIdempotencyOptions.Transactional"/>.</summary>
-public static class PostgreSqlMessageContextExtensions
-{
-    /// <summary>Gets the transaction the handler writes through, so that its writes commit with the idempotency record and offset.</summary>
-    /// <param name="context">The message's context.</param>
-    /// <returns>The transaction (its <c>Connection</c> and <c>Transaction</c>).</returns>
-    /// <exception cref="InvalidOperationException">The consumer does not use the PostgreSQL store in transactional mode.</exception>
-    public static PostgreSqlIdempotencyTransaction GetNpgsqlTransaction(this MessageContext context)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        return context.Transaction as PostgreSqlIdempotencyTransaction
-            ?? throw new InvalidOperationException("This message has no PostgreSQL transaction: register the consumer with UsePostgreSqlIdempotency(..., o => o.Transactional = true).");
-    }
 }

@@ -1,3 +1,5 @@
+using Kafka.Reliable.Idempotency.Redis;
+using Kafka.Reliable.Idempotency;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;

@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Redis;
 
 /// <summary>Where the Redis store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
 internal sealed record RedisIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);

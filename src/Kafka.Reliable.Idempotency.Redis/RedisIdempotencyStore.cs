@@ -1,6 +1,6 @@
 using StackExchange.Redis;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Redis;
 
 /// <summary>
 /// An idempotency store in Redis, shared by every instance of a consumer group. A key is taken with <c>SET key owner NX PX

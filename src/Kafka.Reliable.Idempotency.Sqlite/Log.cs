@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Sqlite;
 
 /// <summary>
 /// The SQLite store's log messages, source-generated. Event ids continue the core's 2xx records group (213-215 are the

@@ -1,3 +1,5 @@
+using Kafka.Reliable.Idempotency.Sqlite;
+using Kafka.Reliable.Idempotency;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Sqlite;
 
 /// <summary>Defaults and limits of the SQLite idempotency store.</summary>
 internal static class SqliteIdempotencyConstants

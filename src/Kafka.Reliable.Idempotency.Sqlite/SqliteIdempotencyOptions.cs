@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Sqlite;
 
 /// <summary>Settings of the SQLite idempotency store.</summary>
 public sealed class SqliteIdempotencyOptions

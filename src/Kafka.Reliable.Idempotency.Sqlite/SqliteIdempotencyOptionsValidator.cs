@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Sqlite;
 
 /// <summary>Where the SQLite store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
 internal sealed record SqliteIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);

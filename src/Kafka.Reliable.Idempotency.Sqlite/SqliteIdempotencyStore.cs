@@ -6,7 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency.Sqlite;
 
 /// <summary>
 /// An idempotency store in a SQLite database file: embedded, durable, no server. The database runs in WAL mode, so readers
@@ -524,19 +524,4 @@ public sealed class SqliteIdempotencyTransaction : DbIdempotencyTransaction<Sqli
     /// <inheritdoc />
     protected override ValueTask BeforeCommitAsync(MessageContext context, CancellationToken cancellationToken) =>
         _store.StoreOffsetAsync(Connection, Transaction, context, cancellationToken);
-}
-
-/// <summary>Gives a handler the SQLite transaction of its message, with <see cref="SqliteIdempotencyOptions.Transactional"/>.</summary>
-public static class SqliteMessageContextExtensions
-{
-    /// <summary>Gets the transaction the handler writes through, so that its writes commit with the idempotency record.</summary>
-    /// <param name="context">The message's context.</param>
-    /// <returns>The transaction (its <c>Connection</c> and <c>Transaction</c>).</returns>
-    /// <exception cref="InvalidOperationException">The consumer does not use the SQLite store in transactional mode.</exception>
-    public static SqliteIdempotencyTransaction GetSqliteTransaction(this MessageContext context)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        return context.Transaction as SqliteIdempotencyTransaction
-            ?? throw new InvalidOperationException("This message has no SQLite transaction: register the consumer with UseSqliteIdempotency(..., o => o.Transactional = true).");
-    }
 }

@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Kafka.Reliable.Idempotency;
 
 namespace Kafka.Reliable;
 

@@ -1,3 +1,5 @@
+using Kafka.Reliable.DeadLetter;
+
 namespace Kafka.Reliable;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.Text.RegularExpressions;
 
 namespace Kafka.Reliable.Cli.Tests;

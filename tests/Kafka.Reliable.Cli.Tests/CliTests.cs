@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency.Sqlite;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;

@@ -1,4 +1,7 @@
 using Confluent.Kafka;
+using Kafka.Reliable.Idempotency.PostgreSql;
+using Kafka.Reliable.Idempotency.Redis;
+using Kafka.Reliable.Idempotency.Sqlite;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;

@@ -1,3 +1,6 @@
+using Kafka.Reliable.Idempotency.PostgreSql;
+using Kafka.Reliable.Idempotency.Redis;
+using Kafka.Reliable.Idempotency.Sqlite;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

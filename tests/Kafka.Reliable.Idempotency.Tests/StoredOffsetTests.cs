@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency.Sqlite;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 

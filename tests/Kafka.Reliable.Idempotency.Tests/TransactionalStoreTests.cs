@@ -1,4 +1,6 @@
 using Confluent.Kafka;
+using Kafka.Reliable.Idempotency.PostgreSql;
+using Kafka.Reliable.Idempotency.Sqlite;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 using Npgsql;

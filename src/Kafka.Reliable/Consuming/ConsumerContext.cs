@@ -1,5 +1,6 @@
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
 using Microsoft.Extensions.Logging;
 using Polly;
 

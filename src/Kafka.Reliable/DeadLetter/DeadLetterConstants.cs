@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.DeadLetter;
 
 internal static class DeadLetterConstants
 {

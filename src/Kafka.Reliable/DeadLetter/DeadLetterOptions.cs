@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.DeadLetter;
 
 /// <summary>
 /// Where records go that can never be processed: a payload that cannot be deserialized, a message the translator rejects,

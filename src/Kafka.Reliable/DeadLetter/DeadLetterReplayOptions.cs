@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.DeadLetter;
 
 /// <summary>
 /// What <see cref="DeadLetterReplayer"/> replays: which dead-letter topic, which of its records, where to, and how fast.

@@ -1,6 +1,6 @@
 using System.Threading.RateLimiting;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.DeadLetter;
 
 /// <summary>The replay's rate limit (<see cref="DeadLetterReplayOptions.MaxRecordsPerSecond"/>) as a token bucket.</summary>
 internal static class DeadLetterReplayRate

@@ -8,7 +8,7 @@ using Kafka.Reliable.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.DeadLetter;
 
 /// <summary>
 /// Republishes dead-lettered records to their original topic (or a chosen one) once the cause of their failure is fixed.

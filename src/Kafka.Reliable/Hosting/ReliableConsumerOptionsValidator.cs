@@ -1,3 +1,5 @@
+using Kafka.Reliable.DeadLetter;
+using Kafka.Reliable.Idempotency;
 using System.Text.RegularExpressions;
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;

@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency;
 
 /// <summary>
 /// Remembers which messages were handled, so that a message delivered again (after a crash before the commit, a

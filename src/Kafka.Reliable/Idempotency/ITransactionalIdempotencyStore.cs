@@ -1,6 +1,6 @@
 using Confluent.Kafka;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency;
 
 /// <summary>
 /// An idempotency store that records a message as handled in the same database transaction as the handler's own writes

@@ -3,7 +3,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency;
 
 /// <summary>
 /// An idempotency store in the process's memory: for tests and for single-instance consumers whose duplicates after a

@@ -1,6 +1,7 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
 
 namespace Kafka.Reliable.Offsets;
 

@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
 using Microsoft.Extensions.Logging;
 
 namespace Kafka.Reliable.Offsets;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency;
 using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Kafka.Reliable.Diagnostics;

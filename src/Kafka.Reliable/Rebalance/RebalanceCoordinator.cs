@@ -1,6 +1,7 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
 using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Pipeline;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.Text;
 using System.Threading.RateLimiting;
 using Confluent.Kafka;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.DeadLetter;
 using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.Tests.Infrastructure;

@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

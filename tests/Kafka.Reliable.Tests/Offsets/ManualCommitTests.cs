@@ -1,3 +1,4 @@
+using Kafka.Reliable.Idempotency;
 using System.Collections.Concurrent;
 using Kafka.Reliable.Tests.Infrastructure;
 

@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
+using Kafka.Reliable.Idempotency;
 using Kafka.Reliable.Offsets;
 using Kafka.Reliable.Rebalance;
 using Kafka.Reliable.Tests.Infrastructure;

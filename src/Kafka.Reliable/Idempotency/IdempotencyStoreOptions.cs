@@ -1,4 +1,4 @@
-namespace Kafka.Reliable;
+namespace Kafka.Reliable.Idempotency;
 
 /// <summary>
 /// The idempotency store of one consumer: named options (the consumer's name), written by <c>UseIdempotencyStore</c>,
