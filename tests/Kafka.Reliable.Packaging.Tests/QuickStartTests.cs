@@ -41,7 +41,8 @@ public sealed partial class QuickStartTests(PackedFeed feed)
     [InlineData("Kafka.Reliable.Idempotency.Sqlite", "sqlite-program", true)]
     [InlineData("Kafka.Reliable.Idempotency.PostgreSql", "postgresql-program", false)]
     [InlineData("Kafka.Reliable.Idempotency.Redis", "redis-program", false)]
-    public async Task StoreReadmeSnippet_InFreshWorker_Compiles(string packageId, string snippet, bool start)
+    [InlineData("Kafka.Reliable.OpenTelemetry", "otel-program", true)]
+    public async Task PackageReadmeSnippet_InFreshWorker_Compiles(string packageId, string snippet, bool start)
     {
         var storeReadme = Markdown.Read(feed.RepositoryFile($"src/{packageId}/README.md"));
         var install = storeReadme.Commands("install");
@@ -57,7 +58,8 @@ public sealed partial class QuickStartTests(PackedFeed feed)
         // PostgreSQL and Redis would need their servers to start; compiling is what is checked for them.
         if (start)
         {
-            await StartAndExpectConsumedAsync(worker, static (w, env) => Task.FromResult(w.Start(env)), orderId => $"Order {orderId} handled once");
+            var handled = packageId.EndsWith(".OpenTelemetry", StringComparison.Ordinal) ? "handled" : "handled once";
+            await StartAndExpectConsumedAsync(worker, static (w, env) => Task.FromResult(w.Start(env)), orderId => $"Order {orderId} {handled}");
         }
     }
 

@@ -25,7 +25,7 @@ internal sealed class WorkerProject
 
     /// <summary>
     /// Runs the docs' commands (<c>dotnet new worker -n X</c>, <c>cd X</c>, <c>dotnet add package ...</c>) in a new folder.
-    /// <c>dotnet add package</c> gets <c>--version</c> with the packed version: the docs install the latest release, the test the build under test.
+    /// <c>dotnet add package Kafka.Reliable...</c> gets <c>--version</c> with the packed version: the docs install the latest release, the test the build under test.
     /// </summary>
     public static async Task<WorkerProject> CreateAsync(PackedFeed feed, string folder, IEnumerable<string> commands)
     {
@@ -49,7 +49,7 @@ internal sealed class WorkerProject
             }
 
             var arguments = words[1..].ToList();
-            if (words is ["dotnet", "add", "package", _])
+            if (words is ["dotnet", "add", "package", var package] && package.StartsWith("Kafka.Reliable", StringComparison.Ordinal))
             {
                 arguments.AddRange(["--version", feed.Version]);
             }
