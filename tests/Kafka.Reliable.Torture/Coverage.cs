@@ -25,6 +25,11 @@ public static class Coverage
         yield return $"Volume={config.Volume}";
         yield return $"PartitionBufferSize={(config.PartitionBufferSize == 0 ? "default" : "set")}";
         yield return $"MaxBufferedBytes={(config.MaxBufferedBytes == 0 ? "default" : "1MiB")}";
+        yield return $"BuilderOrder={(config.HandlerFirst ? "HandlerFirst" : "StoreFirst")}";
+        if (config.Store is StoreKind.PostgresLease or StoreKind.PostgresTransactional or StoreKind.Redis)
+        {
+            yield return $"StoreConnection={(config.ApplicationConnection ? "Application" : "Own")}";
+        }
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -125,6 +130,7 @@ public static class Coverage
         values.UnionWith(["CircuitBreaker=True", "CircuitBreaker=False", "Watchdog=True", "Watchdog=False", "Translator=True", "Translator=False"]);
         values.UnionWith(["ChildProcesses=True", "ChildProcesses=False", "MaxPayloadBytes=default", "MaxPayloadBytes=limited", "Members=1", "Members=2", "Members=3"]);
         values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
+        values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));
         values.UnionWith(Enum.GetValues<FaultKind>().Select(v => $"Fault={v}"));

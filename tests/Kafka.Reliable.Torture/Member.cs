@@ -293,9 +293,57 @@ public static class MemberHost
         }
 #endif
         builder.Services.AddSingleton(sp => new JobRunner(config, member, journal, epochs, sp.GetRequiredService<DeferredAcker>()));
-        var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment))
-            .WithDeserializer(new JobDeserializer())
-            .WithRebalanceHandler<EpochTracker>();
+        var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment));
+#if TORTURE_OLD_LIBRARY
+        // The library before issue 14 took the store before the translator only, and no connection of the application's.
+        var handlerFirst = false;
+#else
+        var handlerFirst = config.HandlerFirst;
+        if (config.ApplicationConnection)
+        {
+            RegisterApplicationConnection(builder.Services, config, environment);
+        }
+#endif
+        if (handlerFirst)
+        {
+            // The builder takes its calls in any order: the handler (and translator) first, the store and the rest after it.
+            if (config.Translator)
+            {
+                var translated = consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+                UseStore(translated, config, environment);
+                translated.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
+            }
+            else
+            {
+                UseStore(consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton), config, environment);
+                consumer.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
+            }
+
+            return builder.Build();
+        }
+
+        consumer.WithDeserializer(new JobDeserializer()).WithRebalanceHandler<EpochTracker>();
+        UseStore(consumer, config, environment);
+        if (config.Translator)
+        {
+            consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+        }
+        else
+        {
+            consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton);
+        }
+
+        return builder.Build();
+    }
+
+    /// <summary>Chooses the run's idempotency store on the builder (any builder: before or after the translator).</summary>
+    private static void UseStore<TBuilder>(TBuilder consumer, TortureConfig config, MemberEnvironment environment)
+        where TBuilder : IReliableConsumerBuilder<Job>
+    {
+        var applicationConnection = false;
+#if !TORTURE_OLD_LIBRARY
+        applicationConnection = config.ApplicationConnection;
+#endif
         switch (config.Store)
         {
             case StoreKind.InMemory:
@@ -312,6 +360,14 @@ public static class MemberHost
                     }
                 });
                 break;
+#if !TORTURE_OLD_LIBRARY
+            case StoreKind.PostgresLease or StoreKind.PostgresTransactional when applicationConnection:
+                consumer.UsePostgreSqlIdempotency(o => o.Transactional = config.Store == StoreKind.PostgresTransactional);
+                break;
+            case StoreKind.Redis when applicationConnection:
+                consumer.UseRedisIdempotency(o => o.KeyPrefix = environment.RedisPrefix);
+                break;
+#endif
             case StoreKind.PostgresLease or StoreKind.PostgresTransactional:
                 consumer.UsePostgreSqlIdempotency(environment.Postgres!, o => o.Transactional = config.Store == StoreKind.PostgresTransactional);
                 break;
@@ -321,18 +377,30 @@ public static class MemberHost
             default:
                 break;
         }
-
-        if (config.Translator)
-        {
-            consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
-        }
-        else
-        {
-            consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton);
-        }
-
-        return builder.Build();
     }
+
+#if !TORTURE_OLD_LIBRARY
+    /// <summary>
+    /// Registers the connection the application shares with the store, as an application with its own use of the database
+    /// would: a data source, or a multiplexer that comes up even while Redis is down (the store's outages are a fault here).
+    /// </summary>
+    private static void RegisterApplicationConnection(IServiceCollection services, TortureConfig config, MemberEnvironment environment)
+    {
+        if (config.Store is StoreKind.PostgresLease or StoreKind.PostgresTransactional)
+        {
+            services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(environment.Postgres!));
+        }
+        else if (config.Store == StoreKind.Redis)
+        {
+            services.AddSingleton<StackExchange.Redis.IConnectionMultiplexer>(_ =>
+            {
+                var options = StackExchange.Redis.ConfigurationOptions.Parse(environment.Redis!);
+                options.AbortOnConnectFail = false;
+                return StackExchange.Redis.ConnectionMultiplexer.Connect(options);
+            });
+        }
+    }
+#endif
 
     private static void Configure(ReliableConsumerOptions o, TortureConfig config, MemberEnvironment environment)
     {

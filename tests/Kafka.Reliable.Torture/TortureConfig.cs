@@ -176,6 +176,15 @@ public sealed record TortureConfig
 
     public bool Translator { get; init; }
 
+    /// <summary>
+    /// Gets whether the PostgreSQL or Redis store uses a data source / multiplexer the application registered (instead of
+    /// building its own from a connection string).
+    /// </summary>
+    public bool ApplicationConnection { get; init; }
+
+    /// <summary>Gets whether the builder's calls come handler (and translator) first and store last, instead of store first.</summary>
+    public bool HandlerFirst { get; init; }
+
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
 
@@ -235,8 +244,8 @@ public sealed record TortureConfig
 
     /// <summary>A one-line summary of the axes, for progress output and the CI test names.</summary>
     public string Describe() =>
-        $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}, breaker {(CircuitBreaker ? "on" : "off")}, " +
-        $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}, {Partitions} partitions, " +
+        $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
+        $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, {Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -306,8 +315,15 @@ public sealed record TortureConfig
         // against the code before it behaves as it did.
         var defaultRecords = buffers.Next(100) < 50 && config.PartitionBufferSize == 1000;
         var smallBudget = buffers.Next(100) < 35;
+
+        // The builder's call order and the application's store connection joined later still, from a stream of their own.
+        var registration = new Random(unchecked((seed * 7919) ^ 0x6A09E667));
+        var applicationConnection = registration.Next(100) < 50 && config.Store is StoreKind.PostgresLease or StoreKind.PostgresTransactional or StoreKind.Redis;
+        var handlerFirst = registration.Next(100) < 50;
         return config with
         {
+            ApplicationConnection = applicationConnection,
+            HandlerFirst = handlerFirst,
             PartitionBufferSize = defaultRecords ? 0 : config.PartitionBufferSize,
             MaxBufferedBytes = smallBudget ? 1024 * 1024 : 0,
             Faults = faults,
