@@ -109,7 +109,7 @@ internal static class OffsetsResetCommand
                 TargetKind.Latest => high,
                 TargetKind.Offset => request.Target.Offset,
                 TargetKind.Shift => (current ?? throw new CliException(ExitCodes.BadArguments,
-                    $"Group '{request.Group}' has no committed offset on {Name(partition)} to shift from; choose --to-offset, --to-earliest, --to-latest or --to-datetime.")) + request.Target.Offset,
+                    $"Group '{request.Group}' has no committed offset on {Name(partition)} to shift from; choose --to-offset, --to-earliest, --to-latest or --to-datetime.")).SaturatingAdd(request.Target.Offset),
                 _ => OffsetAtTime(consumer, partition, low, high, request.Target.Time),
             };
             var target = Math.Clamp(wanted, low, high);
@@ -381,3 +381,12 @@ internal static class OffsetsResetCommand
 internal sealed record OffsetResetRow(string Topic, int Partition, long? Current, long Target, long First, long End, string? Note);
 
 internal sealed record OffsetResetReport(string Group, string Topic, bool Executed, List<OffsetResetRow> Partitions);
+
+internal static class OffsetArithmetic
+{
+    /// <summary>Adds a shift to an offset without wrapping: a shift past either end stops at <see cref="long.MaxValue"/> or <see cref="long.MinValue"/>, which the partition's bounds then clamp.</summary>
+    public static long SaturatingAdd(this long offset, long shift) =>
+        shift > 0 && offset > long.MaxValue - shift ? long.MaxValue
+        : shift < 0 && offset < long.MinValue - shift ? long.MinValue
+        : offset + shift;
+}

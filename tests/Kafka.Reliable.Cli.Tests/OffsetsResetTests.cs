@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
@@ -33,6 +34,12 @@ public sealed class OffsetsResetTests : IDisposable
         Assert.Matches(@"\n\s+0\s+2\s+0\s+-2\s+0\s+5\s+kept within 0-5 \(asked -1\)", table);
         Assert.Matches(@"\n\s+1\s+5\s+2\s+-3\s+0\s+5", table);
         Assert.Equal(new Dictionary<int, long> { [0] = 2, [1] = 5 }, _cluster.GetCommittedOffsets("loader", Topic));
+
+        // A shift past the end ("skip everything") stops at the end; it must not wrap around to the earliest offset.
+        var (_, farForward, _) = await Cli.RunAsync("offsets", "reset", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic, "--shift-by", long.MaxValue.ToString(CultureInfo.InvariantCulture), "--json");
+        Assert.Equal([(0, (long?)2, 5L), (1, (long?)5, 5L)], Rows(JsonDocument.Parse(farForward).RootElement));
+        var (_, farBack, _) = await Cli.RunAsync("offsets", "reset", "-b", _cluster.BootstrapServers, "--group", "loader", "--topic", Topic, "--shift-by", long.MinValue.ToString(CultureInfo.InvariantCulture), "--json");
+        Assert.Equal([(0, (long?)2, 0L), (1, (long?)5, 0L)], Rows(JsonDocument.Parse(farBack).RootElement));
     }
 
     [Fact]

@@ -176,8 +176,10 @@ internal sealed class DeadLetterPublisher : IDisposable
                 write).ConfigureAwait(false);
             return true;
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (Exception) when (stop.IsCancellationRequested)
         {
+            // Stopped: a cancelled wait, or a refused write the retry does not try again once stopped. Either way the record
+            // is left undone, and read again by whoever owns the partition next.
             return false;
         }
         catch (ObjectDisposedException)

@@ -51,7 +51,11 @@ internal sealed class ConsumerTelemetry
         return tags;
     }
 
-    /// <summary>The tags every instrument following the conventions carries: the system, the operation, the consumer and the broker.</summary>
+    /// <summary>
+    /// The tags every instrument following the conventions carries: the system, the operation and the broker. The consumer's
+    /// name is left to the spans and the library's own instruments: with the partition's tags, a conventions' measurement
+    /// has 8 tags, the most the OpenTelemetry SDK records without allocating.
+    /// </summary>
     public List<KeyValuePair<string, object?>> Common(string operationName, string operationType)
     {
         var tags = new List<KeyValuePair<string, object?>>(12)
@@ -59,7 +63,6 @@ internal sealed class ConsumerTelemetry
             new(MessagingSystem, MessagingSystemKafka),
             new(OperationName, operationName),
             new(OperationType, operationType),
-            new(KafkaReliableDiagnostics.ConsumerTag, Name),
         };
         AddServer(tags, Server);
         return tags;
@@ -94,6 +97,7 @@ internal sealed class PartitionTelemetry
         tags.Add(new(ConsumerGroupName, consumer.GroupId));
         ProcessTags = [.. tags];
         tags.Add(new(ClientId, consumer.ClientId));
+        tags.Add(new(KafkaReliableDiagnostics.ConsumerTag, consumer.Name));
         SpanTags = [.. tags];
     }
 
@@ -103,7 +107,7 @@ internal sealed class PartitionTelemetry
     /// <summary>Gets the tags of <c>messaging.process.duration</c> and <c>messaging.client.consumed.messages</c> for this partition.</summary>
     public KeyValuePair<string, object?>[] ProcessTags { get; }
 
-    /// <summary>Gets the attributes a processing span starts with (given at its creation, for samplers): the process tags and the client id.</summary>
+    /// <summary>Gets the attributes a processing span starts with (given at its creation, for samplers): the process tags, the client id and the consumer's name.</summary>
     public KeyValuePair<string, object?>[] SpanTags { get; }
 
     /// <summary>The process tags and <c>error.type</c>: for a record that failed (rare, so built when needed).</summary>

@@ -48,6 +48,9 @@ internal sealed class HandlerRegistration<TDomain>(Func<IServiceProvider, IMessa
 /// <summary>The step between deserialization and the handler, which fixes the type the handler receives.</summary>
 internal abstract class ConsumerTranslation<TMessage>
 {
+    /// <summary>Gets the type the handler receives.</summary>
+    public abstract Type Domain { get; }
+
     public abstract bool HasHandler(IServiceProvider services, string name);
 
     public abstract IRecordProcessor CreateProcessor(
@@ -57,6 +60,8 @@ internal abstract class ConsumerTranslation<TMessage>
 /// <summary>Translates <typeparamref name="TMessage"/> into <typeparamref name="TDomain"/> and hands it to the consumer's handler of <typeparamref name="TDomain"/>.</summary>
 internal sealed class ConsumerTranslation<TMessage, TDomain>(Func<IServiceProvider, IMessageTranslator<TMessage, TDomain>> translator) : ConsumerTranslation<TMessage>
 {
+    public override Type Domain => typeof(TDomain);
+
     public override bool HasHandler(IServiceProvider services, string name) => Handler(services, name) is not null;
 
     public override IRecordProcessor CreateProcessor(
@@ -89,9 +94,20 @@ internal sealed class ConsumerPipeline<TMessage>(string name) : IConsumerPipelin
 
     public void EnsureHandler(IServiceProvider services)
     {
-        if (!Translation(services).HasHandler(services, name))
+        var translation = Translation(services);
+        if (!translation.HasHandler(services, name))
         {
             throw NoHandler(name);
+        }
+
+        if (translation.Domain != typeof(TMessage)
+            && services.GetRequiredService<IOptionsMonitor<ConsumerHandlerOptions<TMessage>>>().Get(name).Handler is not null)
+        {
+            // A handler of the untranslated messages next to a translator: it would never run, and its effects would silently not happen.
+            throw new InvalidOperationException(
+                $"Reliable consumer '{name}' has a handler of {typeof(TMessage).Name} and a translator to {translation.Domain.Name}: only the handler of " +
+                $"{translation.Domain.Name} runs. Remove the WithHandler call made before WithTranslator<TTranslator, TDomain>(), and register the handler " +
+                "of the translated messages after it.");
         }
     }
 

@@ -87,7 +87,7 @@ public static class ReliableConsumerHealthCheckExtensions
 
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReliableConsumerHealthOptions>, ReliableConsumerHealthOptionsValidator>());
-        builder.Services.AddSingleton(new ReliableConsumerHealthCheckSource(checkName, (configuration as IConfigurationSection)?.Path));
+        builder.Services.AddSingleton(new ReliableConsumerHealthCheckSource(checkName, consumerName, (configuration as IConfigurationSection)?.Path));
         builder.Services.TryAddSingleton(TimeProvider.System);
 
         return builder.Add(new HealthCheckRegistration(

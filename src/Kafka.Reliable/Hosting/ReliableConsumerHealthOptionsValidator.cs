@@ -1,13 +1,15 @@
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Kafka.Reliable.Hosting;
 
-/// <summary>Where the options of one health check come from: its name, and the configuration section they were bound from.</summary>
-internal sealed record ReliableConsumerHealthCheckSource(string CheckName, string? ConfigurationPath);
+/// <summary>Where the options of one health check come from: its name, the consumer it checks, and the configuration section they were bound from.</summary>
+internal sealed record ReliableConsumerHealthCheckSource(string CheckName, string ConsumerName, string? ConfigurationPath);
 
 /// <summary>Checks a reliable consumer's health-check thresholds when the host starts, naming the setting to fix.</summary>
-internal sealed class ReliableConsumerHealthOptionsValidator(IEnumerable<ReliableConsumerHealthCheckSource> sources) : IValidateOptions<ReliableConsumerHealthOptions>
+internal sealed class ReliableConsumerHealthOptionsValidator(IEnumerable<ReliableConsumerHealthCheckSource> sources, IServiceProviderIsKeyedService? services = null)
+    : IValidateOptions<ReliableConsumerHealthOptions>
 {
     public ValidateOptionsResult Validate(string? name, ReliableConsumerHealthOptions options)
     {
@@ -23,6 +25,12 @@ internal sealed class ReliableConsumerHealthOptionsValidator(IEnumerable<Reliabl
             : $"Health check '{source.CheckName}': {property}";
 
         var errors = new ValidateOptionsResultBuilder();
+        if (services is not null && !services.IsKeyedService(typeof(ConsumerState), source.ConsumerName))
+        {
+            // A check of a consumer that does not exist would report Unhealthy for ever: under a liveness probe, a restart loop.
+            errors.AddError($"Health check '{source.CheckName}' checks a reliable consumer named '{source.ConsumerName}', but no consumer has that name: use the name given to AddReliableConsumer.");
+        }
+
         if (options.MaxLag < 0)
         {
             errors.AddError($"{Setting("MaxLag")} is {options.MaxLag.ToString(CultureInfo.InvariantCulture)}: use a number of records of 0 or more, for example 10000.");

@@ -8,19 +8,17 @@ namespace Kafka.Reliable.Idempotency;
 /// </summary>
 public sealed class IdempotencyStoreOptions
 {
-    /// <summary>Gets the factory of the lease store, when the consumer uses one.</summary>
-    /// <value>The default value is <see langword="null"/>: no store, or a transactional one.</value>
-    public Func<IServiceProvider, IIdempotencyStore>? StoreFactory { get; private set; }
+    /// <summary>Gets the factory of the lease store, when the consumer uses one (<see langword="null"/>: no store, or a transactional one).</summary>
+    internal Func<IServiceProvider, IIdempotencyStore>? StoreFactory { get; private set; }
 
-    /// <summary>Gets the factory of the transactional store, when the consumer uses one.</summary>
-    /// <value>The default value is <see langword="null"/>: no store, or a lease store.</value>
-    public Func<IServiceProvider, ITransactionalIdempotencyStore>? TransactionalStoreFactory { get; private set; }
+    /// <summary>Gets the factory of the transactional store, when the consumer uses one (<see langword="null"/>: no store, or a lease store).</summary>
+    internal Func<IServiceProvider, ITransactionalIdempotencyStore>? TransactionalStoreFactory { get; private set; }
 
     /// <summary>Gets a value indicating whether the consumer uses an idempotency store.</summary>
-    public bool HasStore => StoreFactory is not null || TransactionalStoreFactory is not null;
+    internal bool HasStore => StoreFactory is not null || TransactionalStoreFactory is not null;
 
     /// <summary>Gets a value indicating whether the consumer's store is transactional: the handler's writes commit with the idempotency record.</summary>
-    public bool IsTransactional => TransactionalStoreFactory is not null;
+    internal bool IsTransactional => TransactionalStoreFactory is not null;
 
     /// <summary>Uses a lease store, which takes a message's key before the handler runs and completes it after; replaces any store chosen before.</summary>
     /// <param name="storeFactory">Creates the store when the consumer starts; the consumer disposes it when it is <see cref="IAsyncDisposable"/>.</param>

@@ -322,6 +322,29 @@ public sealed class DeadLetterPublisherTests
         publisher.Dispose();
     }
 
+    [Fact]
+    public async Task WriteUntilAcknowledgedAsync_StoppedDuringARefusedWrite_ReturnsFalseWithoutThrowing()
+    {
+        var time = new FakeTimeProvider();
+        using var stop = new CancellationTokenSource();
+        var publisher = Publisher(() => new FakeProducer
+        {
+            Refuse = _ =>
+            {
+                // The worker is stopped while the broker refuses this write: the retry does not try again once stopped.
+                stop.Cancel();
+                return new Error(ErrorCode.Local_Transport, "broker down");
+            },
+        });
+        var consumer = new ConsumerContext("c", _options, new FakeLogger(_logs, "test"), time);
+
+        var written = await publisher.WriteUntilAcknowledgedAsync(consumer, Poison(0), Outcome(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, stop.Token);
+
+        Assert.False(written, "expected a write refused as its worker stopped to leave the record undone, not to throw");
+        Assert.Equal(0, consumer.DeadLetterFailing);
+        publisher.Dispose();
+    }
+
     /// <summary>Writes one record through <paramref name="refusals"/> refused attempts, advancing the fake clock by each logged delay; returns the delays.</summary>
     private async Task<List<TimeSpan>> WriteThroughRefusalsAsync(int refusals)
     {

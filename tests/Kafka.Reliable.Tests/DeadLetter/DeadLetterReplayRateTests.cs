@@ -30,19 +30,22 @@ public sealed class DeadLetterReplayRateTests(KafkaBrokerFixture broker)
     }
 
     [Fact]
-    public void Create_HandsOutOneStepOfPermits_ThenMakesTheNextRecordWait()
+    public void Options_HandOutOneStepOfPermits_ThenTheNextRecordWaits()
     {
-        using var limiter = DeadLetterReplayRate.Create(100);
-        var step = DeadLetterReplayRate.Options(100).TokenLimit;
+        // The replay's own options without the refill timer: permits, not time.
+        var options = DeadLetterReplayRate.Options(100);
+        options.AutoReplenishment = false;
+        using var limiter = new TokenBucketRateLimiter(options);
 
-        // A full bucket holds one step's permits (5 at 100/s); the record after them waits for the refill. Permits, not time.
-        for (var i = 0; i < step; i++)
+        // A full bucket holds one step's permits (5 at 100/s); the record after them waits for the refill.
+        for (var i = 0; i < options.TokenLimit; i++)
         {
             using var lease = limiter.AttemptAcquire();
-            Assert.True(lease.IsAcquired, $"expected permit {i + 1} of the {step} in a full bucket");
+            Assert.True(lease.IsAcquired, $"expected permit {i + 1} of the {options.TokenLimit} in a full bucket");
         }
 
-        Assert.Equal(0, limiter.GetStatistics()!.CurrentAvailablePermits);
+        using var next = limiter.AttemptAcquire();
+        Assert.False(next.IsAcquired, "expected the record after a full step to wait for the refill");
     }
 
     [Fact]

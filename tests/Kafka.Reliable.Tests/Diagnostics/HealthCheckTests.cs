@@ -4,6 +4,7 @@ using Kafka.Reliable.Testing;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 
 namespace Kafka.Reliable.Tests.Diagnostics;
 
@@ -63,13 +64,16 @@ public sealed class HealthCheckTests(KafkaBrokerFixture broker)
     }
 
     [Fact]
-    public async Task UnknownConsumer_IsUnhealthy_WithAMessageThatSaysSo()
+    public async Task UnknownConsumer_FailsTheStart_WithAMessageThatSaysSo()
     {
+        // A check of a consumer that does not exist would be Unhealthy for ever (a restart loop under a liveness probe): the
+        // host refuses to start instead (G9).
         var topic = await broker.CreateTopicAsync(1);
-        await using var consumer = await TestConsumer.StartAsync(broker, topic, "g-" + Guid.NewGuid().ToString("N"), services: s => s.AddHealthChecks().AddReliableConsumer("orders"));
-        var report = Report(consumer.Host.Services.GetRequiredService<HealthCheckService>());
-        Assert.Equal(HealthStatus.Unhealthy, report.Status);
-        Assert.Contains("No reliable consumer named 'orders'", report.Description, StringComparison.Ordinal);
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
+        {
+            await using var consumer = await TestConsumer.StartAsync(broker, topic, "g-" + Guid.NewGuid().ToString("N"), services: s => s.AddHealthChecks().AddReliableConsumer("orders"));
+        });
+        Assert.Contains("checks a reliable consumer named 'orders', but no consumer has that name", error.Message, StringComparison.Ordinal);
     }
 
     private static HealthReportEntry Report(HealthCheckService health) =>

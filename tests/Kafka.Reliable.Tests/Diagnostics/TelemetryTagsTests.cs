@@ -61,7 +61,6 @@ public sealed class TelemetryTagsTests
                 ["messaging.system"] = "kafka",
                 ["messaging.operation.name"] = "process",
                 ["messaging.operation.type"] = "process",
-                ["kafka.reliable.consumer"] = "orders",
                 ["server.address"] = "kafka-1",
                 ["server.port"] = 9093,
                 ["messaging.destination.name"] = "orders",
@@ -69,7 +68,10 @@ public sealed class TelemetryTagsTests
                 ["messaging.consumer.group.name"] = "billing",
             },
             tags);
-        Assert.Equal("orders", partition.SpanTags.ToDictionary(t => t.Key, t => t.Value)["messaging.client.id"]);
+        Assert.True(partition.ProcessTags.Length <= 8, $"the OpenTelemetry SDK allocates per measurement beyond 8 tags; ProcessTags has {partition.ProcessTags.Length}");
+        var spanTags = partition.SpanTags.ToDictionary(t => t.Key, t => t.Value);
+        Assert.Equal("orders", spanTags["messaging.client.id"]);
+        Assert.Equal("orders", spanTags["kafka.reliable.consumer"]);
         Assert.Equal("System.TimeoutException", partition.ProcessTagsWithError("System.TimeoutException").Single(t => t.Key == "error.type").Value);
         Assert.DoesNotContain(partition.ProcessTags, t => t.Key == "error.type");
     }

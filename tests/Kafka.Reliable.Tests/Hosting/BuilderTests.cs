@@ -127,6 +127,19 @@ public sealed class BuilderTests(KafkaBrokerFixture broker)
     }
 
     [Fact]
+    public async Task HandlerOfUntranslatedMessagesBesideATranslator_FailsAtStart_InsteadOfNeverRunning()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddLogging();
+        builder.Services.AddSingleton<DomainLog>();
+        builder.Services.AddReliableConsumer<TestEvent>("orders", Valid).WithHandler<RecordingHandler>().WithTranslator<ToDomain, DomainEvent>().WithHandler<DomainHandler>();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Reliable consumer 'orders' has a handler of TestEvent and a translator to DomainEvent: only the handler of DomainEvent runs", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TranslatorWithoutHandler_FailsAtStart_SayingWhereWithHandlerGoes()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

@@ -38,14 +38,16 @@ public sealed class HealthCheckRegistrationTests
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddHealthChecks().AddReliableConsumer("missing", failureStatus: HealthStatus.Degraded);
+        services.AddHealthChecks().AddReliableConsumer("orders", failureStatus: HealthStatus.Degraded);
 
+        // The consumer's state as AddReliableConsumer("orders", ...) registers it, before its runner started: not running.
+        services.AddKeyedSingleton<Kafka.Reliable.Hosting.ConsumerState>("orders");
         using var provider = services.BuildServiceProvider();
         var report = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync(Token);
 
         var entry = Assert.Single(report.Entries).Value;
         Assert.True(entry.Status == HealthStatus.Degraded, $"expected the failure status Degraded; was {entry.Status}: {entry.Description}");
-        Assert.Contains("No reliable consumer named 'missing'", entry.Description, StringComparison.Ordinal);
+        Assert.Contains("Consumer 'orders' is not running", entry.Description, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -58,6 +60,7 @@ public sealed class HealthCheckRegistrationTests
             ["HealthChecks:Orders:StallTimeout"] = "00:02:00",
         }).Build();
         var services = new ServiceCollection();
+        services.AddKeyedSingleton<Kafka.Reliable.Hosting.ConsumerState>("Orders");
         services.AddHealthChecks()
             .AddReliableConsumer("Orders", configuration.GetSection("HealthChecks:Orders"))
             .AddReliableConsumer("Orders", o => o.StallTimeout = TimeSpan.FromMinutes(1), name: "orders-live", configuration: configuration.GetSection("HealthChecks:Orders"));
@@ -101,10 +104,24 @@ public sealed class HealthCheckRegistrationTests
     }
 
     [Fact]
+    public async Task Start_CheckOfAConsumerThatDoesNotExist_FailsNamingIt()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddHealthChecks().AddReliableConsumer("Oders");
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(Token));
+        Assert.Contains("Health check 'kafka-reliable:Oders' checks a reliable consumer named 'Oders', but no consumer has that name", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Start_ValidOptions_Starts()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddHealthChecks().AddReliableConsumer("Orders", o => o.MaxLag = 0);
+
+        // What AddReliableConsumer("Orders", ...) registers for its health check, without starting a consumer.
+        builder.Services.AddKeyedSingleton<Kafka.Reliable.Hosting.ConsumerState>("Orders");
         using var host = builder.Build();
 
         await host.StartAsync(Token);
