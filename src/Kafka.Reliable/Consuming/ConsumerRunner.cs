@@ -368,8 +368,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
             workers = new List<PartitionWorker>(_partitions.Workers);
             RebalanceCoordinator.AdvanceAll(workers);
-            _commits.Commit(consumer, workers);
-            _commits.WaitRecorded(ReliableConsumerConstants.CommitRecordTimeout);
+            _commits.Commit(consumer, workers, flush: true);
 
             // Leaving the group gives every partition up: the same moment as a revoke, after the same drain and commit.
             _rebalance.OnLeaving(workers);

@@ -112,7 +112,7 @@ internal static partial class Log
     [LoggerMessage(410, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] has a group offset ({GroupOffset}) behind the offset this consumer last committed ({LastCommitted}): the offsets were reset, or the topic was created again; it starts from the group's offset, and the offset the idempotency store kept ({StoredOffset}) is forgotten")]
     public static partial void GroupOffsetMovedBack(ILogger logger, string consumer, string topic, int partition, long groupOffset, long lastCommitted, long storedOffset);
 
-    [LoggerMessage(411, LogLevel.Debug, "Consumer {Consumer}: the committed offsets could not be recorded in the idempotency store ({Reason}); a later offsets reset may not be recognized")]
+    [LoggerMessage(411, LogLevel.Debug, "Consumer {Consumer}: the offsets to commit could not be recorded in the idempotency store ({Reason}); they are committed to the group once the store has them")]
     public static partial void CommitRecordFailed(ILogger logger, string consumer, string reason);
 
     [LoggerMessage(404, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] starts at offset {Offset} kept by the idempotency store, ahead of the group's committed offset")]

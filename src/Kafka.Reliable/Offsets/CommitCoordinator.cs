@@ -54,8 +54,14 @@ internal sealed class CommitCoordinator
     }
 
     /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
+    /// <param name="consumer">The client.</param>
+    /// <param name="workers">The partitions.</param>
+    /// <param name="flush">
+    /// Whether to wait (boundedly) for the store to record the offsets first, when it keeps offsets: at revoke and shutdown,
+    /// the last chance to commit them. Otherwise what the store has not recorded yet waits for the next commit.
+    /// </param>
     /// <returns><see langword="true"/> when everything that was due is committed.</returns>
-    public bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers)
+    public bool Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<PartitionWorker> workers, bool flush = false)
     {
         if (_offsetsInTransactions)
         {
@@ -71,10 +77,40 @@ internal sealed class CommitCoordinator
             return true;
         }
 
+        if (_recorder is { } recorder)
+        {
+            // With a store that keeps offsets, the group gets only what the store has recorded: its last committed offset is
+            // then never behind the group's, so that an offsets reset is recognized on the next assignment.
+            foreach (var worker in workers)
+            {
+                if (worker.Tracker.Watermark > worker.LastCommitted)
+                {
+                    recorder.Record(worker.TopicPartition, worker.Tracker.Watermark);
+                }
+            }
+
+            if (flush)
+            {
+                recorder.WaitIdle(ReliableConsumerConstants.CommitRecordTimeout);
+            }
+        }
+
         _buffer.Clear();
+        var waitingForStore = false;
         foreach (var worker in workers)
         {
             var watermark = worker.Tracker.Watermark;
+            if (_recorder is not null && watermark > worker.LastCommitted)
+            {
+                var recorded = _recorder.Durable(worker.TopicPartition);
+                if (recorded < watermark)
+                {
+                    // Not recorded yet: committed at a later turn (the commit counts as not done, so that one comes soon).
+                    waitingForStore = true;
+                    watermark = recorded;
+                }
+            }
+
             if (watermark > worker.LastCommitted)
             {
                 _buffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
@@ -83,7 +119,7 @@ internal sealed class CommitCoordinator
 
         if (_buffer.Count == 0)
         {
-            return true;
+            return !waitingForStore;
         }
 
         var metrics = _context.Metrics;
@@ -102,7 +138,7 @@ internal sealed class CommitCoordinator
             }
 
             Log.Committed(_context.Logger, _context.Name, _buffer.Count);
-            return true;
+            return !waitingForStore;
         }
         catch (TopicPartitionOffsetException ex)
         {
@@ -138,12 +174,11 @@ internal sealed class CommitCoordinator
     /// <summary>Forgets the recorded commits of partitions whose group offset was moved back by someone else (poll thread).</summary>
     public void Forget(List<TopicPartition> partitions) => _recorder?.Forget(partitions);
 
-    /// <summary>Waits, at most <paramref name="timeout"/>, until the commits recorded so far are in the store (shutdown).</summary>
-    public void WaitRecorded(TimeSpan timeout) => _recorder?.WaitIdle(timeout);
+    /// <summary>Sets what the store recorded for a newly assigned partition, read from it on assignment (-1: nothing; poll thread).</summary>
+    public void Assigned(TopicPartition partition, long lastCommitted) => _recorder?.Assigned(partition, lastCommitted);
 
     private void MarkCommitted(TopicPartitionOffset committed)
     {
-        _recorder?.Record(committed);
         if (_partitions.TryGet(committed.Topic, committed.Partition.Value, out var worker))
         {
             worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);

@@ -71,7 +71,7 @@ internal sealed class RebalanceCoordinator(
         Log.PartitionsRevoking(Logger, Name, Describe(revokedPartitions), Options.RevokeTimeout);
         Drain(revoked, Options.RevokeTimeout);
         AdvanceAll(revoked);
-        if (!commits.Commit(consumer, revoked))
+        if (!commits.Commit(consumer, revoked, flush: true))
         {
             Log.RevokeCommitFailed(Logger, Name, Describe(revokedPartitions));
         }
@@ -230,6 +230,12 @@ internal sealed class RebalanceCoordinator(
             // (the store must be up to handle them, so they wait for it like any record).
             Log.StoredOffsetsUnavailable(Logger, Name, Describe(assigned), ex.Message);
             return start;
+        }
+
+        // What the store recorded is what the group may be committed up to (see CommitRecorder).
+        foreach (var partition in assigned)
+        {
+            commits.Assigned(partition, stored.FirstOrDefault(o => o.Partition == partition)?.LastCommitted ?? -1);
         }
 
         if (stored.Count == 0)

@@ -67,6 +67,53 @@ public sealed class CommitCoordinatorTests
         Assert.Equal(2, worker.LastCommitted);
     }
 
+    [Fact]
+    public void Commit_WithAStoreThatKeepsOffsets_CommitsOnlyWhatTheStoreRecorded_SoAResetIsAlwaysRecognized()
+    {
+        var context = IdleWorkers.Context();
+        var partitions = new AssignedPartitions();
+        using var worker = Add(partitions, context, 0, records: 3, done: 3);
+        var (client, calls) = ScriptedClient.Create<IConsumer<byte[]?, byte[]?>>();
+        var store = new RecordingStore { Down = true };
+        var commits = new CommitCoordinator(context, partitions);
+        commits.RecordIn(store);
+        commits.Assigned(new TopicPartition("t", 0), -1);
+
+        // The store is down: the watermark (3) is handed to it, but nothing it has not recorded reaches the group, and the
+        // commit reports itself not done, so that the scheduler tries again soon.
+        Assert.False(commits.Commit(client, partitions.Workers, flush: true), "a commit held back for the store should report itself not done");
+        Assert.DoesNotContain(calls, c => c.Method == nameof(IConsumer<byte[]?, byte[]?>.Commit));
+        Assert.Equal(-1, worker.LastCommitted);
+
+        // Back up: the next commit hands it over again; once recorded, the group gets it.
+        store.Down = false;
+        Assert.True(commits.Commit(client, partitions.Workers, flush: true));
+        Assert.Equal([3L], store.Recorded);
+        var commit = Assert.Single(calls, c => c.Method == nameof(IConsumer<byte[]?, byte[]?>.Commit));
+        Assert.Equal([new TopicPartitionOffset("t", 0, 3)], (IEnumerable<TopicPartitionOffset>)commit.Args[0]!);
+    }
+
+    /// <summary>A store that keeps offsets, and can be down.</summary>
+    private sealed class RecordingStore : Kafka.Reliable.Idempotency.IStoredOffsets
+    {
+        public bool Down { get; set; }
+
+        public List<long> Recorded { get; } = [];
+
+        public IReadOnlyList<Kafka.Reliable.Idempotency.StoredOffset> GetStoredOffsets(string groupId, IReadOnlyList<TopicPartition> partitions) => [];
+
+        public ValueTask RecordCommittedAsync(string groupId, IReadOnlyList<TopicPartitionOffset> committed, CancellationToken cancellationToken)
+        {
+            if (Down)
+            {
+                throw new InvalidOperationException("store down");
+            }
+
+            Recorded.AddRange(committed.Select(c => c.Offset.Value));
+            return ValueTask.CompletedTask;
+        }
+    }
+
     private static PartitionWorker Add(AssignedPartitions partitions, ConsumerContext context, int partition, int records, int done)
     {
         var worker = IdleWorkers.Worker(context, partition);
