@@ -86,7 +86,7 @@ public static class PostgreSqlIdempotencyBuilderExtensions
 
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgreSqlIdempotencyOptions>, PostgreSqlIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new PostgreSqlIdempotencyOptionsSource(name, (configuration as IConfigurationSection)?.Path));
+        builder.Services.AddSingleton(new StoreOptionsSource<PostgreSqlIdempotencyOptions>(name, (configuration as IConfigurationSection)?.Path));
 
         // The mode comes from the options, which may come from configuration: it is chosen when the consumer's store is first read.
         builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<PostgreSqlIdempotencyOptions>>((store, monitor) =>

@@ -4,24 +4,19 @@ using Npgsql;
 
 namespace Kafka.Reliable.Idempotency.PostgreSql;
 
-/// <summary>Where the PostgreSQL store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
-internal sealed record PostgreSqlIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);
-
 /// <summary>Checks a consumer's PostgreSQL store options when the host starts, naming the setting to fix.</summary>
-internal sealed class PostgreSqlIdempotencyOptionsValidator(IEnumerable<PostgreSqlIdempotencyOptionsSource> sources, IServiceProvider services) : IValidateOptions<PostgreSqlIdempotencyOptions>
+internal sealed class PostgreSqlIdempotencyOptionsValidator(IEnumerable<StoreOptionsSource<PostgreSqlIdempotencyOptions>> sources, IServiceProvider services) : IValidateOptions<PostgreSqlIdempotencyOptions>
 {
     public ValidateOptionsResult Validate(string? name, PostgreSqlIdempotencyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var source = sources.LastOrDefault(s => string.Equals(s.ConsumerName, name, StringComparison.Ordinal));
+        var source = StoreOptionsSource<PostgreSqlIdempotencyOptions>.Find(sources, name);
         if (source is null)
         {
             return ValidateOptionsResult.Skip;
         }
 
-        string Setting(string property) => source.ConfigurationPath is { } path
-            ? $"{path}:{property}"
-            : $"The PostgreSQL idempotency store of consumer '{source.ConsumerName}': {property}";
+        string Setting(string property) => source.Setting("PostgreSQL", property);
 
         var errors = new ValidateOptionsResultBuilder();
         var key = string.IsNullOrWhiteSpace(options.DataSourceKey) ? null : options.DataSourceKey;
@@ -71,7 +66,5 @@ internal sealed class PostgreSqlIdempotencyOptionsValidator(IEnumerable<PostgreS
         }
     }
 
-    private bool IsRegistered(string? key) => key is null
-        ? services.GetService<IServiceProviderIsService>()?.IsService(typeof(NpgsqlDataSource)) ?? true
-        : services.GetService<IServiceProviderIsKeyedService>()?.IsKeyedService(typeof(NpgsqlDataSource), key) ?? true;
+    private bool IsRegistered(string? key) => ApplicationServices.IsRegistered<NpgsqlDataSource>(services, key);
 }

@@ -81,7 +81,7 @@ public static class RedisIdempotencyBuilderExtensions
 
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisIdempotencyOptions>, RedisIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new RedisIdempotencyOptionsSource(name, (section as IConfigurationSection)?.Path));
+        builder.Services.AddSingleton(new StoreOptionsSource<RedisIdempotencyOptions>(name, (section as IConfigurationSection)?.Path));
         builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<RedisIdempotencyOptions>>(
             (store, monitor) =>
             {

@@ -4,24 +4,19 @@ using StackExchange.Redis;
 
 namespace Kafka.Reliable.Idempotency.Redis;
 
-/// <summary>Where the Redis store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
-internal sealed record RedisIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);
-
 /// <summary>Checks a consumer's Redis store options when the host starts, naming the setting to fix.</summary>
-internal sealed class RedisIdempotencyOptionsValidator(IEnumerable<RedisIdempotencyOptionsSource> sources, IServiceProvider services) : IValidateOptions<RedisIdempotencyOptions>
+internal sealed class RedisIdempotencyOptionsValidator(IEnumerable<StoreOptionsSource<RedisIdempotencyOptions>> sources, IServiceProvider services) : IValidateOptions<RedisIdempotencyOptions>
 {
     public ValidateOptionsResult Validate(string? name, RedisIdempotencyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var source = sources.LastOrDefault(s => string.Equals(s.ConsumerName, name, StringComparison.Ordinal));
+        var source = StoreOptionsSource<RedisIdempotencyOptions>.Find(sources, name);
         if (source is null)
         {
             return ValidateOptionsResult.Skip;
         }
 
-        string Setting(string property) => source.ConfigurationPath is { } path
-            ? $"{path}:{property}"
-            : $"The Redis idempotency store of consumer '{source.ConsumerName}': {property}";
+        string Setting(string property) => source.Setting("Redis", property);
 
         var errors = new ValidateOptionsResultBuilder();
         var key = string.IsNullOrWhiteSpace(options.ConnectionMultiplexerKey) ? null : options.ConnectionMultiplexerKey;
@@ -76,7 +71,5 @@ internal sealed class RedisIdempotencyOptionsValidator(IEnumerable<RedisIdempote
         }
     }
 
-    private bool IsRegistered(string? key) => key is null
-        ? services.GetService<IServiceProviderIsService>()?.IsService(typeof(IConnectionMultiplexer)) ?? true
-        : services.GetService<IServiceProviderIsKeyedService>()?.IsKeyedService(typeof(IConnectionMultiplexer), key) ?? true;
+    private bool IsRegistered(string? key) => ApplicationServices.IsRegistered<IConnectionMultiplexer>(services, key);
 }

@@ -83,7 +83,7 @@ public static class SqliteIdempotencyBuilderExtensions
 
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteIdempotencyOptions>, SqliteIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new SqliteIdempotencyOptionsSource(name, (configuration as IConfigurationSection)?.Path));
+        builder.Services.AddSingleton(new StoreOptionsSource<SqliteIdempotencyOptions>(name, (configuration as IConfigurationSection)?.Path));
 
         // The mode comes from the options, which may come from configuration: it is chosen when the consumer's store is first read.
         builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<SqliteIdempotencyOptions>>((store, monitor) =>

@@ -2,24 +2,19 @@ using Microsoft.Extensions.Options;
 
 namespace Kafka.Reliable.Idempotency.Sqlite;
 
-/// <summary>Where the SQLite store options of one consumer come from: its name, and the configuration section they were bound from.</summary>
-internal sealed record SqliteIdempotencyOptionsSource(string ConsumerName, string? ConfigurationPath);
-
 /// <summary>Checks a consumer's SQLite store options when the host starts, naming the setting to fix.</summary>
-internal sealed class SqliteIdempotencyOptionsValidator(IEnumerable<SqliteIdempotencyOptionsSource> sources) : IValidateOptions<SqliteIdempotencyOptions>
+internal sealed class SqliteIdempotencyOptionsValidator(IEnumerable<StoreOptionsSource<SqliteIdempotencyOptions>> sources) : IValidateOptions<SqliteIdempotencyOptions>
 {
     public ValidateOptionsResult Validate(string? name, SqliteIdempotencyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var source = sources.LastOrDefault(s => string.Equals(s.ConsumerName, name, StringComparison.Ordinal));
+        var source = StoreOptionsSource<SqliteIdempotencyOptions>.Find(sources, name);
         if (source is null)
         {
             return ValidateOptionsResult.Skip;
         }
 
-        string Setting(string property) => source.ConfigurationPath is { } path
-            ? $"{path}:{property}"
-            : $"The SQLite idempotency store of consumer '{source.ConsumerName}': {property}";
+        string Setting(string property) => source.Setting("SQLite", property);
 
         var errors = new ValidateOptionsResultBuilder();
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
