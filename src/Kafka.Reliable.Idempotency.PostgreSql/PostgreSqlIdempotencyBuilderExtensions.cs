@@ -79,28 +79,8 @@ public static class PostgreSqlIdempotencyBuilderExtensions
             options.Bind(configuration);
         }
 
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgreSqlIdempotencyOptions>, PostgreSqlIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new StoreOptionsSource<PostgreSqlIdempotencyOptions>(name, (configuration as IConfigurationSection)?.Path));
-
-        // The mode comes from the options, which may come from configuration: it is chosen when the consumer's store is first read.
-        builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<PostgreSqlIdempotencyOptions>>((store, monitor) =>
-        {
-            var postgres = monitor.Get(name);
-            if (postgres.Transactional)
-            {
-                store.UseTransactionalStore(sp => Create(sp, postgres));
-            }
-            else
-            {
-                store.UseStore(sp => Create(sp, postgres));
-            }
-        });
+        StoreRegistration.AddStoreOptions<PostgreSqlIdempotencyOptions, PostgreSqlIdempotencyOptionsValidator>(options, configuration, configure);
+        StoreRegistration.UseStoreOf<PostgreSqlIdempotencyOptions, PostgreSqlIdempotencyStore>(builder.Services, name, static o => o.Transactional, Create);
         return builder;
     }
 

@@ -74,14 +74,7 @@ public static class RedisIdempotencyBuilderExtensions
             options.Bind(section);
         }
 
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisIdempotencyOptions>, RedisIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new StoreOptionsSource<RedisIdempotencyOptions>(name, (section as IConfigurationSection)?.Path));
+        StoreRegistration.AddStoreOptions<RedisIdempotencyOptions, RedisIdempotencyOptionsValidator>(options, section, configure);
         builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<RedisIdempotencyOptions>>(
             (store, monitor) =>
             {

@@ -76,28 +76,8 @@ public static class SqliteIdempotencyBuilderExtensions
             options.Bind(configuration);
         }
 
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteIdempotencyOptions>, SqliteIdempotencyOptionsValidator>());
-        builder.Services.AddSingleton(new StoreOptionsSource<SqliteIdempotencyOptions>(name, (configuration as IConfigurationSection)?.Path));
-
-        // The mode comes from the options, which may come from configuration: it is chosen when the consumer's store is first read.
-        builder.Services.AddOptions<IdempotencyStoreOptions>(name).Configure<IOptionsMonitor<SqliteIdempotencyOptions>>((store, monitor) =>
-        {
-            var sqlite = monitor.Get(name);
-            if (sqlite.Transactional)
-            {
-                store.UseTransactionalStore(sp => Create(sp, sqlite));
-            }
-            else
-            {
-                store.UseStore(sp => Create(sp, sqlite));
-            }
-        });
+        StoreRegistration.AddStoreOptions<SqliteIdempotencyOptions, SqliteIdempotencyOptionsValidator>(options, configuration, configure);
+        StoreRegistration.UseStoreOf<SqliteIdempotencyOptions, SqliteIdempotencyStore>(builder.Services, name, static o => o.Transactional, Create);
         return builder;
     }
 
