@@ -23,7 +23,9 @@ public sealed class TortureMatrixTests
     /// run's epilogue), and plain commits beside Kafka transactions (11.8, from the brokers' request record). 97425407
     /// is the volume run (ByKey, 2 keys, 50,000 records); 111 and 2656 complete the coverage. A bad record just under
     /// MaxPayloadBytes (10.5) is also found by a regression case, and the ByKey orphan (10.1) by one only
-    /// (bykey-orphan-many-keys: 1,000 keys; the drawn volume runs have too few keys to show it).
+    /// (bykey-orphan-many-keys: 1,000 keys; the drawn volume runs have too few keys to show it). The lost wakeup behind the
+    /// Sequential stall (10.2) is found by every seed, in the handshake probe that starts each run (<c>HandshakeProbe</c>: 1,453 of
+    /// 2,000,000 races lost with seed 111 on 6506e37); the consuming itself cannot reach a race of a few nanoseconds at CI scale.
     /// </summary>
     public static readonly int[] Seeds = [111, 886, 1067, 1336934277, 988439023, 1070603268, 1820962582, 1110876640, 1626809563, 494657920, 97425407, 2066, 2656];
 

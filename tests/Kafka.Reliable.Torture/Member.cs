@@ -294,17 +294,14 @@ public static class MemberHost
 #endif
         builder.Services.AddSingleton(sp => new JobRunner(config, member, journal, epochs, sp.GetRequiredService<DeferredAcker>()));
         var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment));
-#if TORTURE_OLD_LIBRARY
+#if !TORTURE_OLD_LIBRARY
         // The library before issue 14 took the store before the translator only, and no connection of the application's.
-        var handlerFirst = false;
-#else
-        var handlerFirst = config.HandlerFirst;
         if (config.ApplicationConnection)
         {
             RegisterApplicationConnection(builder.Services, config, environment);
         }
-#endif
-        if (handlerFirst)
+
+        if (config.HandlerFirst)
         {
             // The builder takes its calls in any order: the handler (and translator) first, the store and the rest after it.
             if (config.Translator)
@@ -321,6 +318,7 @@ public static class MemberHost
 
             return builder.Build();
         }
+#endif
 
         consumer.WithDeserializer(new JobDeserializer()).WithRebalanceHandler<EpochTracker>();
         UseStore(consumer, config, environment);
@@ -340,9 +338,8 @@ public static class MemberHost
     private static void UseStore<TBuilder>(TBuilder consumer, TortureConfig config, MemberEnvironment environment)
         where TBuilder : IReliableConsumerBuilder<Job>
     {
-        var applicationConnection = false;
 #if !TORTURE_OLD_LIBRARY
-        applicationConnection = config.ApplicationConnection;
+        var applicationConnection = config.ApplicationConnection;
 #endif
         switch (config.Store)
         {

@@ -138,6 +138,12 @@ public sealed class TortureRun
             return new RunResult(_config, refusal, [], new RunStats(records.Count, 0, 0, 0, 0, 0, 0, clock.Elapsed), string.Empty);
         }
 
+        // First the probe of the poll thread's handshake with the workers, whose race the consuming below cannot reach.
+        if (await Task.Factory.StartNew(() => HandshakeProbe.Run(_config.Seed), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) is { } lostWakeup)
+        {
+            violations.Add(new Violation("liveness (handshake probe)", lostWakeup));
+        }
+
         // A first wave before the members start; the rest arrives in waves while the faults and membership changes play out,
         // so that they meet records in flight however fast the configuration consumes.
         var firstWave = records.Count * 2 / 5;
