@@ -2,6 +2,12 @@ namespace Kafka.Reliable;
 
 internal static class ReliableConsumerConstants
 {
+    /// <summary>The most messages in one batch of a batch handler, by default.</summary>
+    public const int DefaultBatchMaxSize = 500;
+
+    /// <summary>The most bytes in one batch of a batch handler, by default (4 MiB).</summary>
+    public const int DefaultBatchMaxBytes = 4 * 1024 * 1024;
+
     public const int DefaultPartitionBufferSize = 100_000;
 
     /// <summary>The default byte budget of one consumer's buffers: 64 MiB.</summary>

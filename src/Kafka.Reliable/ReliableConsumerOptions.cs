@@ -36,6 +36,9 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the idempotency settings, used when the consumer has an idempotency store.</summary>
     public IdempotencyOptions Idempotency { get; } = new();
 
+    /// <summary>Gets how batches are formed for a batch handler (<c>WithBatchHandler&lt;THandler&gt;()</c>); unused with a message handler.</summary>
+    public BatchOptions Batch { get; } = new();
+
     /// <summary>Gets the settings of the circuit breaker over the handler (off by default).</summary>
     public CircuitBreakerOptions CircuitBreaker { get; } = new();
 

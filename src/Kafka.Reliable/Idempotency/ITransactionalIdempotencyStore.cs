@@ -18,6 +18,28 @@ public interface ITransactionalIdempotencyStore
     ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// A transactional store that can also hold a whole batch of messages in one database transaction
+/// (<see cref="IBatchMessageHandler{TMessage}"/>): the batch handler's writes, the idempotency records of its messages and
+/// the partition's next offset commit together or not at all.
+/// </summary>
+public interface ITransactionalBatchIdempotencyStore : ITransactionalIdempotencyStore
+{
+    /// <summary>
+    /// Opens one transaction for a batch of messages of one partition and records their keys in it. A key recorded already
+    /// (its message was handled) is reported in <paramref name="handled"/>, and its message is left out of the batch; of
+    /// several messages with one key in a batch, all but the first are reported handled.
+    /// </summary>
+    /// <param name="keys">The messages' idempotency keys, in offset order.</param>
+    /// <param name="handled">Set at each index to whether that message was handled already; as long as <paramref name="keys"/>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>
+    /// The open transaction. <see cref="IdempotencyTransaction.CommitAsync"/> is called with the context of the batch's last
+    /// message, whose next offset is the one the store keeps for the partition.
+    /// </returns>
+    ValueTask<IdempotencyTransaction> BeginBatchTransactionAsync(IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken);
+}
+
 /// <summary>An open database transaction for one message; disposing it without committing rolls it back.</summary>
 public abstract class IdempotencyTransaction : IAsyncDisposable
 {

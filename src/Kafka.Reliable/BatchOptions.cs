@@ -1,0 +1,27 @@
+namespace Kafka.Reliable;
+
+/// <summary>
+/// How a consumer with a batch handler (<c>WithBatchHandler&lt;THandler&gt;()</c>) forms its batches: from the records of
+/// one partition buffered and in offset order, up to a count and a size, waiting at most <see cref="Linger"/> for more.
+/// </summary>
+public sealed class BatchOptions
+{
+    /// <summary>Gets or sets the most messages in one batch.</summary>
+    /// <value>The default value is 500. Allowed: 1 to 100,000, and at most <see cref="ReliableConsumerOptions.PartitionBufferSize"/>.</value>
+    public int MaxSize { get; set; } = ReliableConsumerConstants.DefaultBatchMaxSize;
+
+    /// <summary>
+    /// Gets or sets the most bytes (keys, values and headers) in one batch; a batch always takes at least one record, however
+    /// large.
+    /// </summary>
+    /// <value>The default value is 4 MiB. Allowed: 1 KiB to 1 GiB.</value>
+    public int MaxBytes { get; set; } = ReliableConsumerConstants.DefaultBatchMaxBytes;
+
+    /// <summary>
+    /// Gets or sets how long a batch smaller than <see cref="MaxSize"/> waits for more records before it is handled. Zero
+    /// handles what is buffered at once: under load batches fill by themselves while the previous one is handled, and a
+    /// trickle of records is handled without delay.
+    /// </summary>
+    /// <value>The default value is zero. Allowed: 0 to 1 minute.</value>
+    public TimeSpan Linger { get; set; }
+}
