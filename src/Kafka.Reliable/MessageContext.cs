@@ -81,6 +81,9 @@ public sealed class MessageContext
     /// </summary>
     internal long Assignment { get; set; }
 
+    /// <summary>Gets or sets the size of the batch the record failed in, when it is handled alone to isolate that failure; 0 otherwise.</summary>
+    internal int FailedInBatch { get; set; }
+
     /// <summary>
     /// Acknowledges the record, with <see cref="CommitStrategy.Manual"/>: it is done, and its offset may be committed once the
     /// records before it are done too. Call it when the record's effects are durable.
@@ -130,6 +133,7 @@ public sealed class MessageContext
         Attempt = 0;
         Transaction = null;
         PendingAcknowledgement = null;
+        FailedInBatch = 0;
         _tracker = null;
     }
 }

@@ -8,6 +8,12 @@ internal static class ReliableConsumerConstants
     /// <summary>The most bytes in one batch of a batch handler, by default (4 MiB).</summary>
     public const int DefaultBatchMaxBytes = 4 * 1024 * 1024;
 
+    public const int MaxBatchMaxSize = 100_000;
+
+    public const int MinBatchMaxBytes = 1024;
+
+    public const int MaxBatchMaxBytes = 1024 * 1024 * 1024;
+
     public const int DefaultPartitionBufferSize = 100_000;
 
     /// <summary>The default byte budget of one consumer's buffers: 64 MiB.</summary>

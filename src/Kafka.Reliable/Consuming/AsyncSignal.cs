@@ -33,6 +33,30 @@ internal sealed class AsyncSignal : IValueTaskSource
         return new ValueTask(this, _core.Version);
     }
 
+    /// <summary>
+    /// Waits for the next <see cref="Set"/> or until <paramref name="timeout"/> has passed, whichever comes first. A timer that
+    /// fires late may wake the next wait early: waiters check their condition again after every wake-up anyway.
+    /// </summary>
+    public async ValueTask WaitAsync(TimeSpan timeout, TimeProvider time)
+    {
+        var wait = WaitAsync();
+        if (wait.IsCompleted)
+        {
+            return;
+        }
+
+        using var timer = time.CreateTimer(static signal => ((AsyncSignal)signal!).Expire(), this, timeout, Timeout.InfiniteTimeSpan);
+        await wait.ConfigureAwait(false);
+    }
+
+    private void Expire()
+    {
+        if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
+        {
+            _core.SetResult(false);
+        }
+    }
+
     /// <summary>Wakes the waiter, or remembers the signal for the next wait.</summary>
     public void Set()
     {

@@ -302,7 +302,9 @@ internal sealed class PartitionWorker : IDisposable
                 }
             }
 
-            await (_mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync()).ConfigureAwait(false);
+            await (_processor is IBatchProcessor batches ? RunBatchesAsync(batches)
+                : _mode == DispatchMode.Sequential ? RunSequentialAsync()
+                : RunConcurrentAsync()).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -332,6 +334,80 @@ internal sealed class PartitionWorker : IDisposable
 
             next++;
         }
+    }
+
+    /// <summary>
+    /// A batch handler's partition: one batch at a time, in offset order, of the records buffered when the previous batch is
+    /// done, up to <see cref="BatchOptions.MaxSize"/> records and <see cref="BatchOptions.MaxBytes"/> bytes (at least one
+    /// record); a smaller batch waits up to <see cref="BatchOptions.Linger"/> for more.
+    /// </summary>
+    private async Task RunBatchesAsync(IBatchProcessor processor)
+    {
+        var stop = _stop.Token;
+        var abort = _abort.Token;
+        var options = _consumer.Options.Batch;
+        var execution = new BatchExecution(_consumer, processor, _records, Tracker, _complete, Hold, Assignment, Telemetry);
+        long next = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            if (next == Tracker.Published)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            if (options.Linger > TimeSpan.Zero && Tracker.Published - next < options.MaxSize && !await LingerAsync(next, options, stop).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var published = Tracker.Published;
+            var end = next + 1;
+            long bytes = _sizes[Tracker.SlotOf(next)];
+            while (end < published && end - next < options.MaxSize && bytes + _sizes[Tracker.SlotOf(end)] <= options.MaxBytes)
+            {
+                bytes += _sizes[Tracker.SlotOf(end)];
+                end++;
+            }
+
+            Interlocked.Add(ref _inFlight, (int)(end - next));
+            bool done;
+            try
+            {
+                done = await execution.RunAsync(next, (int)(end - next), stop, abort).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Add(ref _inFlight, -(int)(end - next));
+            }
+
+            if (!done)
+            {
+                return;
+            }
+
+            next = end;
+        }
+    }
+
+    /// <summary>Waits until a full batch is buffered, the linger time has passed since the first record of the batch arrived, or the worker stops.</summary>
+    /// <returns><see langword="false"/> when the worker stopped.</returns>
+    private async ValueTask<bool> LingerAsync(long next, BatchOptions options, CancellationToken stop)
+    {
+        var until = Volatile.Read(ref _bufferedAt[Tracker.SlotOf(next)]) + (long)(options.Linger.TotalSeconds * _consumer.Time.TimestampFrequency);
+        while (Tracker.Published - next < options.MaxSize && !stop.IsCancellationRequested)
+        {
+            var left = _consumer.Time.GetElapsedTime(_consumer.Time.GetTimestamp(), until);
+            if (left <= TimeSpan.Zero)
+            {
+                break;
+            }
+
+            // Woken by the poll thread as records arrive, by the stop, or by the timer.
+            await _signal.WaitAsync(left, _consumer.Time).ConfigureAwait(false);
+        }
+
+        return !stop.IsCancellationRequested;
     }
 
     /// <summary>

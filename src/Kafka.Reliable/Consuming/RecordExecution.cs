@@ -69,17 +69,24 @@ internal sealed class RecordExecution
     /// <param name="acknowledgement">With <see cref="CommitStrategy.Manual"/>, the record's acknowledgement; otherwise null.</param>
     /// <param name="stop">Stops retries and waits: the record is left undone.</param>
     /// <param name="abort">Cancels the handler.</param>
+    /// <param name="failedInBatch">The size of the batch handler's batch the record failed in, when it runs alone to isolate that failure (it was counted as consumed with its batch); 0 otherwise.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<RecordResult> RunAsync(
-        ConsumeResult<byte[]?, byte[]?> record, Offsets.PartitionOffsetTracker tracker, long sequence, MessageAcknowledgement? acknowledgement, CancellationToken stop, CancellationToken abort)
+        ConsumeResult<byte[]?, byte[]?> record, Offsets.PartitionOffsetTracker tracker, long sequence, MessageAcknowledgement? acknowledgement, CancellationToken stop, CancellationToken abort,
+        int failedInBatch = 0)
     {
         _context.Initialize(record);
         _context.Track(tracker, sequence);
         _context.PendingAcknowledgement = acknowledgement;
+        _context.FailedInBatch = failedInBatch;
         _handledByHandler = false;
         _deadLettered = null;
         var metrics = _consumer.Metrics;
-        metrics.Consumed(_telemetry);
+        if (failedInBatch == 0)
+        {
+            metrics.Consumed(_telemetry);
+        }
+
         var started = metrics.ProcessDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         _activity = ReliableTracing.StartProcess(record, _telemetry);
         var done = false;

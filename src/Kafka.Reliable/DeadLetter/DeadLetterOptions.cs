@@ -84,6 +84,12 @@ public static class DeadLetterHeaders
     public const string LastFailure = "dlq-last-failure";
 
     /// <summary>
+    /// Present only on a record of a batch handler's batch that failed: the number of records in the batch it first failed
+    /// in. The consumer then isolated the failure by handling smaller batches, and this record failed alone.
+    /// </summary>
+    public const string FailedInBatch = "dlq-failed-in-batch";
+
+    /// <summary>
     /// Present only on a bounded copy: the length in bytes of the original value, of which the dead-letter record holds the
     /// first bytes. Written when the dead-letter topic (or the dead-letter producer's <c>message.max.bytes</c>) refused the
     /// whole record as too large; read the whole record from the source topic at the original coordinates.

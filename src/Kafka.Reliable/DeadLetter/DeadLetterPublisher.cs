@@ -448,6 +448,10 @@ internal sealed class DeadLetterPublisher : IDisposable
         Add(headers, DeadLetterHeaders.Attempts, context.Attempt.ToString(CultureInfo.InvariantCulture));
         Add(headers, DeadLetterHeaders.FirstFailure, firstFailure.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
         Add(headers, DeadLetterHeaders.LastFailure, lastFailure.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+        if (context.FailedInBatch > 0)
+        {
+            Add(headers, DeadLetterHeaders.FailedInBatch, context.FailedInBatch.ToString(CultureInfo.InvariantCulture));
+        }
         if (_options.IncludeStackTrace && exception.StackTrace is { } stackTrace)
         {
             Add(headers, DeadLetterHeaders.ExceptionStackTrace, Truncate(stackTrace));

@@ -70,6 +70,18 @@ internal static partial class Log
     [LoggerMessage(211, LogLevel.Information, "Consumer {Consumer}: circuit closed; partitions resume")]
     public static partial void CircuitClosed(ILogger logger, string consumer);
 
+    [LoggerMessage(230, LogLevel.Warning, "Consumer {Consumer}: a batch of {Count} record(s) from {Topic} [{Partition}] @{Offset} failed on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
+    public static partial void BatchFailed(ILogger logger, string consumer, string topic, int partition, long offset, int count, int attempt, string exceptionType, string reason, FailureKind kind);
+
+    [LoggerMessage(231, LogLevel.Warning, "Consumer {Consumer}: a batch of {Count} record(s) from {Topic} [{Partition}] @{Offset} failed for good after {Attempts} attempt(s) ({ExceptionType}: {Reason}); isolating the failing records by handling each half of it on its own")]
+    public static partial void BatchIsolating(ILogger logger, string consumer, string topic, int partition, long offset, int count, int attempts, string exceptionType, string reason);
+
+    [LoggerMessage(232, LogLevel.Warning, "Consumer {Consumer}: the batch handler reported {Topic} [{Partition}] @{Offset} failed ({ExceptionType}: {Reason}); it is handled alone once the rest of its batch is done")]
+    public static partial void BatchRecordReportedFailed(ILogger logger, string consumer, string topic, int partition, long offset, string exceptionType, string reason);
+
+    [LoggerMessage(233, LogLevel.Information, "Consumer {Consumer}: {Count} record(s) of a batch from {Topic} [{Partition}] were handled before (their idempotency keys are completed); left out of the batch as duplicates")]
+    public static partial void BatchDuplicatesSkipped(ILogger logger, string consumer, string topic, int partition, int count);
+
     [LoggerMessage(212, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled before (its idempotency key is completed); skipped as a duplicate")]
     public static partial void DuplicateSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
 

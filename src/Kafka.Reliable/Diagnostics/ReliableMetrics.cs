@@ -56,6 +56,11 @@ internal sealed class ReliableMetrics : IDisposable
             "Records whose idempotency lease was found lost (expired and removed, or taken by another consumer) while they were handled or awaited their acknowledgement: another run of the message may have happened.");
         HandlerDuration = _meter.CreateHistogram(
             "kafka.reliable.handler.duration", "s", "How long one attempt at a record took, from deserialization to the handler's return.", advice: seconds);
+        BatchSize = _meter.CreateHistogram<int>(
+            "kafka.reliable.batch.size", "{record}", "Records handed to a batch handler in one batch (a part of a failed batch being isolated counts as a batch).",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = BatchSizeBuckets });
+        BatchDuration = _meter.CreateHistogram(
+            "kafka.reliable.batch.duration", "s", "How long a batch took, from its first attempt until it was done (every attempt and isolated part included).", advice: seconds);
         RebalancedPartitions = _meter.CreateCounter<long>(
             "kafka.reliable.rebalance.partitions", "{partition}", "Partitions assigned, revoked or lost (tag kafka.reliable.rebalance.kind).");
         CommitFailures = _meter.CreateCounter<long>("kafka.reliable.commit.failures", "{commit}", "Offset commits that failed (and were tried again).");
@@ -104,6 +109,10 @@ internal sealed class ReliableMetrics : IDisposable
 
     public Histogram<double> HandlerDuration { get; }
 
+    public Histogram<int> BatchSize { get; }
+
+    public Histogram<double> BatchDuration { get; }
+
     public Counter<long> RebalancedPartitions { get; }
 
     public Counter<long> CommitFailures { get; }
@@ -113,6 +122,24 @@ internal sealed class ReliableMetrics : IDisposable
     public void Register(ConsumerRunner runner) => _live.TryAdd(runner, 0);
 
     public void Unregister(ConsumerRunner runner) => _live.TryRemove(runner, out _);
+
+    /// <summary>Adds <paramref name="value"/> to a counter, tagged with the consumer, its group and the topic; nothing happens while no listener enables it.</summary>
+    public static void Add(Counter<long> counter, long value, ConsumerContext consumer, string topic)
+    {
+        if (counter.Enabled && value > 0)
+        {
+            counter.Add(value, Tags(consumer, KafkaReliableDiagnostics.TopicTag, topic));
+        }
+    }
+
+    /// <summary>Records the size of a batch handed to a batch handler.</summary>
+    public void BatchHandled(int size, ConsumerContext consumer, string topic)
+    {
+        if (BatchSize.Enabled)
+        {
+            BatchSize.Record(size, Tags(consumer, KafkaReliableDiagnostics.TopicTag, topic));
+        }
+    }
 
     /// <summary>Adds one to a counter, tagged with the consumer, its group and the topic; nothing happens while no listener enables it.</summary>
     public static void Add(Counter<long> counter, ConsumerContext consumer, string topic)
@@ -133,11 +160,11 @@ internal sealed class ReliableMetrics : IDisposable
     }
 
     /// <summary>Counts a record taken for processing (<c>messaging.client.consumed.messages</c>); no allocation.</summary>
-    public void Consumed(PartitionTelemetry partition)
+    public void Consumed(PartitionTelemetry partition, int count = 1)
     {
         if (ConsumedMessages.Enabled)
         {
-            ConsumedMessages.Add(1, partition.ProcessTags);
+            ConsumedMessages.Add(count, partition.ProcessTags);
         }
     }
 

@@ -40,6 +40,37 @@ internal static class ReliableTracing
         return activity;
     }
 
+    /// <summary>
+    /// Starts the span of a batch handed to a batch handler: one <c>process</c> span per batch, a root with a link to each
+    /// record's producer context (the messaging conventions' batch pattern), and the batch's size.
+    /// </summary>
+    public static Activity? StartBatch(MessageContext[] contexts, ArraySegment<int> group, PartitionTelemetry partition)
+    {
+        if (!Source.HasListeners())
+        {
+            return null;
+        }
+
+        var links = new List<ActivityLink>(group.Count);
+        foreach (var index in group)
+        {
+            var record = contexts[index].Record!;
+            if (ActivityContext.TryParse(Header(record, TraceParentHeader), Header(record, TraceStateHeader), out var producer))
+            {
+                links.Add(new ActivityLink(producer));
+            }
+        }
+
+        var activity = Source.StartActivity(ActivityKind.Consumer, default(ActivityContext), partition.SpanTags, links, name: partition.ProcessSpanName);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(MessagingBatchMessageCount, group.Count);
+            activity.SetTag(KafkaOffset, contexts[group[0]].Offset);
+        }
+
+        return activity;
+    }
+
     public static void AttemptFailed(Activity? activity, int attempt, string stage, Exception exception, FailureKind kind)
     {
         if (activity is not { IsAllDataRequested: true })

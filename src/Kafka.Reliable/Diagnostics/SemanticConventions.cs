@@ -18,6 +18,7 @@ internal static class SemanticConventions
     public const string ServerPort = "server.port";
     public const string ErrorType = "error.type";
     public const string KafkaOffset = "messaging.kafka.offset";
+    public const string MessagingBatchMessageCount = "messaging.batch.message_count";
     public const string KafkaMessageKey = "messaging.kafka.message.key";
     public const string KafkaTombstone = "messaging.kafka.message.tombstone";
 
@@ -41,4 +42,7 @@ internal static class SemanticConventions
     /// seconds gets the SDK's default boundaries (made for milliseconds), and every measurement lands in the first bucket.
     /// </summary>
     public static readonly IReadOnlyList<double> DurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+    /// <summary>Bucket boundaries for batch sizes.</summary>
+    public static readonly IReadOnlyList<int> BatchSizeBuckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 }

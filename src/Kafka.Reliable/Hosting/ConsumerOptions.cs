@@ -35,6 +35,17 @@ internal sealed class ConsumerHandlerOptions<TDomain>
 {
     /// <summary>Gets or sets the handler; null until <c>WithHandler</c> is called.</summary>
     public HandlerRegistration<TDomain>? Handler { get; set; }
+
+    /// <summary>Gets or sets the batch handler; null until <c>WithBatchHandler</c> is called.</summary>
+    public BatchHandlerRegistration<TDomain>? BatchHandler { get; set; }
+}
+
+/// <summary>Resolves a batch handler of <typeparamref name="TDomain"/> (from the batch's scope, or once when it is a singleton).</summary>
+internal sealed class BatchHandlerRegistration<TDomain>(Func<IServiceProvider, IBatchMessageHandler<TDomain>> resolve, bool singleton)
+{
+    public Func<IServiceProvider, IBatchMessageHandler<TDomain>> Resolve { get; } = resolve;
+
+    public bool Singleton { get; } = singleton;
 }
 
 /// <summary>Resolves a handler of <typeparamref name="TDomain"/> (from the message's scope, or once when it is a singleton).</summary>
@@ -53,6 +64,9 @@ internal abstract class ConsumerTranslation<TMessage>
 
     public abstract bool HasHandler(IServiceProvider services, string name);
 
+    /// <summary>Gets whether the consumer has a batch handler (and whether it has a message handler as well).</summary>
+    public abstract (bool Batch, bool Both) HandlerKind(IServiceProvider services, string name);
+
     public abstract IRecordProcessor CreateProcessor(
         IServiceProvider services, string name, IMessageDeserializer<TMessage> deserializer, IdempotencyGate? gate, Func<TMessage, MessageContext, string?>? keySelector);
 }
@@ -62,17 +76,29 @@ internal sealed class ConsumerTranslation<TMessage, TDomain>(Func<IServiceProvid
 {
     public override Type Domain => typeof(TDomain);
 
-    public override bool HasHandler(IServiceProvider services, string name) => Handler(services, name) is not null;
+    public override bool HasHandler(IServiceProvider services, string name) => Handlers(services, name) is { Handler: not null } or { BatchHandler: not null };
+
+    public override (bool Batch, bool Both) HandlerKind(IServiceProvider services, string name)
+    {
+        var handlers = Handlers(services, name);
+        return (handlers.BatchHandler is not null, handlers is { Handler: not null, BatchHandler: not null });
+    }
 
     public override IRecordProcessor CreateProcessor(
         IServiceProvider services, string name, IMessageDeserializer<TMessage> deserializer, IdempotencyGate? gate, Func<TMessage, MessageContext, string?>? keySelector)
     {
-        var handler = Handler(services, name) ?? throw ConsumerPipeline<TMessage>.NoHandler(name);
+        var handlers = Handlers(services, name);
+        if (handlers.BatchHandler is { } batch)
+        {
+            return new BatchProcessor<TMessage, TDomain>(deserializer, translator(services), batch, services, gate, keySelector);
+        }
+
+        var handler = handlers.Handler ?? throw ConsumerPipeline<TMessage>.NoHandler(name);
         return new RecordProcessor<TMessage, TDomain>(deserializer, translator(services), handler.Resolve, handler.Singleton, services, gate, keySelector);
     }
 
-    private static HandlerRegistration<TDomain>? Handler(IServiceProvider services, string name) =>
-        services.GetRequiredService<IOptionsMonitor<ConsumerHandlerOptions<TDomain>>>().Get(name).Handler;
+    private static ConsumerHandlerOptions<TDomain> Handlers(IServiceProvider services, string name) =>
+        services.GetRequiredService<IOptionsMonitor<ConsumerHandlerOptions<TDomain>>>().Get(name);
 }
 
 /// <summary>Builds the pipeline of one consumer from its named options, each time a runner starts.</summary>
@@ -100,8 +126,21 @@ internal sealed class ConsumerPipeline<TMessage>(string name) : IConsumerPipelin
             throw NoHandler(name);
         }
 
+        var (batch, both) = translation.HandlerKind(services, name);
+        if (both)
+        {
+            throw new InvalidOperationException(
+                $"Reliable consumer '{name}' has both a message handler (WithHandler) and a batch handler (WithBatchHandler) of {translation.Domain.Name}: " +
+                "only one of them can receive the messages. Remove one of the two calls.");
+        }
+
+        if (batch)
+        {
+            BatchRules.Ensure(name, services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get(name));
+        }
+
         if (translation.Domain != typeof(TMessage)
-            && services.GetRequiredService<IOptionsMonitor<ConsumerHandlerOptions<TMessage>>>().Get(name).Handler is not null)
+            && services.GetRequiredService<IOptionsMonitor<ConsumerHandlerOptions<TMessage>>>().Get(name) is { Handler: not null } or { BatchHandler: not null })
         {
             // A handler of the untranslated messages next to a translator: it would never run, and its effects would silently not happen.
             throw new InvalidOperationException(

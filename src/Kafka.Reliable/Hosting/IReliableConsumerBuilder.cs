@@ -42,6 +42,21 @@ public interface IReliableConsumerBuilder<TMessage> : IReliableConsumerBuilder
     }
 
     /// <summary>
+    /// Sets a batch handler of the deserialized messages, in place of a message handler: the consumer hands it the records of
+    /// one partition in batches (see <see cref="ReliableConsumerOptions.Batch"/>). It is registered with the given lifetime
+    /// if it is not registered yet.
+    /// </summary>
+    /// <typeparam name="THandler">The batch handler type.</typeparam>
+    /// <param name="lifetime"><see cref="ServiceLifetime.Scoped"/> (the default): a new scope per batch; <see cref="ServiceLifetime.Singleton"/>: one instance, called concurrently from several partitions.</param>
+    /// <returns>This builder.</returns>
+    IReliableConsumerBuilder<TMessage> WithBatchHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
+        where THandler : class, IBatchMessageHandler<TMessage>
+    {
+        ConsumerBuilderRegistrations.SetBatchHandler<TMessage, THandler>(this, lifetime);
+        return this;
+    }
+
+    /// <summary>
     /// Adds a translation step between deserialization and the handler (an anti-corruption layer). The translator is resolved
     /// from dependency injection once per consumer and registered as a singleton if it is not registered yet. The last
     /// translator chosen is used.
@@ -91,6 +106,17 @@ public interface IReliableConsumerBuilder<TMessage, TDomain> : IReliableConsumer
         where THandler : class, IMessageHandler<TDomain>
     {
         ConsumerBuilderRegistrations.SetHandler<TDomain, THandler>(this, lifetime);
+        return this;
+    }
+
+    /// <summary>Sets a batch handler of the translated messages, in place of a message handler (see <see cref="IReliableConsumerBuilder{TMessage}.WithBatchHandler{THandler}"/>).</summary>
+    /// <typeparam name="THandler">The batch handler type.</typeparam>
+    /// <param name="lifetime"><see cref="ServiceLifetime.Scoped"/> (the default): a new scope per batch; <see cref="ServiceLifetime.Singleton"/>: one instance, called concurrently.</param>
+    /// <returns>This builder.</returns>
+    new IReliableConsumerBuilder<TMessage, TDomain> WithBatchHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(ServiceLifetime lifetime = ServiceLifetime.Scoped)
+        where THandler : class, IBatchMessageHandler<TDomain>
+    {
+        ConsumerBuilderRegistrations.SetBatchHandler<TDomain, THandler>(this, lifetime);
         return this;
     }
 

@@ -35,6 +35,20 @@ internal static class ConsumerBuilderRegistrations
         builder.Services.Configure<ConsumerHandlerOptions<TDomain>>(builder.Name, o => o.Handler = handler);
     }
 
+    public static void SetBatchHandler<TDomain, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(IReliableConsumerBuilder builder, ServiceLifetime lifetime)
+        where THandler : class, IBatchMessageHandler<TDomain>
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (lifetime == ServiceLifetime.Transient)
+        {
+            lifetime = ServiceLifetime.Scoped;
+        }
+
+        builder.Services.TryAdd(new ServiceDescriptor(typeof(THandler), typeof(THandler), lifetime));
+        var handler = new BatchHandlerRegistration<TDomain>(static services => services.GetRequiredService<THandler>(), lifetime == ServiceLifetime.Singleton);
+        builder.Services.Configure<ConsumerHandlerOptions<TDomain>>(builder.Name, o => o.BatchHandler = handler);
+    }
+
     public static void SetTranslator<TMessage, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TTranslator, TDomain>(IReliableConsumerBuilder builder)
         where TTranslator : class, IMessageTranslator<TMessage, TDomain>
     {

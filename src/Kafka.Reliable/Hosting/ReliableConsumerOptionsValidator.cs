@@ -65,6 +65,19 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
                 $"to {ReliableConsumerConstants.MaxMaxBufferedBytes} (64 GiB); the default is {ReliableConsumerConstants.DefaultMaxBufferedBytes} (64 MiB).");
         }
 
+        if (options.Batch.MaxSize is < 1 or > ReliableConsumerConstants.MaxBatchMaxSize)
+        {
+            errors.AddError($"{Setting("Batch:MaxSize")} is {options.Batch.MaxSize}: use a number of messages from 1 to {ReliableConsumerConstants.MaxBatchMaxSize}.");
+        }
+
+        if (options.Batch.MaxBytes is < ReliableConsumerConstants.MinBatchMaxBytes or > ReliableConsumerConstants.MaxBatchMaxBytes)
+        {
+            errors.AddError(
+                $"{Setting("Batch:MaxBytes")} is {options.Batch.MaxBytes}: use a number of bytes from {ReliableConsumerConstants.MinBatchMaxBytes} (1 KiB) to " +
+                $"{ReliableConsumerConstants.MaxBatchMaxBytes} (1 GiB); the default is {ReliableConsumerConstants.DefaultBatchMaxBytes} (4 MiB).");
+        }
+
+        CheckDuration(errors, Setting("Batch:Linger"), options.Batch.Linger, TimeSpan.Zero, TimeSpan.FromMinutes(1));
         CheckDuration(errors, Setting("ShutdownTimeout"), options.ShutdownTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("RevokeTimeout"), options.RevokeTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("PollTimeout"), options.PollTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10));

@@ -53,6 +53,12 @@ internal sealed class IdempotencyGate
 
     public object Store { get; }
 
+    /// <summary>Gets a value indicating whether the store is transactional (no leases: a transaction per message or batch).</summary>
+    public bool IsTransactional => _transactional is not null;
+
+    /// <summary>Gets the transactional store when it can hold a whole batch in one transaction; null otherwise.</summary>
+    public ITransactionalBatchIdempotencyStore? BatchTransactions => _transactional as ITransactionalBatchIdempotencyStore;
+
     /// <summary>Gets the number of keys whose leases are being renewed (tests).</summary>
     internal int RenewedKeys => _renewer?.Count ?? 0;
 

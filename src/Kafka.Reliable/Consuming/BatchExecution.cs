@@ -1,0 +1,442 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using Kafka.Reliable.DeadLetter;
+using Kafka.Reliable.Diagnostics;
+using Kafka.Reliable.Idempotency;
+using Kafka.Reliable.Offsets;
+using Kafka.Reliable.Pipeline;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace Kafka.Reliable.Consuming;
+
+/// <summary>
+/// Takes a batch of a partition's records through the pipeline until each record is done: the batch handler's side of a
+/// sequential partition worker (one per worker, one batch at a time).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Records that can never be handled (a tombstone under the DeadLetter policy, an oversize value, a deserializer or
+/// translator failure) are taken out first and go through the one-record path (<see cref="RecordExecution"/>), which
+/// dead-letters them at once; a tombstone under the Skip policy is done at once.
+/// </para>
+/// <para>
+/// The rest is one group, attempted through the resilience pipeline: transient failures retry the whole group, and while
+/// the circuit is open (or the idempotency store is unavailable, or a key is held elsewhere) the group waits without
+/// spending attempts. A group that fails for good (a fatal failure, or retries exhausted) is bisected: each half is a group
+/// of its own, down to single records, which take the one-record path with its retries and dead-lettering. A record the
+/// handler reports failed (<see cref="MessageBatch{TMessage}.Fail"/>) takes the one-record path too, once the others are done.
+/// </para>
+/// </remarks>
+internal sealed class BatchExecution
+{
+    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
+    private readonly ConsumerContext _consumer;
+    private readonly IBatchRun _run;
+    private readonly RecordExecution _single;
+    private readonly ConsumeResult<byte[]?, byte[]?>?[] _ring;
+    private readonly PartitionOffsetTracker _tracker;
+    private readonly Action<long> _complete;
+    private readonly Action<bool> _onHold;
+    private readonly PartitionTelemetry _telemetry;
+    private readonly long _assignment;
+    private MessageContext[] _contexts = [];
+    private long[] _sequences = [];
+    private int[] _group = [];
+    private int[] _poison = [];
+    private int _transientFailures;
+    private Exception? _lastTransient;
+    private CancellationToken _abort;
+
+    public BatchExecution(
+        ConsumerContext consumer,
+        IBatchProcessor processor,
+        ConsumeResult<byte[]?, byte[]?>?[] ring,
+        PartitionOffsetTracker tracker,
+        Action<long> complete,
+        Action<bool> onHold,
+        long assignment,
+        PartitionTelemetry telemetry)
+    {
+        _consumer = consumer;
+        _run = processor.CreateRun();
+        _ring = ring;
+        _tracker = tracker;
+        _complete = complete;
+        _onHold = onHold;
+        _telemetry = telemetry;
+        _assignment = assignment;
+        _single = new RecordExecution(consumer, processor, onHold, assignment, telemetry);
+    }
+
+    /// <summary>Runs the records of sequences [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) as a batch until each is done.</summary>
+    /// <returns><see langword="false"/> when the worker stopped before every record was done (those not done stay undone).</returns>
+    public async ValueTask<bool> RunAsync(long first, int count, CancellationToken stop, CancellationToken abort)
+    {
+        Prepare(count);
+        _abort = abort;
+        var good = 0;
+        var poison = 0;
+        var metrics = _consumer.Metrics;
+        for (var i = 0; i < count; i++)
+        {
+            var sequence = first + i;
+            _sequences[i] = sequence;
+            var context = _contexts[i];
+            var record = _ring[_tracker.SlotOf(sequence)]!;
+            context.Initialize(record);
+            context.Track(_tracker, sequence);
+            var value = record.Message.Value;
+            if (value is null ? _consumer.Options.Tombstones != TombstonePolicy.Handle : value.Length > _consumer.Options.MaxPayloadBytes)
+            {
+                if (value is null && _consumer.Options.Tombstones == TombstonePolicy.Skip)
+                {
+                    metrics.Consumed(_telemetry);
+                    Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset);
+                    _complete(sequence);
+                }
+                else
+                {
+                    _poison[poison++] = i;
+                }
+
+                continue;
+            }
+
+            if (_run.Prepare(context, i).IsSuccess)
+            {
+                _group[good++] = i;
+            }
+            else
+            {
+                _poison[poison++] = i;
+            }
+        }
+
+        try
+        {
+            // Poison first, each alone: the one-record path screens, fails and dead-letters it at once (stage deserialize or translate).
+            for (var i = 0; i < poison; i++)
+            {
+                if (!await RunSingleAsync(_poison[i], failedInBatch: 0, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+
+            if (good == 0)
+            {
+                return true;
+            }
+
+            if (good > 1)
+            {
+                // A batch of one takes the one-record path, which counts its record itself.
+                metrics.Consumed(_telemetry, good);
+            }
+
+            var started = metrics.BatchDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+            var done = await RunGroupAsync(new ArraySegment<int>(_group, 0, good), isolating: false, failedInBatch: 0, stop).ConfigureAwait(false);
+            if (done && started != 0)
+            {
+                ReliableMetrics.Record(metrics.BatchDuration, started, _consumer, _contexts[_group[0]].Topic);
+            }
+
+            return done;
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _contexts[i].Reset();
+            }
+
+            _abort = default;
+        }
+    }
+
+    private void Prepare(int count)
+    {
+        if (_contexts.Length < count)
+        {
+            var contexts = new MessageContext[count];
+            Array.Copy(_contexts, contexts, _contexts.Length);
+            for (var i = _contexts.Length; i < count; i++)
+            {
+                contexts[i] = new MessageContext(_consumer.Name, _consumer.Options.GroupId) { Assignment = _assignment };
+            }
+
+            _contexts = contexts;
+            _sequences = new long[count];
+            _group = new int[count];
+            _poison = new int[count];
+        }
+
+        _run.Begin(count);
+    }
+
+    /// <summary>Runs one record alone (poison, a record reported failed, or one isolated from a failed batch) until it is done.</summary>
+    private async ValueTask<bool> RunSingleAsync(int index, int failedInBatch, CancellationToken stop)
+    {
+        var sequence = _sequences[index];
+        var result = await _single.RunAsync(_contexts[index].Record!, _tracker, sequence, acknowledgement: null, stop, _abort, failedInBatch).ConfigureAwait(false);
+        if (result == RecordResult.Stopped)
+        {
+            return false;
+        }
+
+        _complete(sequence);
+        return true;
+    }
+
+    /// <summary>
+    /// Runs a group of prepared records until each is done: attempts through the resilience pipeline, waits for the circuit
+    /// or the store, and bisects a group that fails for good.
+    /// </summary>
+    /// <param name="group">The records, as prepared indexes in offset order.</param>
+    /// <param name="isolating">Whether the group is part of a failed batch.</param>
+    /// <param name="failedInBatch">The size of the failed batch it is part of; 0 for a batch as formed.</param>
+    /// <param name="stop">Stops retries and waits.</param>
+    private async ValueTask<bool> RunGroupAsync(ArraySegment<int> group, bool isolating, int failedInBatch, CancellationToken stop)
+    {
+        if (group.Count == 1)
+        {
+            return await RunSingleAsync(group[0], failedInBatch, stop).ConfigureAwait(false);
+        }
+
+        var activity = ReliableTracing.StartBatch(_contexts, group, _telemetry);
+        var attempt = 0;
+        var storeRound = 0;
+        var holding = false;
+        _transientFailures = 0;
+        _lastTransient = null;
+        try
+        {
+            while (true)
+            {
+                var (state, failure) = await AttemptAsync(group, isolating, attempt, stop).ConfigureAwait(false);
+                attempt = state.Attempts;
+                var canceled = state.Result is { Outcome.Canceled: true };
+                if (failure is null && !canceled)
+                {
+                    // Read before the result is reused by the groups that FinishAsync may run.
+                    var covered = state.Result!.Covered;
+                    return await FinishAsync(group.Slice(0, covered), isolating, failedInBatch, state.Result, stop).ConfigureAwait(false)
+                        && (covered == group.Count || await RunGroupAsync(group.Slice(covered), isolating, failedInBatch, stop).ConfigureAwait(false));
+                }
+
+                if (canceled || stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                var circuit = failure is BrokenCircuitException || WaitsForTheCircuit(failure!);
+                if ((circuit && _transientFailures < 2L * _consumer.Options.Retry.MaxAttempts) || failure is IdempotencyWaitException)
+                {
+                    // Not the records' fault: wait for the circuit, the store, or the consumer holding a key, without spending attempts.
+                    if (!holding)
+                    {
+                        holding = true;
+                        _onHold(true);
+                    }
+
+                    var wait = failure switch
+                    {
+                        IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
+                        IdempotencyStoreUnavailableException unavailable => StoreWait(group, unavailable, ++storeRound),
+                        BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
+                        _ => _consumer.Options.CircuitBreaker.BreakDuration,
+                    };
+                    if (!await DelayAsync(wait, stop).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
+
+                    continue;
+                }
+
+                // Failed for good (a fatal failure, or retries spent): isolate the failing records, half by half.
+                var cause = failure is BrokenCircuitException ? _lastTransient ?? failure : failure!;
+                ReliableTracing.AttemptFailed(activity, attempt, DeadLetterPublisher.StageName(ProcessingStage.Handle), cause, _consumer.Classification.Classify(cause));
+                Log.BatchIsolating(_consumer.Logger, _consumer.Name, _contexts[group[0]].Topic, _contexts[group[0]].Partition, _contexts[group[0]].Offset, group.Count, attempt, cause.GetType().FullName!, cause.Message);
+                var size = failedInBatch > 0 ? failedInBatch : group.Count;
+                var half = group.Count / 2;
+                return await RunGroupAsync(group.Slice(0, half), isolating: true, size, stop).ConfigureAwait(false)
+                    && await RunGroupAsync(group.Slice(half), isolating: true, size, stop).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (holding)
+            {
+                _onHold(false);
+            }
+
+            if (activity is not null)
+            {
+                ReliableTracing.Finished(activity, attempt, deadLettered: false, exception: null);
+                activity.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Completes a group that the handler handled: every record but those it reported failed, which then run alone.</summary>
+    private async ValueTask<bool> FinishAsync(ArraySegment<int> group, bool isolating, int failedInBatch, BatchAttemptResult result, CancellationToken stop)
+    {
+        if (result.Duplicates > 0)
+        {
+            Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, _contexts[group[0]].Topic, _contexts[group[0]].Partition, result.Duplicates);
+            ReliableMetrics.Add(_consumer.Metrics.Duplicates, result.Duplicates, _consumer, _contexts[group[0]].Topic);
+        }
+
+        if (result.Failed.Count == 0)
+        {
+            ReliableMetrics.Add(_consumer.Metrics.Processed, group.Count - result.Duplicates, _consumer, _contexts[group[0]].Topic);
+            foreach (var index in group)
+            {
+                _complete(_sequences[index]);
+            }
+
+            return true;
+        }
+
+        // The result is reused by the next attempt: take what it says first.
+        var failed = new HashSet<int>(result.Failed.Count);
+        foreach (var (index, failure) in result.Failed)
+        {
+            failed.Add(index);
+            Log.BatchRecordReportedFailed(_consumer.Logger, _consumer.Name, _contexts[index].Topic, _contexts[index].Partition, _contexts[index].Offset, failure.GetType().FullName!, failure.Message);
+        }
+
+        var size = failedInBatch > 0 ? failedInBatch : group.Count;
+        if (result.RolledBack)
+        {
+            // Nothing of the group is done: it runs again without the failed records (whose effects were rolled back with it).
+            var rest = group.Where(index => !failed.Contains(index)).ToArray();
+            if (rest.Length > 0 && !await RunGroupAsync(rest, isolating, failedInBatch, stop).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+        else
+        {
+            ReliableMetrics.Add(_consumer.Metrics.Processed, group.Count - failed.Count - result.Duplicates, _consumer, _contexts[group[0]].Topic);
+            foreach (var index in group)
+            {
+                if (!failed.Contains(index))
+                {
+                    _complete(_sequences[index]);
+                }
+            }
+        }
+
+        foreach (var index in group)
+        {
+            if (failed.Contains(index) && !await RunSingleAsync(index, size, stop).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>One run of the group through the resilience pipeline (its retries included).</summary>
+    private async ValueTask<(AttemptState State, Exception? Failure)> AttemptAsync(ArraySegment<int> group, bool isolating, int attempts, CancellationToken stop)
+    {
+        var state = new AttemptState(this, group, isolating, attempts);
+        var resilience = ResilienceContextPool.Shared.Get(stop);
+        try
+        {
+            var outcome = await _consumer.Resilience.ExecuteOutcomeAsync(
+                static async (_, state) => await state.Execution.AttemptOnceAsync(state).ConfigureAwait(false), resilience, state).ConfigureAwait(false);
+            return (state, outcome.Exception);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilience);
+        }
+    }
+
+    /// <summary>One attempt at the group; a handler failure is returned to Polly as an exception outcome, so that it can retry or count it.</summary>
+    private async ValueTask<Outcome<bool>> AttemptOnceAsync(AttemptState state)
+    {
+        state.Attempts++;
+        var metrics = _consumer.Metrics;
+        var topic = _contexts[state.Group[0]].Topic;
+        if (state.Attempts > 1)
+        {
+            ReliableMetrics.Add(metrics.Retried, state.Group.Count, _consumer, topic);
+        }
+
+        metrics.BatchHandled(state.Group.Count, _consumer, topic);
+        var started = metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        var result = await _run.HandleAsync(state.Group, state.Isolating, state.Attempts, _abort).ConfigureAwait(false);
+        if (started != 0)
+        {
+            ReliableMetrics.Record(metrics.HandlerDuration, started, _consumer, topic);
+        }
+
+        state.Result = result;
+        if (result.Outcome.IsSuccess || result.Outcome.Canceled)
+        {
+            return Outcome.FromResult(true);
+        }
+
+        var exception = result.Outcome.Exception!;
+        ReliableMetrics.Add(metrics.Failed, state.Group.Count, _consumer, topic);
+        var kind = _consumer.Classification.Classify(exception);
+        if (kind == FailureKind.Transient && exception is not IdempotencyWaitException)
+        {
+            _transientFailures++;
+            _lastTransient = exception;
+        }
+
+        var first = _contexts[state.Group[0]];
+        Log.BatchFailed(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, first.Offset, state.Group.Count, state.Attempts, exception.GetType().FullName!, exception.Message, kind);
+        return Outcome.FromException<bool>(exception);
+    }
+
+    /// <summary>
+    /// Gets a value indicating whether a group that ran out of retries must wait for the circuit instead of being isolated:
+    /// its last failure was transient and the circuit is open (the dependency is down, not the records bad).
+    /// </summary>
+    private bool WaitsForTheCircuit(Exception failure) =>
+        _consumer.CircuitOpen && _consumer.Classification.Classify(failure) == FailureKind.Transient && failure is not IdempotencyWaitException;
+
+    private TimeSpan StoreWait(ArraySegment<int> group, IdempotencyStoreUnavailableException unavailable, int round)
+    {
+        var delay = RetryBackoff.Delay(_consumer.Options.Retry, round);
+        var first = _contexts[group[0]];
+        Log.IdempotencyStoreUnavailable(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, first.Offset, round, delay, unavailable.InnerException!.Message);
+        return delay;
+    }
+
+    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
+    {
+        try
+        {
+            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The state of one run of a group through the pipeline: the group, the attempts so far and the last attempt's result.</summary>
+    private sealed class AttemptState(BatchExecution execution, ArraySegment<int> group, bool isolating, int attempts)
+    {
+        public BatchExecution Execution { get; } = execution;
+
+        public ArraySegment<int> Group { get; } = group;
+
+        public bool Isolating { get; } = isolating;
+
+        public int Attempts { get; set; } = attempts;
+
+        /// <summary>Gets or sets the last attempt's result; null when the pipeline made none (the circuit is open).</summary>
+        public BatchAttemptResult? Result { get; set; }
+    }
+}

@@ -1,0 +1,221 @@
+using System.Text;
+using Kafka.Reliable.DeadLetter;
+using Kafka.Reliable.Tests.Infrastructure;
+
+namespace Kafka.Reliable.Tests.Batching;
+
+public sealed class BatchHandlerTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task Batches_ArePerPartitionInOffsetOrder_BoundedByMaxSize_AndEveryRecordIsHandledOnce()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(1000, 2));
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o => o.Batch.MaxSize = 100);
+        await Eventually.TrueAsync(() => consumer.Handler.Handled.Count >= 1000, "all 1000 records are handled", state: () => $"{consumer.Handler.Handled.Count} handled");
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 2) is { } c && c[0] == 500 && c[1] == 500, "both partitions are committed to their end");
+        await consumer.StopAsync();
+
+        var calls = consumer.Handler.Calls.ToList();
+        Assert.Equal(Enumerable.Range(0, 1000), consumer.Handler.Handled.Order());
+        Assert.All(calls, call => Assert.InRange(call.Ids.Count, 1, 100));
+        Assert.Contains(calls, call => call.Ids.Count > 1);
+        foreach (var partition in calls.GroupBy(c => c.Partition))
+        {
+            var offsets = partition.SelectMany(c => c.Offsets).ToList();
+            Assert.Equal(Enumerable.Range(0, 500).Select(i => (long)i), offsets);
+        }
+
+        Assert.All(calls, call => Assert.True(call is { Attempt: 1, Isolating: false, Succeeded: true }, $"batch {string.Join(',', call.Ids)} was attempt {call.Attempt}"));
+    }
+
+    /// <summary>
+    /// A batch that fails for good is bisected down to the records that fail alone, which are dead-lettered with the size of
+    /// the batch they failed in; every other record is handled exactly once, in offset order within its partition.
+    /// </summary>
+    [Theory]
+    [InlineData(1, new[] { 37 })]
+    [InlineData(2, new[] { 37 })]
+    [InlineData(500, new[] { 37 })]
+    [InlineData(2, new[] { 10, 11 })]
+    [InlineData(500, new[] { 10, 11 })]
+    [InlineData(500, new[] { 3, 50, 51, 52, 120, 199 })]
+    public async Task FailingBatch_IsBisected_OnlyTheRecordsThatFailAloneAreDeadLettered(int maxSize, int[] poisonIds)
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(200, 1));
+        var poison = poisonIds.ToHashSet();
+        var handler = new RecordingBatchHandler
+        {
+            Behavior = (batch, _) => batch.Any(item => poison.Contains(item.Message.Id))
+                ? throw new NonRetryableException($"the batch holds a poison record ({batch.Count} records)")
+                : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, handler, o => o.Batch.MaxSize = maxSize);
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 200, "the partition is committed to its end", state: () => $"{handler.Handled.Count} handled; {consumer.Logs.Dump(20)}");
+        var deadLetters = broker.ReadAll(topic + ".dlq", 1, expected: poison.Count);
+        await consumer.StopAsync();
+
+        Assert.Equal(Enumerable.Range(0, 200).Where(id => !poison.Contains(id)), handler.Handled);
+        Assert.Equal(poisonIds.Select(id => (long)id), deadLetters.Select(d => long.Parse(Header(d, DeadLetterHeaders.OriginalOffset), System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(deadLetters, d => Assert.Equal("handle", Header(d, DeadLetterHeaders.FailureStage)));
+        Assert.All(deadLetters, d => Assert.Equal(typeof(NonRetryableException).FullName, Header(d, DeadLetterHeaders.ExceptionType)));
+        if (maxSize > 1)
+        {
+            // Each poison record failed alone after failing in a larger batch.
+            Assert.All(deadLetters, d => Assert.True(int.Parse(Header(d, DeadLetterHeaders.FailedInBatch), System.Globalization.CultureInfo.InvariantCulture) >= 2, "the dead letter names the size of the batch it failed in"));
+            Assert.True(consumer.Logs.CountOf(231) >= 1, "the isolation is logged");
+        }
+        else
+        {
+            Assert.All(deadLetters, d => Assert.False(d.Message.Headers.TryGetLastBytes(DeadLetterHeaders.FailedInBatch, out _), "a batch of one failed alone from the start"));
+        }
+
+        // A fatal failure is never retried as it is: every failed call is followed by smaller batches or the record alone.
+        Assert.All(consumer.Handler.Calls.Where(c => !c.Succeeded), call => Assert.Equal(1, call.Attempt));
+    }
+
+    [Fact]
+    public async Task TransientFailureOfTheWholeBatch_RetriesTheBatchAsAWhole_NothingIsIsolatedOrDeadLettered()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(50, 1));
+        var failures = 0;
+        var handler = new RecordingBatchHandler
+        {
+            Behavior = (batch, _) => batch.Attempt <= 2 && Interlocked.Increment(ref failures) <= 2
+                ? throw new TimeoutException("the database did not answer")
+                : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Batch.Linger = TimeSpan.FromSeconds(10);
+            o.Batch.MaxSize = 50;
+        });
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 50, "the partition is committed to its end");
+        await consumer.StopAsync();
+
+        var calls = consumer.Handler.Calls.ToList();
+        Assert.Equal([(50, 1, false), (50, 2, false), (50, 3, true)], calls.Select(c => (c.Ids.Count, c.Attempt, c.Succeeded)));
+        Assert.Equal(Enumerable.Range(0, 50), handler.Handled);
+        Assert.Equal(0, consumer.Logs.CountOf(231));
+        Assert.Equal(2, consumer.Logs.CountOf(230));
+    }
+
+    [Fact]
+    public async Task RecordsReportedFailed_TheOthersAreDone_EachReportedRecordRunsAloneAndIsDeadLetteredWhenItFailsAgain()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(40, 1));
+        var handler = new RecordingBatchHandler
+        {
+            Behavior = (batch, _) =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (batch[i].Message.Id is 7 or 21)
+                    {
+                        batch.Fail(i, new NonRetryableException($"order {batch[i].Message.Id} has no customer"));
+                    }
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        };
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, handler, o => o.Batch.Linger = TimeSpan.FromSeconds(10));
+        var deadLetters = broker.ReadAll(topic + ".dlq", 1, expected: 2);
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 40, "the partition is committed to its end");
+        await consumer.StopAsync();
+
+        Assert.Equal(Enumerable.Range(0, 40).Where(id => id is not (7 or 21)), handler.Handled.Order());
+        Assert.Equal(["7", "21"], deadLetters.Select(d => Header(d, DeadLetterHeaders.OriginalOffset)));
+        Assert.All(deadLetters, d => Assert.Contains("has no customer", Header(d, DeadLetterHeaders.ExceptionMessage), StringComparison.Ordinal));
+        Assert.All(deadLetters, d => Assert.Equal("40", Header(d, DeadLetterHeaders.FailedInBatch)));
+        var alone = consumer.Handler.Calls.Where(c => c.Ids.Count == 1).ToList();
+        Assert.Equal([7, 21], alone.Select(c => c.Ids[0]));
+        Assert.All(alone, c => Assert.True(c.Isolating, "a record handled alone after failing in a batch is marked as isolating"));
+        Assert.Equal(2, consumer.Logs.CountOf(232));
+    }
+
+    [Fact]
+    public async Task PoisonPayloads_AreDeadLetteredBeforeTheBatchIsFormed_TheHandlerNeverSeesThem()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        var records = TestConsumer.Events(20, 1).ToList();
+        records[5] = (0, "k5", "{not json");
+        records[12] = (0, "k12", null);
+        await broker.ProduceAsync(topic, records);
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o => o.Batch.Linger = TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 20, "the partition is committed to its end", state: () => consumer.Logs.Dump(20));
+        var deadLetters = broker.ReadAll(topic + ".dlq", 1, expected: 2);
+        await consumer.StopAsync();
+
+        Assert.Equal(Enumerable.Range(0, 20).Where(id => id is not (5 or 12)), consumer.Handler.Handled);
+        Assert.Equal(["5", "12"], deadLetters.Select(d => Header(d, DeadLetterHeaders.OriginalOffset)));
+        Assert.All(deadLetters, d => Assert.Equal("deserialize", Header(d, DeadLetterHeaders.FailureStage)));
+        Assert.All(deadLetters, d => Assert.False(d.Message.Headers.TryGetLastBytes(DeadLetterHeaders.FailedInBatch, out _), "poison never reached a batch"));
+        Assert.DoesNotContain(consumer.Handler.Calls, c => !c.Succeeded);
+    }
+
+    [Fact]
+    public async Task Linger_WaitsForAFullBatch_AndEndsEarlyWhenItFills()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o =>
+        {
+            o.Batch.MaxSize = 10;
+            o.Batch.Linger = TimeSpan.FromSeconds(5);
+        });
+
+        await broker.ProduceAsync(topic, TestConsumer.Events(10, 1));
+        await Eventually.TrueAsync(() => consumer.Handler.Handled.Count == 10, "the first 10 records are handled");
+        await broker.ProduceAsync(topic, TestConsumer.Events(3, 1, firstId: 10));
+        await Eventually.TrueAsync(() => consumer.Handler.Handled.Count == 13, "the next 3 records are handled once the linger time has passed");
+
+        Assert.Equal([10, 3], consumer.Handler.Calls.Select(c => c.Ids.Count));
+    }
+
+    [Fact]
+    public async Task LeaseStore_RecordsWithAKeyHandledBefore_AreLeftOutOfTheBatch()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        var records = Enumerable.Range(0, 30).Select(i => (0, Message(i, $"order-{i % 20}"))).ToList();
+        await broker.ProduceMessagesAsync(topic, records);
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o => o.Batch.Linger = TimeSpan.FromSeconds(10), customize: c => c.UseInMemoryIdempotency());
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 30, "the partition is committed to its end");
+        await consumer.StopAsync();
+
+        // Records 20-29 repeat the idempotency keys of records 0-9.
+        Assert.Equal(Enumerable.Range(0, 20), consumer.Handler.Handled.Order());
+        Assert.Equal(1, consumer.Logs.CountOf(233));
+    }
+
+    private static Confluent.Kafka.Message<byte[]?, byte[]?> Message(int id, string idempotencyKey) => new()
+    {
+        Key = Encoding.UTF8.GetBytes($"k{id}"),
+        Value = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new TestEvent(id, $"k{id}"))),
+        Headers = new Confluent.Kafka.Headers { { new IdempotencyOptions().KeyHeader, Encoding.UTF8.GetBytes(idempotencyKey) } },
+    };
+
+    private static string Header(Confluent.Kafka.ConsumeResult<byte[]?, byte[]?> record, string key) =>
+        Encoding.UTF8.GetString(record.Message.Headers.GetLastBytes(key));
+}

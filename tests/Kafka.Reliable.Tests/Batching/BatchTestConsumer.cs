@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+
+namespace Kafka.Reliable.Tests.Batching;
+
+/// <summary>One call of a batch handler as a test saw it.</summary>
+public sealed record BatchCall(int Partition, IReadOnlyList<int> Ids, IReadOnlyList<long> Offsets, int Attempt, bool Isolating, bool Succeeded);
+
+/// <summary>Records every batch it is handed; an optional behaviour can fail whole batches or report records failed.</summary>
+public sealed class RecordingBatchHandler : IBatchMessageHandler<TestEvent>
+{
+    private readonly ConcurrentQueue<BatchCall> _calls = new();
+    private readonly ConcurrentQueue<int> _handled = new();
+
+    public Func<MessageBatch<TestEvent>, CancellationToken, ValueTask>? Behavior { get; set; }
+
+    /// <summary>Gets every call, in the order they ended.</summary>
+    public IReadOnlyCollection<BatchCall> Calls => _calls;
+
+    /// <summary>Gets the ids of the records of every batch that succeeded, except those the handler reported failed, in completion order.</summary>
+    public IReadOnlyCollection<int> Handled => _handled;
+
+    public async ValueTask HandleAsync(MessageBatch<TestEvent> batch, CancellationToken cancellationToken)
+    {
+        var ids = batch.Select(item => item.Message.Id).ToList();
+        var offsets = batch.Select(item => item.Context.Offset).ToList();
+        var partition = batch[0].Context.Partition;
+        try
+        {
+            if (Behavior is { } behavior)
+            {
+                await behavior(batch, cancellationToken);
+            }
+        }
+        catch
+        {
+            _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: false));
+            throw;
+        }
+
+        var failed = FailedIndexes(batch);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (!failed.Contains(i))
+            {
+                _handled.Enqueue(ids[i]);
+            }
+        }
+
+        _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: true));
+    }
+
+    /// <summary>The indexes the behaviour reported with <see cref="MessageBatch{TMessage}.Fail"/>.</summary>
+    private static HashSet<int> FailedIndexes(MessageBatch<TestEvent> batch) => [.. Enumerable.Range(0, batch.Count).Where(i => batch.FailureOf(i) is not null)];
+}
+
+/// <summary>A generic host running one reliable consumer of <see cref="TestEvent"/> with a batch handler against the test broker.</summary>
+public sealed class BatchTestConsumer : IAsyncDisposable
+{
+    private BatchTestConsumer(IHost host, RecordingBatchHandler handler, FakeLogCollector logs)
+    {
+        Host = host;
+        Handler = handler;
+        Logs = logs;
+    }
+
+    public IHost Host { get; }
+
+    public RecordingBatchHandler Handler { get; }
+
+    public FakeLogCollector Logs { get; }
+
+    public static IHost Build(
+        string bootstrapServers, string topic, string groupId, RecordingBatchHandler handler, FakeLogCollector logs, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+        builder.Services.AddSingleton(handler);
+        services?.Invoke(builder.Services);
+        var consumer = builder.Services
+            .AddReliableConsumer<TestEvent>("batch", o =>
+            {
+                o.BootstrapServers = bootstrapServers;
+                o.GroupId = groupId;
+                o.Topics.Add(topic);
+                o.Commit.Interval = TimeSpan.FromMilliseconds(200);
+                o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+                o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
+                o.KafkaSettings["session.timeout.ms"] = "6000";
+                o.KafkaSettings["heartbeat.interval.ms"] = "500";
+                o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+                configure?.Invoke(o);
+            })
+            .WithBatchHandler<RecordingBatchHandler>(ServiceLifetime.Singleton);
+        customize?.Invoke(consumer);
+        return builder.Build();
+    }
+
+    public static async Task<BatchTestConsumer> StartAsync(
+        KafkaBrokerFixture broker, string topic, string groupId, RecordingBatchHandler? handler = null, Action<ReliableConsumerOptions>? configure = null,
+        Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
+    {
+        handler ??= new RecordingBatchHandler();
+        var logs = new FakeLogCollector();
+        var host = Build(broker.BootstrapServers, topic, groupId, handler, logs, configure, customize, services);
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return new BatchTestConsumer(host, handler, logs);
+    }
+
+    public Task StopAsync() => Host.StopAsync(CancellationToken.None);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.StopAsync(CancellationToken.None);
+        Host.Dispose();
+    }
+}
