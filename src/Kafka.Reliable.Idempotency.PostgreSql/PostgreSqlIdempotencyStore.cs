@@ -8,9 +8,10 @@ namespace Kafka.Reliable.Idempotency.PostgreSql;
 /// <summary>
 /// An idempotency store in PostgreSQL, shared by every instance of a consumer group. Keys are taken under a lease with
 /// <c>INSERT ... ON CONFLICT</c> (no table locks), or, in transactional mode, recorded in the transaction the handler writes
-/// through, together with the partition's next offset (G3: exactly-once effects).
+/// through, together with the partition's next offset (G3: exactly-once effects): one message's transaction, or a whole
+/// batch's (<see cref="ITransactionalBatchIdempotencyStore"/>).
 /// </summary>
-public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITransactionalIdempotencyStore, IStoredOffsets, IAsyncDisposable
+public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITransactionalBatchIdempotencyStore, IStoredOffsets, IAsyncDisposable
 {
     private const short InProgress = 0;
     private const short Completed = 1;
@@ -187,6 +188,61 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
                 await transaction.DisposeAsync().ConfigureAwait(false);
                 await connection.DisposeAsync().ConfigureAwait(false);
                 return null;
+            }
+
+            return new PostgreSqlIdempotencyTransaction(this, connection, transaction);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only in transactional mode (<see cref="PostgreSqlIdempotencyOptions.Transactional"/>). The keys are recorded in one
+    /// statement. A key that another open transaction recorded makes this call wait until that transaction ends: the key is
+    /// then reported handled if it committed, and recorded here if it rolled back.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The batch is empty, a key is null, or <paramref name="handled"/> is not as long as <paramref name="keys"/>.</exception>
+    /// <exception cref="InvalidOperationException">The store is not in transactional mode.</exception>
+    public async ValueTask<IdempotencyTransaction> BeginBatchTransactionAsync(IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken)
+    {
+        BatchKeys.Validate(keys, handled);
+        if (!_options.Transactional)
+        {
+            throw BatchKeys.NotTransactional("UsePostgreSqlIdempotency(..., o => o.Transactional = true)");
+        }
+
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
+
+            // As for one message, a concurrent transaction inserting one of these keys waits for this one on the unique index,
+            // then finds the key there: handled once. The keys go in sorted, so that two batches sharing keys wait for each
+            // other in one order and never deadlock. RETURNING names the keys inserted; the others were recorded already.
+            await using var record = Command(connection, $"""
+                INSERT INTO {_table} (key, owner, status, lease_until, completed_at)
+                SELECT key, '', {Completed}, @now, @now FROM (SELECT DISTINCT unnest(@keys::text[]) AS key) AS batch ORDER BY key
+                ON CONFLICT (key) DO NOTHING
+                RETURNING key
+                """, ("keys", keys as string[] ?? [.. keys]), ("now", _time.GetUtcNow()));
+            record.Transaction = transaction;
+            var recorded = new HashSet<string>(keys.Count, StringComparer.Ordinal);
+            await using (var reader = await record.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    recorded.Add(reader.GetString(0));
+                }
+            }
+
+            // A key counts once: its first message takes it, and each later one with the same key finds it taken.
+            for (var i = 0; i < keys.Count; i++)
+            {
+                handled[i] = !recorded.Remove(keys[i]);
             }
 
             return new PostgreSqlIdempotencyTransaction(this, connection, transaction);

@@ -11,16 +11,18 @@ namespace Kafka.Reliable.Idempotency.Sqlite;
 /// <summary>
 /// An idempotency store in a SQLite database file: embedded, durable, no server. The database runs in WAL mode, so readers
 /// never block the writer. Keys are taken under a lease (<see cref="IIdempotencyStore"/>), or, in transactional mode, recorded
-/// in the transaction the handler writes through (<see cref="ITransactionalIdempotencyStore"/>).
+/// in the transaction the handler writes through (<see cref="ITransactionalIdempotencyStore"/>), one message's or a whole
+/// batch's (<see cref="ITransactionalBatchIdempotencyStore"/>).
 /// </summary>
 /// <remarks>
 /// SQLite allows one writer at a time: the store suits one consumer process (several partitions are fine), not a group of
 /// instances on several machines; use the PostgreSQL or Redis store for those. In transactional mode a message's
 /// transaction holds the write lock while its handler runs, so the store runs one transaction at a time per database file:
 /// the others wait for the lock in turn (in this process, in order of arrival, without a busy timeout; behind another
-/// process, trying again), and waiting is never a failure of their message.
+/// process, trying again), and waiting is never a failure of their message. A batch's transaction holds it the same way,
+/// for the whole batch.
 /// </remarks>
-public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransactionalIdempotencyStore, IStoredOffsets
+public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransactionalBatchIdempotencyStore, IStoredOffsets
 {
     private const int InProgress = 0;
     private const int Completed = 1;
@@ -188,13 +190,14 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+        var waiter = new LockWaiter(_logger, context, null);
         var waitStarted = _time.GetTimestamp();
-        var writeLock = await TakeWriteLockAsync(context, waitStarted, cancellationToken).ConfigureAwait(false);
+        var writeLock = await TakeWriteLockAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
         SqliteConnection? connection = null;
         try
         {
             connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            var transaction = await BeginImmediateAsync(connection, context, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
+            var transaction = await BeginImmediateAsync(connection, waiter, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
             using var record = Command(connection, $"""
                 INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
                 ON CONFLICT (key) DO NOTHING
@@ -208,6 +211,63 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
 
             // From here the transaction owns the lock: closing its connection (disposing it, committed or not) ends SQLite's
             // write lock, and releases ours with it.
+            writeLock.ReleaseWhenClosed(connection);
+            writeLock = null;
+            var result = new SqliteIdempotencyTransaction(this, connection, transaction);
+            connection = null;
+            return result;
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            writeLock?.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only in transactional mode (<see cref="SqliteIdempotencyOptions.Transactional"/>). The batch's transaction holds the
+    /// database's write lock until it is disposed, and waits for it, as a message's transaction does
+    /// (<see cref="BeginTransactionAsync"/>).
+    /// </remarks>
+    /// <exception cref="ArgumentException">The batch is empty, a key is null, or <paramref name="handled"/> is not as long as <paramref name="keys"/>.</exception>
+    /// <exception cref="InvalidOperationException">The store is not in transactional mode.</exception>
+    public async ValueTask<IdempotencyTransaction> BeginBatchTransactionAsync(IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken)
+    {
+        BatchKeys.Validate(keys, handled);
+        if (!_options.Transactional)
+        {
+            throw BatchKeys.NotTransactional("UseSqliteIdempotency(..., o => o.Transactional = true)");
+        }
+
+        var waiter = new LockWaiter(_logger, null, keys);
+        var waitStarted = _time.GetTimestamp();
+        var writeLock = await TakeWriteLockAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
+        SqliteConnection? connection = null;
+        try
+        {
+            connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            var transaction = await BeginImmediateAsync(connection, waiter, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
+
+            // One statement per key, in offset order, all in this process under the write lock: no round trips to save. A key
+            // repeated in the batch changes nothing the second time, so it is reported handled from its second message on.
+            using var record = Command(connection, $"""
+                INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
+                ON CONFLICT (key) DO NOTHING
+                """, ("$key", string.Empty), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+            record.Transaction = transaction;
+            var key = record.Parameters["$key"];
+            for (var i = 0; i < keys.Count; i++)
+            {
+                key.Value = keys[i];
+                handled[i] = await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0;
+            }
+
+            // As for one message: the transaction owns the lock from here, until its connection closes.
             writeLock.ReleaseWhenClosed(connection);
             writeLock = null;
             var result = new SqliteIdempotencyTransaction(this, connection, transaction);
@@ -310,7 +370,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     /// Waits for this process's turn at the database's write lock: asynchronously, in order of arrival, for as long as the
     /// message's cancellation allows. Not an attempt and not a failure: a record waiting here fails nothing and spends nothing.
     /// </summary>
-    private async ValueTask<WriteLockTurn> TakeWriteLockAsync(MessageContext context, long waitStarted, CancellationToken cancellationToken)
+    private async ValueTask<WriteLockTurn> TakeWriteLockAsync(LockWaiter waiter, long waitStarted, CancellationToken cancellationToken)
     {
         var wait = _writeLock.WaitAsync(cancellationToken);
         var waited = !wait.IsCompleted;
@@ -326,7 +386,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
                 catch (TimeoutException)
                 {
                     // Still waiting: say so, so that a partition waiting behind a slow handler does not look stuck without a word.
-                    Log.WaitingForWriteLock(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted), _database);
+                    waiter.WaitingForWriteLock(_time.GetElapsedTime(waitStarted), _database);
                 }
             }
         }
@@ -342,7 +402,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     /// (which blocks its thread), then the store waits asynchronously with backoff and tries again, for as long as the
     /// message's cancellation allows.
     /// </summary>
-    private async ValueTask<SqliteTransaction> BeginImmediateAsync(SqliteConnection connection, MessageContext context, long waitStarted, bool waited, CancellationToken cancellationToken)
+    private async ValueTask<SqliteTransaction> BeginImmediateAsync(SqliteConnection connection, LockWaiter waiter, long waitStarted, bool waited, CancellationToken cancellationToken)
     {
         var busyTimeout = connection.DefaultTimeout;
         connection.DefaultTimeout = SqliteIdempotencyConstants.BeginBusyTimeoutSeconds;
@@ -358,7 +418,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
                     var transaction = connection.BeginTransaction(deferred: false);
                     if (waited || busySince != 0)
                     {
-                        Log.WriteLockTaken(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted));
+                        waiter.WriteLockTaken(_time.GetElapsedTime(waitStarted));
                     }
 
                     return transaction;
@@ -372,7 +432,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
                     }
                     else if (_time.GetElapsedTime(busySince) >= nextLog)
                     {
-                        Log.WaitingForDatabase(_logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, _time.GetElapsedTime(waitStarted), _database);
+                        waiter.WaitingForDatabase(_time.GetElapsedTime(waitStarted), _database);
                         nextLog += _options.LockWaitLogInterval;
                     }
                 }
@@ -478,6 +538,46 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,62}$")]
     internal static partial Regex Identifier();
+}
+
+/// <summary>Who waits for a database's write lock, for the log: one message (its context), or a batch (its keys).</summary>
+internal readonly struct LockWaiter(ILogger logger, MessageContext? context, IReadOnlyList<string>? batch)
+{
+    public void WaitingForWriteLock(TimeSpan waited, string database)
+    {
+        if (context is not null)
+        {
+            Log.WaitingForWriteLock(logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, waited, database);
+        }
+        else
+        {
+            Log.BatchWaitingForWriteLock(logger, batch!.Count, batch[0], waited, database);
+        }
+    }
+
+    public void WaitingForDatabase(TimeSpan waited, string database)
+    {
+        if (context is not null)
+        {
+            Log.WaitingForDatabase(logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, waited, database);
+        }
+        else
+        {
+            Log.BatchWaitingForDatabase(logger, batch!.Count, batch[0], waited, database);
+        }
+    }
+
+    public void WriteLockTaken(TimeSpan waited)
+    {
+        if (context is not null)
+        {
+            Log.WriteLockTaken(logger, context.ConsumerName, context.Topic, context.Partition, context.Offset, waited);
+        }
+        else
+        {
+            Log.BatchWriteLockTaken(logger, batch!.Count, batch[0], waited);
+        }
+    }
 }
 
 /// <summary>This process's turn at a database's write lock; released once, by whoever holds it last.</summary>

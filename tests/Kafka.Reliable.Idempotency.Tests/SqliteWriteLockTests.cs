@@ -201,6 +201,29 @@ public sealed class SqliteWriteLockTests(BrokerFixture broker) : IAsyncLifetime
         await after.DisposeAsync();
     }
 
+    [Fact]
+    public async Task BeginBatchTransactionAsync_AMessagesTransactionOpen_TheBatchWaitsForTheLock_ThenFindsTheCommittedKeyHandled()
+    {
+        var store = CreateStore();
+        var first = await store.BeginTransactionAsync("g/single", Context(offset: 1), Token);
+        Assert.NotNull(first);
+
+        var handled = new bool[2];
+        var batch = store.BeginBatchTransactionAsync(["g/single", "g/batch"], handled, Token).AsTask();
+        await Eventually.TrueAsync(() => _logs.CountOf(225) > 0, "the batch says that it waits for the write lock (log 225)", state: () => _logs.Dump());
+        Assert.False(batch.IsCompleted, $"the batch waits while the message's transaction is open (it ended as {batch.Status}: {batch.Exception?.InnerException?.Message})");
+
+        await first.CommitAsync(Context(offset: 1), Token);
+        await first.DisposeAsync();
+        var begun = await batch.WaitAsync(Eventually.DefaultTimeout, Token);
+        await begun.CommitAsync(Context(offset: 3), Token);
+        await begun.DisposeAsync();
+
+        Assert.True(handled.SequenceEqual([true, false]), $"g/single was committed by the message's transaction before the batch began; handled: [{string.Join(", ", handled)}]");
+        Assert.Equal(1, _logs.CountOf(227));
+        Assert.Contains(_logs.GetSnapshot(), e => e.Id.Id == 225 && e.Message.Contains("first key g/single", StringComparison.Ordinal));
+    }
+
     /// <summary>Fails at once, rather than at the timeout, when a record fails an attempt (log 200) or is dead-lettered (205).</summary>
     private static bool NoAttemptFailed(FakeLogCollector logs)
     {
