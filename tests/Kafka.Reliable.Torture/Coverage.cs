@@ -30,6 +30,7 @@ public static class Coverage
         {
             yield return $"StoreConnection={(config.ApplicationConnection ? "Application" : "Own")}";
         }
+        yield return $"Handler={(config.BatchSize > 0 ? "Batch" : "Message")}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -131,6 +132,9 @@ public static class Coverage
         values.UnionWith(["ChildProcesses=True", "ChildProcesses=False", "MaxPayloadBytes=default", "MaxPayloadBytes=limited", "Members=1", "Members=2", "Members=3"]);
         values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
         values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
+#if !TORTURE_OLD_LIBRARY
+        values.UnionWith(["Handler=Message", "Handler=Batch"]);
+#endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));
         values.UnionWith(Enum.GetValues<FaultKind>().Select(v => $"Fault={v}"));

@@ -194,7 +194,8 @@ public sealed partial class Invariants
         }
 
         var broken = new List<string>();
-        var indexed = _executions.Select((e, i) => (Execution: e, Index: i)).Where(x => x.Execution.Epoch >= 0);
+        // A batch handler's failed batch runs its records again, from the first: only the batches that succeeded show the order.
+        var indexed = _executions.Select((e, i) => (Execution: e, Index: i)).Where(x => x.Execution.Epoch >= 0 && (_config.BatchSize == 0 || x.Execution.Succeeded));
         var lanes = _config.Dispatch == DispatchMode.Sequential
             ? indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, Key: string.Empty))
             : indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, x.Execution.Key));

@@ -159,28 +159,7 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
         var deferred = false;
         try
         {
-            switch (job?.Do)
-            {
-                case RecordKind.Slow or RecordKind.Slower:
-                    await Task.Delay(job.Ms, cancellationToken);
-                    break;
-                case RecordKind.IgnoreCancel or RecordKind.Stubborn:
-                    await Task.Delay(job.Ms, CancellationToken.None);
-                    break;
-                case RecordKind.Block:
-                    Thread.Sleep(job.Ms);
-                    break;
-                case RecordKind.Transient when context.Attempt <= job.N:
-                    throw new TortureTransientException($"transient failure {context.Attempt} of {job.N}");
-                case RecordKind.Exhaust:
-                    throw new TortureTransientException("fails on every attempt");
-                case RecordKind.Fatal:
-                    throw new NonRetryableException("fatal by design");
-                default:
-                    break;
-            }
-
-            await ApplyEffectAsync(context, cancellationToken);
+            await DoAsync(job, context, cancellationToken);
             if (config.Commit == CommitMode.ManualDeferred)
             {
                 // The effect happens with the batch, later; the acker ends the execution then.
@@ -203,6 +182,61 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
                 journal.End(execution, succeeded);
             }
         }
+    }
+
+    /// <summary>
+    /// A batch handler's batch: each record's job in offset order, each an execution of its own; they all end with the batch,
+    /// failed if any job failed (the batch's effects are then rolled back with a transactional store, and the records run again).
+    /// </summary>
+    public async ValueTask RunBatchAsync(IReadOnlyList<(Job? Job, MessageContext Context)> items, CancellationToken cancellationToken)
+    {
+        var executions = new List<Execution>(items.Count);
+        var succeeded = false;
+        try
+        {
+            foreach (var (job, context) in items)
+            {
+                var key = context.HasKey ? Encoding.UTF8.GetString(context.Key.Span) : string.Empty;
+                executions.Add(journal.Start(member, epochs.EpochOf(context.Partition), context.Partition, context.Offset, key, context.Attempt));
+                await DoAsync(job, context, cancellationToken);
+            }
+
+            succeeded = true;
+        }
+        finally
+        {
+            foreach (var execution in executions)
+            {
+                journal.End(execution, succeeded);
+            }
+        }
+    }
+
+    /// <summary>What a job does: its behaviour, then its effect.</summary>
+    private async ValueTask DoAsync(Job? job, MessageContext context, CancellationToken cancellationToken)
+    {
+        switch (job?.Do)
+        {
+            case RecordKind.Slow or RecordKind.Slower:
+                await Task.Delay(job.Ms, cancellationToken);
+                break;
+            case RecordKind.IgnoreCancel or RecordKind.Stubborn:
+                await Task.Delay(job.Ms, CancellationToken.None);
+                break;
+            case RecordKind.Block:
+                Thread.Sleep(job.Ms);
+                break;
+            case RecordKind.Transient when context.Attempt <= job.N:
+                throw new TortureTransientException($"transient failure {context.Attempt} of {job.N}");
+            case RecordKind.Exhaust:
+                throw new TortureTransientException("fails on every attempt");
+            case RecordKind.Fatal:
+                throw new NonRetryableException("fatal by design");
+            default:
+                break;
+        }
+
+        await ApplyEffectAsync(context, cancellationToken);
     }
 
     private async ValueTask ApplyEffectAsync(MessageContext context, CancellationToken cancellationToken)
@@ -243,6 +277,21 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
         command.Parameters.Add(parameter);
     }
 }
+
+#if !TORTURE_OLD_LIBRARY
+/// <summary>A batch handler running each record's job in offset order; any job's failure fails the whole batch, which the library then isolates.</summary>
+public sealed class JobBatchHandler(JobRunner runner) : IBatchMessageHandler<Job>
+{
+    public ValueTask HandleAsync(MessageBatch<Job> batch, CancellationToken cancellationToken) =>
+        runner.RunBatchAsync(batch.Select(item => (item.Message, item.Context)).ToList(), cancellationToken);
+}
+
+public sealed class TranslatedJobBatchHandler(JobRunner runner) : IBatchMessageHandler<TranslatedJob>
+{
+    public ValueTask HandleAsync(MessageBatch<TranslatedJob> batch, CancellationToken cancellationToken) =>
+        runner.RunBatchAsync(batch.Select(item => (item.Message?.Job, item.Context)).ToList(), cancellationToken);
+}
+#endif
 
 public sealed class JobHandler(JobRunner runner) : IMessageHandler<Job>
 {
@@ -306,13 +355,13 @@ public static class MemberHost
             // The builder takes its calls in any order: the handler (and translator) first, the store and the rest after it.
             if (config.Translator)
             {
-                var translated = consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+                var translated = WithHandler(consumer.WithTranslator<JobTranslator, TranslatedJob>(), config);
                 UseStore(translated, config, environment);
                 translated.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
             }
             else
             {
-                UseStore(consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton), config, environment);
+                UseStore(WithHandler(consumer, config), config, environment);
                 consumer.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
             }
 
@@ -324,15 +373,33 @@ public static class MemberHost
         UseStore(consumer, config, environment);
         if (config.Translator)
         {
+#if TORTURE_OLD_LIBRARY
             consumer.WithTranslator<JobTranslator, TranslatedJob>().WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+#else
+            WithHandler(consumer.WithTranslator<JobTranslator, TranslatedJob>(), config);
+#endif
         }
         else
         {
+#if TORTURE_OLD_LIBRARY
             consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton);
+#else
+            WithHandler(consumer, config);
+#endif
         }
 
         return builder.Build();
     }
+
+#if !TORTURE_OLD_LIBRARY
+    /// <summary>The run's handler of the deserialized jobs: a message handler, or a batch handler.</summary>
+    private static IReliableConsumerBuilder<Job> WithHandler(IReliableConsumerBuilder<Job> consumer, TortureConfig config) =>
+        config.BatchSize > 0 ? consumer.WithBatchHandler<JobBatchHandler>(ServiceLifetime.Singleton) : consumer.WithHandler<JobHandler>(ServiceLifetime.Singleton);
+
+    /// <summary>The run's handler of the translated jobs: a message handler, or a batch handler.</summary>
+    private static IReliableConsumerBuilder<Job, TranslatedJob> WithHandler(IReliableConsumerBuilder<Job, TranslatedJob> consumer, TortureConfig config) =>
+        config.BatchSize > 0 ? consumer.WithBatchHandler<TranslatedJobBatchHandler>(ServiceLifetime.Singleton) : consumer.WithHandler<TranslatedJobHandler>(ServiceLifetime.Singleton);
+#endif
 
     /// <summary>Chooses the run's idempotency store on the builder (any builder: before or after the translator).</summary>
     private static void UseStore<TBuilder>(TBuilder consumer, TortureConfig config, MemberEnvironment environment)
@@ -415,6 +482,12 @@ public static class MemberHost
         if (config.MaxBufferedBytes > 0)
         {
             o.MaxBufferedBytes = config.MaxBufferedBytes;
+        }
+
+        if (config.BatchSize > 0)
+        {
+            o.Batch.MaxSize = config.BatchSize;
+            o.Batch.Linger = TimeSpan.FromMilliseconds(config.BatchLingerMs);
         }
 #endif
         o.Commit.Strategy = config.Commit switch

@@ -185,6 +185,12 @@ public sealed record TortureConfig
     /// <summary>Gets whether the builder's calls come handler (and translator) first and store last, instead of store first.</summary>
     public bool HandlerFirst { get; init; }
 
+    /// <summary>Gets the most records in a batch of a batch handler; <c>0</c> for a message handler.</summary>
+    public int BatchSize { get; init; }
+
+    /// <summary>Gets how long a batch smaller than <see cref="BatchSize"/> waits for more records, in milliseconds.</summary>
+    public int BatchLingerMs { get; init; }
+
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
 
@@ -245,7 +251,8 @@ public sealed record TortureConfig
     /// <summary>A one-line summary of the axes, for progress output and the CI test names.</summary>
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
-        $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, {Partitions} partitions, " +
+        $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
+        $"{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -320,8 +327,17 @@ public sealed record TortureConfig
         var registration = new Random(unchecked((seed * 7919) ^ 0x6A09E667));
         var applicationConnection = registration.Next(100) < 50 && config.Store is StoreKind.PostgresLease or StoreKind.PostgresTransactional or StoreKind.Redis;
         var handlerFirst = registration.Next(100) < 50;
+
+        // Batch handlers joined later still, from a stream of their own: half of the configurations a batch handler can serve
+        // (Sequential dispatch, commits other than Manual and Kafka transactions) get one, never larger than the partition buffer.
+        var batches = new Random(unchecked((seed * 104729) ^ 0x3C6EF372));
+        var batchable = config.Dispatch == DispatchMode.Sequential && config.Commit is CommitMode.Periodic or CommitMode.PerMessage;
+        var batchSize = batches.Next(100) < 50 && batchable ? new[] { 2, 16, 500 }[batches.Next(3)] : 0;
+        var buffer = defaultRecords ? int.MaxValue : config.PartitionBufferSize;
         return config with
         {
+            BatchSize = Math.Min(batchSize, buffer),
+            BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,
             ApplicationConnection = applicationConnection,
             HandlerFirst = handlerFirst,
             PartitionBufferSize = defaultRecords ? 0 : config.PartitionBufferSize,
