@@ -45,6 +45,7 @@ internal sealed class BatchExecution
     private int[] _group = [];
     private int[] _poison = [];
     private int _transientFailures;
+    private bool _holding;
     private Exception? _lastTransient;
     private CancellationToken _abort;
 
@@ -151,6 +152,7 @@ internal sealed class BatchExecution
                 _contexts[i].Reset();
             }
 
+            Hold(false);
             _abort = default;
         }
     }
@@ -207,7 +209,6 @@ internal sealed class BatchExecution
         var activity = ReliableTracing.StartBatch(_contexts, group, _telemetry);
         var attempt = 0;
         var storeRound = 0;
-        var holding = false;
         _transientFailures = 0;
         _lastTransient = null;
         try
@@ -234,11 +235,7 @@ internal sealed class BatchExecution
                 if ((circuit && _transientFailures < 2L * _consumer.Options.Retry.MaxAttempts) || failure is IdempotencyWaitException)
                 {
                     // Not the records' fault: wait for the circuit, the store, or the consumer holding a key, without spending attempts.
-                    if (!holding)
-                    {
-                        holding = true;
-                        _onHold(true);
-                    }
+                    Hold(true);
 
                     var wait = failure switch
                     {
@@ -267,11 +264,6 @@ internal sealed class BatchExecution
         }
         finally
         {
-            if (holding)
-            {
-                _onHold(false);
-            }
-
             if (activity is not null)
             {
                 ReliableTracing.Finished(activity, attempt, deadLettered: false, exception: null);
@@ -385,6 +377,9 @@ internal sealed class BatchExecution
 
         var exception = result.Outcome.Exception!;
         ReliableMetrics.Add(metrics.Failed, state.Group.Count, _consumer, topic);
+
+        // While the batch fails, its partition holds (is paused), as for a failing record.
+        Hold(true);
         var kind = _consumer.Classification.Classify(exception);
         if (kind == FailureKind.Transient && exception is not IdempotencyWaitException)
         {
@@ -395,6 +390,17 @@ internal sealed class BatchExecution
         var first = _contexts[state.Group[0]];
         Log.BatchFailed(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, first.Offset, state.Group.Count, state.Attempts, exception.GetType().FullName!, exception.Message, kind);
         return Outcome.FromException<bool>(exception);
+    }
+
+    /// <summary>Marks the batch as failing (or no longer), and tells the worker, which pauses the partition meanwhile.</summary>
+    /// <remarks>Told again at each failure: a record run alone in between (isolated, or poison) ends its own hold.</remarks>
+    private void Hold(bool holding)
+    {
+        if (holding || _holding)
+        {
+            _holding = holding;
+            _onHold(holding);
+        }
     }
 
     /// <summary>
