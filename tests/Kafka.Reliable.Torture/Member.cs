@@ -283,7 +283,7 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
 public sealed class JobBatchHandler(JobRunner runner) : IBatchMessageHandler<Job>
 {
     public ValueTask HandleAsync(MessageBatch<Job> batch, CancellationToken cancellationToken) =>
-        runner.RunBatchAsync(batch.Select(item => (item.Message, item.Context)).ToList(), cancellationToken);
+        runner.RunBatchAsync(batch.Select(item => ((Job?)item.Message, item.Context)).ToList(), cancellationToken);
 }
 
 public sealed class TranslatedJobBatchHandler(JobRunner runner) : IBatchMessageHandler<TranslatedJob>
