@@ -68,7 +68,13 @@ public sealed class MessageContext
     /// duplicates by their idempotency keys.
     /// </summary>
     /// <remarks>Read it when the effects are stored (it moves as the partition's other records finish).</remarks>
-    public long SafeNextOffset => _tracker?.SafeNextOffset(_sequence, Offset) ?? Offset + 1;
+    public long SafeNextOffset => _tracker?.SafeNextOffset(_sequence, Offset, CommittedWith) ?? Offset + 1;
+
+    /// <summary>Gets or sets the sequences of the records committed in one transaction with this one, its last (a batch); empty otherwise.</summary>
+    internal ArraySegment<long> CommittedWith { get; set; }
+
+    /// <summary>Gets the record's sequence in its partition's tracker.</summary>
+    internal long Sequence => _sequence;
 
     internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
 
@@ -134,6 +140,7 @@ public sealed class MessageContext
         Transaction = null;
         PendingAcknowledgement = null;
         FailedInBatch = 0;
+        CommittedWith = default;
         _tracker = null;
     }
 }

@@ -52,6 +52,9 @@ internal static class ReliableConsumerConstants
     public static readonly TimeSpan MaxCircuitDuration = TimeSpan.FromDays(1);
     public const int DefaultMaxPayloadBytes = 1024 * 1024;
     public static readonly TimeSpan MaxDuration = TimeSpan.FromHours(1);
+    /// <summary>How long a drain that timed out waits for the handlers it cancelled to end, before the commit that follows it.</summary>
+    public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
+
     public static readonly TimeSpan DefaultStuckAfter = TimeSpan.FromMinutes(10);
     public static readonly TimeSpan MinStuckAfter = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxStuckAfter = TimeSpan.FromDays(1);

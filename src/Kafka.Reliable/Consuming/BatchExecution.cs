@@ -275,7 +275,7 @@ internal sealed class BatchExecution
     /// <summary>Completes a group that the handler handled: every record but those it reported failed, which then run alone.</summary>
     private async ValueTask<bool> FinishAsync(ArraySegment<int> group, bool isolating, int failedInBatch, BatchAttemptResult result, CancellationToken stop)
     {
-        if (result.Duplicates > 0)
+        if (result.Duplicates > 0 && !result.RolledBack)
         {
             Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, _contexts[group[0]].Topic, _contexts[group[0]].Partition, result.Duplicates);
             ReliableMetrics.Add(_consumer.Metrics.Duplicates, result.Duplicates, _consumer, _contexts[group[0]].Topic);

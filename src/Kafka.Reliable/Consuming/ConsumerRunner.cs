@@ -364,6 +364,16 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             if (!drained.IsCompleted)
             {
                 Log.DrainTimedOut(Logger, Name, _options.ShutdownTimeout);
+
+                // Cancel what still runs before the final commit, and give it a moment to end: a handler's open transaction may
+                // hold what that commit needs (SQLite's write lock, for the offsets a store keeps), and an aborted record is
+                // not done, so it is not committed either way.
+                foreach (var worker in workers)
+                {
+                    worker.Abort();
+                }
+
+                drained.Wait(ReliableConsumerConstants.AbortGrace);
             }
 
             workers = new List<PartitionWorker>(_partitions.Workers);

@@ -104,7 +104,16 @@ internal sealed class PartitionOffsetTracker
     /// </summary>
     /// <param name="sequence">The sequence of a record that is not marked done yet.</param>
     /// <param name="offset">That record's offset.</param>
-    public long SafeNextOffset(long sequence, long offset)
+    public long SafeNextOffset(long sequence, long offset) => SafeNextOffset(sequence, offset, default);
+
+    /// <summary>
+    /// As <see cref="SafeNextOffset(long, long)"/>, for a record committed together with others (a batch's transaction): the
+    /// records of <paramref name="committedWith"/> count as done, since they are done exactly when this one is.
+    /// </summary>
+    /// <param name="sequence">The sequence of the last record committed, not yet marked done.</param>
+    /// <param name="offset">That record's offset.</param>
+    /// <param name="committedWith">The sequences of the other records committed with it, ascending, all below <paramref name="sequence"/>.</param>
+    public long SafeNextOffset(long sequence, long offset, ReadOnlySpan<long> committedWith)
     {
         // Scan from the head over the records marked done. The poll thread may release (and then reuse) slots meanwhile: a
         // slot is read before the head is read again, and if the head moved past it, it was released (done) and is skipped
@@ -122,7 +131,7 @@ internal sealed class PartitionOffsetTracker
                 continue;
             }
 
-            if (state != Done)
+            if (state != Done && committedWith.BinarySearch(next) < 0)
             {
                 // Pending, or freed a moment ago (then done, and its offset is still below the watermark): never too high.
                 return slotOffset;

@@ -139,6 +139,7 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
     private MessageContext[] _contexts = [];
     private string[] _keys = [];
     private bool[] _handled = [];
+    private long[] _sequences = [];
     private HeldKey?[] _held = [];
     private readonly List<string> _groupKeys = [];
     private readonly HashSet<string> _seenKeys = new(StringComparer.Ordinal);
@@ -298,15 +299,32 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
                     return ProcessingOutcome.Success;
                 }
 
+                // The partition's stored offset is past the group's last record, duplicates included, unless a record before it
+                // outside the group is not done yet (the records the handler reported failed, left out of a group run again).
+                if (_sequences.Length < count)
+                {
+                    _sequences = new long[Math.Max(count, _messages.Length)];
+                }
+
+                for (var i = 0; i < count - 1; i++)
+                {
+                    _sequences[i] = _contexts[indexes[i]].Sequence;
+                }
+
+                var last = _contexts[indexes[count - 1]];
+                last.CommittedWith = new ArraySegment<long>(_sequences, 0, count - 1);
                 try
                 {
-                    // The partition's stored offset is the group's last record's, duplicates included; committed even if the
-                    // record was cancelled meanwhile, as for a single message.
-                    await transaction.CommitAsync(_contexts[indexes[count - 1]], CancellationToken.None).ConfigureAwait(false);
+                    // Committed even if the records were cancelled meanwhile, as for a single message.
+                    await transaction.CommitAsync(last, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (Exception ex)
                 {
                     return ProcessingOutcome.Failed(ProcessingStage.Handle, ex);
+                }
+                finally
+                {
+                    last.CommittedWith = default;
                 }
 
                 return ProcessingOutcome.Success;

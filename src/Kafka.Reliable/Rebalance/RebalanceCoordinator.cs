@@ -152,6 +152,9 @@ internal sealed class RebalanceCoordinator(
             {
                 worker.Abort();
             }
+
+            // A moment for the cancelled handlers to end before the revoked partitions' commit (see the shutdown's drain).
+            drained.Wait(ReliableConsumerConstants.AbortGrace);
         }
     }
 

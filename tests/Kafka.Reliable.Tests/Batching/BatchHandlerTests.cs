@@ -110,6 +110,43 @@ public sealed class BatchHandlerTests(KafkaBrokerFixture broker)
         Assert.Equal(2, consumer.Logs.CountOf(230));
     }
 
+    /// <summary>
+    /// A dependency that is down fails every batch transiently: with the circuit breaker the batch waits for the circuit instead
+    /// of being taken apart into single records, and is handled whole once the dependency is back.
+    /// </summary>
+    [Fact]
+    public async Task DependencyDown_WithTheCircuitBreaker_TheBatchWaitsForTheCircuit_NothingIsIsolatedOrDeadLettered()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(50, 1));
+        var down = 1;
+        var handler = new RecordingBatchHandler
+        {
+            Behavior = (_, _) => Volatile.Read(ref down) == 1 ? throw new TimeoutException("the database is down") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Batch.Linger = TimeSpan.FromSeconds(10);
+            o.Batch.MaxSize = 50;
+            o.CircuitBreaker.Enabled = true;
+            o.CircuitBreaker.MinimumThroughput = 2;
+            o.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(30);
+            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(500);
+        });
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(209) >= 1, "the circuit opens while the database is down");
+        Volatile.Write(ref down, 0);
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 50, "the partition is committed to its end once the database is back");
+        await consumer.StopAsync();
+
+        Assert.Equal(Enumerable.Range(0, 50), handler.Handled);
+        Assert.All(handler.Calls, call => Assert.Equal(50, call.Ids.Count));
+        Assert.Equal(0, consumer.Logs.CountOf(231));
+        Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
+    }
+
     [Fact]
     public async Task RecordsReportedFailed_TheOthersAreDone_EachReportedRecordRunsAloneAndIsDeadLetteredWhenItFailsAgain()
     {
