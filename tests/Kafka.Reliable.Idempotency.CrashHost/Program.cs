@@ -10,14 +10,15 @@ using Npgsql;
 // A consumer that writes one row per record to an effects table, in the idempotency store's transaction, until it is
 // stopped or killed. The crash tests run it as a child process and kill it with SIGKILL at random points.
 // Arguments: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [dispatch mode]
-//            [--batch <max size>] [--hold-file <path>]
+//            [--batch <max size>] [--hold-after <records>]
 // --batch takes the records with a batch handler (one multi-row INSERT per batch, in the batch's transaction; the effects
-// table then has a 'call' column, one number per handler call). --hold-file: while that file exists, each batch waits after
-// its INSERT, inside its transaction, after printing "holding <partition> <first offset> <last offset> <count> <call>".
-const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-file <path>]";
+// table then has a 'call' column, one number per handler call). --hold-after: once this process has handed that many records
+// to the batch handler, each later batch waits after its INSERT, inside its transaction, until the process is killed,
+// after printing "holding <partition> <first offset> <last offset> <count> <call>".
+const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-after <records>]";
 var positional = args.TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
 var flags = args.Skip(positional.Length).ToArray();
-if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-file")))
+if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-after")))
 {
     Console.Error.WriteLine(Usage);
     return 2;
@@ -27,7 +28,7 @@ var (bootstrapServers, topic, group, store, connection) = (args[0], args[1], arg
 var dispatch = positional.Length == 6 ? Enum.Parse<DispatchMode>(args[5]) : DispatchMode.Sequential;
 string? Flag(string name) => flags.Select((f, i) => (f, i)).Where(p => p.f == name).Select(p => flags[p.i + 1]).LastOrDefault();
 var batchMaxSize = Flag("--batch") is { } size ? int.Parse(size, CultureInfo.InvariantCulture) : 0;
-var hold = new HoldSwitch(Flag("--hold-file"));
+var hold = new HoldSwitch(Flag("--hold-after") is { } after ? long.Parse(after, CultureInfo.InvariantCulture) : long.MaxValue);
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
 builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -96,17 +97,18 @@ internal sealed class SqliteEffect : IMessageHandler<int>
     }
 }
 
-/// <summary>Makes batches wait inside their transactions, after their INSERT, while a file exists: a kill then lands in an open batch transaction.</summary>
-internal sealed class HoldSwitch(string? path)
+/// <summary>Makes batches wait inside their transactions, after their INSERT, once enough records were handled: a kill then lands in an open batch transaction.</summary>
+internal sealed class HoldSwitch(long holdAfter)
 {
     private static long s_calls;
+    private long _handed;
 
     /// <summary>Gets a number for a handler call, unique in the process (and, with the process id, across processes).</summary>
     public static long NextCall() => ((long)Environment.ProcessId << 32) | (uint)Interlocked.Increment(ref s_calls);
 
     public async ValueTask AfterInsertAsync(MessageBatch<int> batch, long call, CancellationToken cancellationToken)
     {
-        if (path is not null && File.Exists(path))
+        if (Interlocked.Add(ref _handed, batch.Count) - batch.Count >= holdAfter)
         {
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"holding {batch[0].Context.Partition} {batch[0].Context.Offset} {batch[^1].Context.Offset} {batch.Count} {call}"));
             Console.Out.Flush();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 
 namespace Kafka.Reliable.Idempotency.Tests;
@@ -25,54 +26,39 @@ public sealed class BatchCrashTests(BrokerFixture broker, PostgresServer postgre
         var topic = broker.CreateTopic(Partitions);
         var group = "batch-crash-" + Guid.NewGuid().ToString("N")[..8];
         await BatchStoreConsumer.ProduceIdsAsync(broker.Cluster, topic, [.. Enumerable.Range(0, Records)]);
-        var hold = Path.Combine(Path.GetTempPath(), $"kafka-reliable-hold-{Guid.NewGuid():N}");
         var seed = Environment.TickCount;
         var random = new Random(seed);
         output.WriteLine($"{store}: {Records} records over {Partitions} partitions, batches of up to {MaxSize}; kill points drawn with seed {seed}");
         long Rows() => database.CountAsync().GetAwaiter().GetResult().Rows;
 
-        try
+        // Each child stops making progress by itself a little after its kill point (--hold-after: later batches wait inside
+        // their transactions), so that a slow poll here never lets it run to the end before the last kill.
+        for (var kill = 1; kill <= Kills; kill++)
         {
-            for (var kill = 1; kill <= Kills; kill++)
-            {
-                using var child = StartChild(database, topic, group, hold);
-                var before = Rows();
-                var target = Math.Min(before + random.Next(500, 3000), Records - 1);
-                await Eventually.TrueAsync(
-                    () => child.Process.HasExited || Rows() >= target,
-                    $"the consumer commits rows up to {target} before kill {kill}",
-                    TimeSpan.FromSeconds(120),
-                    child.Describe);
-                Assert.False(child.Process.HasExited, $"the consumer exited by itself before kill {kill}: {child.Describe()}");
-                if (kill % 2 == 1)
-                {
-                    await child.KillAsync();
-                    output.WriteLine($"kill {kill} (SIGKILL) at a random point, with {Rows()} rows committed");
-                    continue;
-                }
+            var insideATransaction = kill % 2 == 0;
+            var before = Rows();
+            var budget = random.Next(300, 1200);
+            using var child = StartChild(database, topic, group, holdAfter: insideATransaction ? budget : budget + 2000);
+            await Eventually.TrueAsync(
+                () => child.Process.HasExited || child.Held.Count > 0 || (!insideATransaction && Rows() >= before + budget),
+                insideATransaction ? $"a batch waits inside its transaction after {budget} records, before kill {kill}" : $"the consumer commits rows up to {before + budget} before kill {kill}",
+                TimeSpan.FromSeconds(120),
+                child.Describe);
+            Assert.False(child.Process.HasExited, $"the consumer exited by itself before kill {kill}: {child.Describe()}");
+            await child.KillAsync();
 
-                // Inside a batch transaction: the next batch waits after its INSERT until the process is killed.
-                await File.WriteAllTextAsync(hold, string.Empty, TestContext.Current.CancellationToken);
-                try
-                {
-                    await Eventually.TrueAsync(() => child.Process.HasExited || child.Held.Count > 0, $"a batch waits inside its transaction before kill {kill}", TimeSpan.FromSeconds(60), child.Describe);
-                    Assert.False(child.Process.HasExited, $"the consumer exited by itself before kill {kill}: {child.Describe()}");
-                    await child.KillAsync();
-                }
-                finally
-                {
-                    File.Delete(hold);
-                }
+            var held = child.Held.ToList();
+            var rows = await database.ReadAsync();
+            var survived = rows.Count(r => held.Any(h => h.Call == r.Call));
+            output.WriteLine(held.Count == 0
+                ? $"kill {kill} (SIGKILL) at a random point, with {rows.Count} rows committed"
+                : $"kill {kill} (SIGKILL) inside {held.Count} open batch transaction(s) ({string.Join(", ", held.Select(h => $"{h.Count} records of partition {h.Partition} @{h.FirstOffset}..{h.LastOffset}"))}), with {rows.Count} rows committed");
+            Assert.True(survived == 0, $"expected none of the rows inserted by the batches killed inside their transactions to survive; {survived} did");
+            Assert.True(rows.Count < Records, $"expected records left after kill {kill}; all {Records} have rows");
+        }
 
-                var held = child.Held.ToList();
-                var rows = await database.ReadAsync();
-                var survived = rows.Count(r => held.Any(h => h.Call == r.Call));
-                output.WriteLine(
-                    $"kill {kill} (SIGKILL) inside {held.Count} open batch transaction(s) ({string.Join(", ", held.Select(h => $"{h.Count} records of partition {h.Partition} @{h.FirstOffset}..{h.LastOffset}"))}), with {rows.Count} rows committed");
-                Assert.True(survived == 0, $"expected none of the rows inserted by the batches killed inside their transactions to survive; {survived} did");
-            }
-
-            using var final = StartChild(database, topic, group, hold);
+        using (var final = StartChild(database, topic, group, holdAfter: null))
+        {
             await Eventually.TrueAsync(
                 () => Rows() >= Records && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records,
                 "the final run writes every row and commits every record",
@@ -80,10 +66,6 @@ public sealed class BatchCrashTests(BrokerFixture broker, PostgresServer postgre
                 () => $"rows {Rows()}, committed {string.Join(", ", broker.Cluster.GetCommittedOffsets(group, topic).OrderBy(c => c.Key).Select(c => $"{c.Key}:{c.Value}"))}; {final.Describe()}");
             await final.TerminateAsync();
             Assert.True(final.Process.ExitCode == 0, $"expected the final run to stop cleanly (exit code 0), seen {final.Process.ExitCode}: {final.Describe()}");
-        }
-        finally
-        {
-            File.Delete(hold);
         }
 
         var effects = await database.ReadAsync();
@@ -93,6 +75,8 @@ public sealed class BatchCrashTests(BrokerFixture broker, PostgresServer postgre
         Assert.True(batches.Max() > 1, $"expected batches of more than one record; the largest committed batch had {batches.Max()}");
     }
 
-    private CrashHostProcess StartChild(EffectsDatabase database, string topic, string group, string hold) =>
-        CrashHostProcess.Start(broker.Cluster.BootstrapServers, topic, group, database.Store, database.Connection, "Sequential", "--batch", MaxSize.ToString(System.Globalization.CultureInfo.InvariantCulture), "--hold-file", hold);
+    private CrashHostProcess StartChild(EffectsDatabase database, string topic, string group, int? holdAfter) =>
+        CrashHostProcess.Start([
+            broker.Cluster.BootstrapServers, topic, group, database.Store, database.Connection, "Sequential", "--batch", MaxSize.ToString(CultureInfo.InvariantCulture),
+            .. holdAfter is { } after ? new[] { "--hold-after", after.ToString(CultureInfo.InvariantCulture) } : []]);
 }

@@ -25,7 +25,7 @@ public sealed class CrashHostProcess : IDisposable
 
     public Process Process { get; }
 
-    /// <summary>Gets the batches that said they wait inside their transaction (the crash host's <c>--hold-file</c>).</summary>
+    /// <summary>Gets the batches that said they wait inside their transaction (the crash host's <c>--hold-after</c>).</summary>
     public IReadOnlyCollection<HeldBatch> Held => _held;
 
     public static CrashHostProcess Start(params string[] arguments)
