@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Running;
 using Kafka.Reliable.Benchmarks;
 
-// `throughput`, `concurrency` and `stores` run the end-to-end harnesses on the embedded broker; anything else goes to BenchmarkDotNet.
+// `throughput`, `concurrency`, `stores` and `batch-db` run the end-to-end harnesses on the embedded broker; anything else goes to BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "throughput")
 {
     return await ThroughputHarness.RunAsync(args[1..]);
@@ -15,6 +15,11 @@ if (args.Length > 0 && args[0] == "concurrency")
 if (args.Length > 0 && args[0] == "stores")
 {
     return await StoresHarness.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "batch-db")
+{
+    return await BatchDatabaseHarness.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
