@@ -190,42 +190,15 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var waiter = new LockWaiter(_logger, context, null);
-        var waitStarted = _time.GetTimestamp();
-        var writeLock = await TakeWriteLockAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
-        SqliteConnection? connection = null;
-        try
+        var handled = new bool[1];
+        var transaction = await BeginRecordingAsync(new LockWaiter(_logger, context, null), [key], handled, cancellationToken).ConfigureAwait(false);
+        if (handled[0])
         {
-            connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            var transaction = await BeginImmediateAsync(connection, waiter, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
-            using var record = Command(connection, $"""
-                INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
-                ON CONFLICT (key) DO NOTHING
-                """, ("$key", key), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-            record.Transaction = transaction;
-            if (await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
-            {
-                await transaction.DisposeAsync().ConfigureAwait(false);
-                return null;
-            }
-
-            // From here the transaction owns the lock: closing its connection (disposing it, committed or not) ends SQLite's
-            // write lock, and releases ours with it.
-            writeLock.ReleaseWhenClosed(connection);
-            writeLock = null;
-            var result = new SqliteIdempotencyTransaction(this, connection, transaction);
-            connection = null;
-            return result;
+            await transaction.DisposeAsync().ConfigureAwait(false);
+            return null;
         }
-        finally
-        {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
 
-            writeLock?.Release();
-        }
+        return transaction;
     }
 
     /// <inheritdoc />
@@ -244,7 +217,15 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             throw BatchKeys.NotTransactional("UseSqliteIdempotency(..., o => o.Transactional = true)");
         }
 
-        var waiter = new LockWaiter(_logger, null, keys);
+        return await BeginRecordingAsync(new LockWaiter(_logger, null, keys), keys, handled, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes the write lock (in this process, then SQLite's with <c>BEGIN IMMEDIATE</c>) and records the keys in the new
+    /// transaction, in order; a key recorded already (before, or earlier in <paramref name="keys"/>) is reported handled.
+    /// </summary>
+    private async ValueTask<IdempotencyTransaction> BeginRecordingAsync(LockWaiter waiter, IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken)
+    {
         var waitStarted = _time.GetTimestamp();
         var writeLock = await TakeWriteLockAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
         SqliteConnection? connection = null;
@@ -254,7 +235,7 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
             var transaction = await BeginImmediateAsync(connection, waiter, waitStarted, writeLock.Waited, cancellationToken).ConfigureAwait(false);
 
             // One statement per key, in offset order, all in this process under the write lock: no round trips to save. A key
-            // repeated in the batch changes nothing the second time, so it is reported handled from its second message on.
+            // repeated in a batch changes nothing the second time, so it is reported handled from its second message on.
             using var record = Command(connection, $"""
                 INSERT INTO {_table} (key, owner, status, lease_until, completed_at) VALUES ($key, '', {Completed}, 0, $now)
                 ON CONFLICT (key) DO NOTHING
@@ -267,7 +248,8 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
                 handled[i] = await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0;
             }
 
-            // As for one message: the transaction owns the lock from here, until its connection closes.
+            // From here the transaction owns the lock: closing its connection (disposing it, committed or not) ends SQLite's
+            // write lock, and releases ours with it.
             writeLock.ReleaseWhenClosed(connection);
             writeLock = null;
             var result = new SqliteIdempotencyTransaction(this, connection, transaction);

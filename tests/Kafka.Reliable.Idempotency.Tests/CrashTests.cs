@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using Kafka.Reliable.Idempotency.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -103,8 +101,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
                 TimeSpan.FromSeconds(120),
                 child.Describe);
             Assert.False(child.Process.HasExited, $"the consumer exited by itself before kill {kill}: {child.Describe()}");
-            child.Process.Kill(entireProcessTree: true);
-            await child.Process.WaitForExitAsync(TestContext.Current.CancellationToken);
+            await child.KillAsync();
             var (total, _) = await countEffects();
             output.WriteLine($"kill {kill} (SIGKILL) with {total} effects written");
         }
@@ -116,12 +113,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
                 "the final run writes every effect and commits every record",
                 TimeSpan.FromSeconds(300),
                 () => $"effects {countEffects().GetAwaiter().GetResult().Total}, committed {string.Join(", ", broker.Cluster.GetCommittedOffsets(group, topic).OrderBy(c => c.Key).Select(c => $"{c.Key}:{c.Value}"))}; {final.Describe()}");
-            using (var term = Process.Start("kill", ["-TERM", final.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await term.WaitForExitAsync(TestContext.Current.CancellationToken);
-            }
-
-            await final.Process.WaitForExitAsync(TestContext.Current.CancellationToken);
+            await final.TerminateAsync();
             Assert.True(final.Process.ExitCode == 0, $"the final run stops cleanly: {final.Describe()}");
         }
 
@@ -133,60 +125,6 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
         Assert.Equal(0, losses);
     }
 
-    private ChildConsumer StartChild(string store, string topic, string group, string connection, DispatchMode dispatch)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "Kafka.Reliable.Idempotency.CrashHost.dll"), broker.Cluster.BootstrapServers, topic, group, store, connection, dispatch.ToString() })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        return new ChildConsumer(Process.Start(start)!);
-    }
-
-    private sealed class ChildConsumer : IDisposable
-    {
-        private readonly StringBuilder _log = new();
-
-        public ChildConsumer(Process process)
-        {
-            Process = process;
-            process.OutputDataReceived += (_, e) => Append(e.Data);
-            process.ErrorDataReceived += (_, e) => Append(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public Process Process { get; }
-
-        public string Describe()
-        {
-            lock (_log)
-            {
-                return $"child {Process.Id}, exited: {Process.HasExited}; its last output:{Environment.NewLine}{(_log.Length > 4000 ? _log.ToString(_log.Length - 4000, 4000) : _log.ToString())}";
-            }
-        }
-
-        public void Dispose()
-        {
-            if (!Process.HasExited)
-            {
-                Process.Kill(entireProcessTree: true);
-                Process.WaitForExit();
-            }
-
-            Process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_log)
-                {
-                    _log.AppendLine(line);
-                }
-            }
-        }
-    }
+    private CrashHostProcess StartChild(string store, string topic, string group, string connection, DispatchMode dispatch) =>
+        CrashHostProcess.Start(broker.Cluster.BootstrapServers, topic, group, store, connection, dispatch.ToString());
 }

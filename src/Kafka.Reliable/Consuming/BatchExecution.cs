@@ -418,18 +418,7 @@ internal sealed class BatchExecution
         return delay;
     }
 
-    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
-    {
-        try
-        {
-            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    private ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop) => _consumer.DelayAsync(delay, stop);
 
     /// <summary>The state of one run of a group through the pipeline: the group, the attempts so far and the last attempt's result.</summary>
     private sealed class AttemptState(BatchExecution execution, ArraySegment<int> group, bool isolating, int attempts)

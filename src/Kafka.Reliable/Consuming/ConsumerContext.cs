@@ -111,6 +111,21 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
         NotifyProgress();
     }
 
+    /// <summary>Waits on the consumer's clock (a retry's backoff, an open circuit, a store outage).</summary>
+    /// <returns><see langword="false"/> when <paramref name="stop"/> ended the wait.</returns>
+    public async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
+    {
+        try
+        {
+            await Task.Delay(delay, Time, stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Tells the poll thread that a record is done or that a worker or the circuit changed state (any thread).</summary>
     public void NotifyProgress()
     {

@@ -423,16 +423,5 @@ internal sealed class RecordExecution
         return true;
     }
 
-    private async ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
-    {
-        try
-        {
-            await Task.Delay(delay, _consumer.Time, stop).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    private ValueTask<bool> DelayAsync(TimeSpan delay, CancellationToken stop) => _consumer.DelayAsync(delay, stop);
 }

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 
 namespace Kafka.Reliable.Tests.Batching;
@@ -78,26 +77,9 @@ public sealed class BatchTestConsumer : IAsyncDisposable
         string bootstrapServers, string topic, string groupId, RecordingBatchHandler handler, FakeLogCollector logs, Action<ReliableConsumerOptions>? configure = null,
         Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null)
     {
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+        var (builder, consumer) = TestConsumer.CreateBuilder("batch", bootstrapServers, topic, groupId, logs, configure, services);
         builder.Services.AddSingleton(handler);
-        services?.Invoke(builder.Services);
-        var consumer = builder.Services
-            .AddReliableConsumer<TestEvent>("batch", o =>
-            {
-                o.BootstrapServers = bootstrapServers;
-                o.GroupId = groupId;
-                o.Topics.Add(topic);
-                o.Commit.Interval = TimeSpan.FromMilliseconds(200);
-                o.Retry.Delay = TimeSpan.FromMilliseconds(10);
-                o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
-                o.KafkaSettings["session.timeout.ms"] = "6000";
-                o.KafkaSettings["heartbeat.interval.ms"] = "500";
-                o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
-                configure?.Invoke(o);
-            })
-            .WithBatchHandler<RecordingBatchHandler>(ServiceLifetime.Singleton);
+        consumer.WithBatchHandler<RecordingBatchHandler>(ServiceLifetime.Singleton);
         customize?.Invoke(consumer);
         return builder.Build();
     }

@@ -59,14 +59,28 @@ public sealed class TestConsumer : IAsyncDisposable
         string bootstrapServers, string topic, string groupId, RecordingHandler handler, FakeLogCollector logs, Action<ReliableConsumerOptions>? configure = null,
         Action<IReliableConsumerBuilder<TestEvent>>? customize = null, Action<IServiceCollection>? services = null, TestMeters? meters = null)
     {
+        var (builder, consumer) = CreateBuilder("test", bootstrapServers, topic, groupId, logs, configure, services, meters);
+        builder.Services.AddSingleton(handler);
+        customize?.Invoke(consumer);
+        consumer.WithHandler<RecordingHandler>(ServiceLifetime.Singleton);
+        return builder.Build();
+    }
+
+    /// <summary>
+    /// A host builder with one consumer of <see cref="TestEvent"/> set up for the test broker (short commit interval, retry
+    /// delays and session), its logs collected; the caller adds the handler.
+    /// </summary>
+    public static (HostApplicationBuilder Builder, IReliableConsumerBuilder<TestEvent> Consumer) CreateBuilder(
+        string name, string bootstrapServers, string topic, string groupId, FakeLogCollector logs, Action<ReliableConsumerOptions>? configure = null,
+        Action<IServiceCollection>? services = null, TestMeters? meters = null)
+    {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
-        builder.Services.AddSingleton(handler);
         meters?.Use(builder.Services);
         services?.Invoke(builder.Services);
         var consumer = builder.Services
-            .AddReliableConsumer<TestEvent>("test", o =>
+            .AddReliableConsumer<TestEvent>(name, o =>
             {
                 o.BootstrapServers = bootstrapServers;
                 o.GroupId = groupId;
@@ -79,9 +93,7 @@ public sealed class TestConsumer : IAsyncDisposable
                 o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
                 configure?.Invoke(o);
             });
-        customize?.Invoke(consumer);
-        consumer.WithHandler<RecordingHandler>(ServiceLifetime.Singleton);
-        return builder.Build();
+        return (builder, consumer);
     }
 
     public static Task<TestConsumer> StartAsync(
