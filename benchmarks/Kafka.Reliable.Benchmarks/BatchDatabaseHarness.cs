@@ -73,40 +73,10 @@ internal static class BatchDatabaseHarness
         Console.WriteLine("  each run:  a fresh database (CREATE DATABASE), its orders table, a CHECKPOINT, then the clock; dropped after the run.");
         Console.WriteLine("  check:     after each run the table holds every id once, and the store one completed key per record.");
 
-        var servers = new List<IAsyncDisposable>();
-        void StopAll()
-        {
-            IAsyncDisposable[] running;
-            lock (servers)
-            {
-                running = [.. servers];
-                servers.Clear();
-            }
-
-            foreach (var server in running)
-            {
-                try
-                {
-                    server.DisposeAsync().AsTask().GetAwaiter().GetResult();
-                }
-                catch (Exception e)
-                {
-                    Console.Error.WriteLine($"Stopping a server failed: {e.Message}");
-                }
-            }
-        }
-
-        ConsoleCancelEventHandler onCancel = (_, _) => StopAll();
-        EventHandler onExit = (_, _) => StopAll();
-        Console.CancelKeyPress += onCancel;
-        AppDomain.CurrentDomain.ProcessExit += onExit;
+        using var servers = new ThrowawayServers();
         try
         {
-            var postgres = new PostgresServer { Fsync = postgresFsync == "on" };
-            lock (servers)
-            {
-                servers.Add(postgres);
-            }
+            var postgres = servers.Add(new PostgresServer { Fsync = postgresFsync == "on" });
 
             try
             {
@@ -162,9 +132,7 @@ internal static class BatchDatabaseHarness
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
-            AppDomain.CurrentDomain.ProcessExit -= onExit;
-            StopAll();
+            servers.Dispose();
         }
     }
 

@@ -53,35 +53,7 @@ internal static class StoresHarness
 
         var folder = Path.Combine(Path.GetTempPath(), "kafka-reliable-bench-sqlite-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(folder);
-        var servers = new List<IAsyncDisposable>();
-
-        // Ctrl+C or SIGTERM skip the finally below: stop the servers there too (each is taken out of the list once).
-        void StopAll()
-        {
-            IAsyncDisposable[] running;
-            lock (servers)
-            {
-                running = [.. servers];
-                servers.Clear();
-            }
-
-            foreach (var server in running)
-            {
-                try
-                {
-                    server.DisposeAsync().AsTask().GetAwaiter().GetResult();
-                }
-                catch (Exception e)
-                {
-                    Console.Error.WriteLine($"Stopping a server failed: {e.Message}");
-                }
-            }
-        }
-
-        ConsoleCancelEventHandler onCancel = (_, _) => StopAll();
-        EventHandler onExit = (_, _) => StopAll();
-        Console.CancelKeyPress += onCancel;
-        AppDomain.CurrentDomain.ProcessExit += onExit;
+        using var servers = new ThrowawayServers();
         try
         {
             var benches = await StartStoresAsync(names, folder, servers, postgresFsync == "on");
@@ -144,9 +116,7 @@ internal static class StoresHarness
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
-            AppDomain.CurrentDomain.ProcessExit -= onExit;
-            StopAll();
+            servers.Dispose();
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             try
             {
@@ -159,7 +129,7 @@ internal static class StoresHarness
         }
     }
 
-    private static async Task<List<StoreBench>> StartStoresAsync(List<string> names, string folder, List<IAsyncDisposable> servers, bool postgresFsync)
+    private static async Task<List<StoreBench>> StartStoresAsync(List<string> names, string folder, ThrowawayServers servers, bool postgresFsync)
     {
         var benches = new List<StoreBench>();
         PostgresServer? postgres = null;
@@ -207,12 +177,9 @@ internal static class StoresHarness
     /// Starts a throwaway server of the idempotency tests' fixtures (listed first, so that an interrupted run stops it too);
     /// returns why it could not start (a missing binary, a failed start), or null.
     /// </summary>
-    private static async Task<string?> StartAsync(IAsyncDisposable server, Func<ValueTask> start, List<IAsyncDisposable> servers, string name)
+    private static async Task<string?> StartAsync(IAsyncDisposable server, Func<ValueTask> start, ThrowawayServers servers, string name)
     {
-        lock (servers)
-        {
-            servers.Add(server);
-        }
+        servers.Add(server);
 
         try
         {
