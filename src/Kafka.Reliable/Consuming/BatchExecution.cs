@@ -70,6 +70,9 @@ internal sealed class BatchExecution
         _single = new RecordExecution(consumer, processor, onHold, assignment, telemetry);
     }
 
+    /// <summary>Gets or sets what to call each time the handler returns from an attempt at a batch (whatever its outcome).</summary>
+    public Action? OnAttemptReturned { get; init; }
+
     /// <summary>Runs the records of sequences [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) as a batch until each is done.</summary>
     /// <returns><see langword="false"/> when the worker stopped before every record was done (those not done stay undone).</returns>
     public async ValueTask<bool> RunAsync(long first, int count, CancellationToken stop, CancellationToken abort)
@@ -364,6 +367,7 @@ internal sealed class BatchExecution
         metrics.BatchHandled(state.Group.Count, _consumer, topic);
         var started = metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         var result = await _run.HandleAsync(state.Group, state.Isolating, state.Attempts, _abort).ConfigureAwait(false);
+        OnAttemptReturned?.Invoke();
         if (started != 0)
         {
             ReliableMetrics.Record(metrics.HandlerDuration, started, _consumer, topic);

@@ -346,7 +346,12 @@ internal sealed class PartitionWorker : IDisposable
         var stop = _stop.Token;
         var abort = _abort.Token;
         var options = _consumer.Options.Batch;
-        var execution = new BatchExecution(_consumer, processor, _records, Tracker, _complete, Hold, Assignment, Telemetry);
+        var execution = new BatchExecution(_consumer, processor, _records, Tracker, _complete, Hold, Assignment, Telemetry)
+        {
+            // A batch attempt that returns, even failed, shows a handler that is not stuck: isolating a failing record takes
+            // several attempts at smaller batches, each retried, before a record is done (watchdog, health check).
+            OnAttemptReturned = () => Volatile.Write(ref _lastProgress, _consumer.Time.GetTimestamp()),
+        };
         long next = 0;
         while (!stop.IsCancellationRequested)
         {

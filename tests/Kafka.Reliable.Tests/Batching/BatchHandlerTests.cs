@@ -147,6 +147,45 @@ public sealed class BatchHandlerTests(KafkaBrokerFixture broker)
         Assert.Equal(0, broker.GetHighWatermarks(topic + ".dlq", 1)[0]);
     }
 
+    /// <summary>
+    /// Isolating a record that fails on every attempt takes several retried attempts at smaller batches before any record is
+    /// done. Each attempt that returns shows a handler that is not stuck: the watchdog must not restart the consumer meanwhile
+    /// (it once did, and the batch started over for ever: torture seed 2656). Retries 1 s apart, 5 attempts: a record alone
+    /// fails for 4 s, below the watchdog's 7 s, but with the failing record first in a batch of 16 no record is done for 20 s
+    /// (4 s at each of the five sizes, 16, 8, 4, 2 and 1).
+    /// </summary>
+    [Fact]
+    public async Task IsolatingARecordThatAlwaysFails_TakesLongerThanTheWatchdog_WhichDoesNotRestartTheConsumer()
+    {
+        var topic = await broker.CreateTopicAsync(1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(16, 1));
+        var handler = new RecordingBatchHandler
+        {
+            Behavior = (batch, _) => batch.Any(item => item.Message.Id == 0) ? throw new TimeoutException("record 0 always times out") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            o.Batch.Linger = TimeSpan.FromSeconds(10);
+            o.Batch.MaxSize = 16;
+            o.Retry.MaxAttempts = 5;
+            o.Retry.Delay = TimeSpan.FromSeconds(1);
+            o.Retry.MaxDelay = TimeSpan.FromSeconds(1);
+            o.Retry.BackoffType = Polly.DelayBackoffType.Constant;
+            o.Retry.UseJitter = false;
+            o.Watchdog.RestartWhenStuck = true;
+            o.Watchdog.StuckAfter = TimeSpan.FromSeconds(7);
+        });
+        var deadLetters = broker.ReadAll(topic + ".dlq", 1, expected: 1, TimeSpan.FromSeconds(90));
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 16, "the partition is committed to its end");
+
+        Assert.Equal("0", Header(deadLetters[0], DeadLetterHeaders.OriginalOffset));
+        Assert.Equal(Enumerable.Range(1, 15), handler.Handled.Order());
+        Assert.True(consumer.Logs.CountOf(107) == 0, $"the watchdog restarted the consumer while the batch was being isolated: {consumer.Logs.Dump(10)}");
+    }
+
     [Fact]
     public async Task RecordsReportedFailed_TheOthersAreDone_EachReportedRecordRunsAloneAndIsDeadLetteredWhenItFailsAgain()
     {
