@@ -190,30 +190,9 @@ internal static class BatchDatabaseHarness
             await using var counter = new NpgsqlConnection(database);
             await counter.OpenAsync();
 
-            string? error = null;
             var started = Stopwatch.GetTimestamp();
             var start = host.StartAsync();
-            var lastDistinct = 0;
-            var lastProgress = Stopwatch.GetTimestamp();
-            while (await Task.WhenAny(recorder.Done, Task.Delay(TimeSpan.FromMilliseconds(100))) != recorder.Done)
-            {
-                if (start.IsFaulted)
-                {
-                    error = $"start: {start.Exception!.GetBaseException().Message}";
-                    break;
-                }
-
-                if (recorder.Distinct != lastDistinct)
-                {
-                    lastDistinct = recorder.Distinct;
-                    lastProgress = Stopwatch.GetTimestamp();
-                }
-                else if (Stopwatch.GetElapsedTime(lastProgress) > stall)
-                {
-                    error = $"STALLED: no new record handled for {stall.TotalSeconds:0} s";
-                    break;
-                }
-            }
+            var error = await recorder.WaitAsync(start, stall, TimeSpan.FromMilliseconds(100));
 
             // The handlers have seen every id: the clock stops when the last transaction has committed every row.
             long committed = 0;

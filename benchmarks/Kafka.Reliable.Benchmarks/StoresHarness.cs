@@ -221,30 +221,9 @@ internal static class StoresHarness
         store.Configure(consumer);
         var host = builder.Build();
 
-        string? error = null;
         var started = Stopwatch.GetTimestamp();
         var start = host.StartAsync();
-        var lastDistinct = 0;
-        var lastProgress = Stopwatch.GetTimestamp();
-        while (await Task.WhenAny(recorder.Done, Task.Delay(TimeSpan.FromMilliseconds(250))) != recorder.Done)
-        {
-            if (start.IsFaulted)
-            {
-                error = $"start: {start.Exception!.GetBaseException().Message}";
-                break;
-            }
-
-            if (recorder.Distinct != lastDistinct)
-            {
-                lastDistinct = recorder.Distinct;
-                lastProgress = Stopwatch.GetTimestamp();
-            }
-            else if (Stopwatch.GetElapsedTime(lastProgress) > stall)
-            {
-                error = $"STALLED: no new record handled for {stall.TotalSeconds:0} s";
-                break;
-            }
-        }
+        var error = await recorder.WaitAsync(start, stall, TimeSpan.FromMilliseconds(250));
 
         var first = recorder.FirstTimestamp;
         var last = recorder.LastTimestamp;

@@ -88,6 +88,35 @@ public sealed class ThroughputRecorder
     /// <summary>Gets the <see cref="Stopwatch"/> timestamp at which the last missing id was handled, or 0.</summary>
     public long LastTimestamp => Interlocked.Read(ref _last);
 
+    /// <summary>
+    /// Waits until every id is handled, the host's start fails, or no new id is handled for <paramref name="stall"/>.
+    /// </summary>
+    /// <returns>Null when done; else what went wrong.</returns>
+    public async Task<string?> WaitAsync(Task start, TimeSpan stall, TimeSpan poll)
+    {
+        var lastDistinct = 0;
+        var lastProgress = Stopwatch.GetTimestamp();
+        while (await Task.WhenAny(Done, Task.Delay(poll)) != Done)
+        {
+            if (start.IsFaulted)
+            {
+                return $"start: {start.Exception!.GetBaseException().Message}";
+            }
+
+            if (Distinct != lastDistinct)
+            {
+                lastDistinct = Distinct;
+                lastProgress = Stopwatch.GetTimestamp();
+            }
+            else if (Stopwatch.GetElapsedTime(lastProgress) > stall)
+            {
+                return $"STALLED: no new record handled for {stall.TotalSeconds:0} s";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Checks a decoded record and counts it.</summary>
     /// <param name="order">The decoded record.</param>
     public void Record(Order? order)
