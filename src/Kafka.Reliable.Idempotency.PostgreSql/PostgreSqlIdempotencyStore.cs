@@ -200,6 +200,10 @@ public sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStore, ITra
     }
 
     /// <inheritdoc />
+    /// <value>Always <see langword="true"/>: a batch's transaction stores the next offset of each of its partitions.</value>
+    public bool CommitsSeveralPartitions => true;
+
+    /// <inheritdoc />
     /// <remarks>
     /// Only in transactional mode (<see cref="PostgreSqlIdempotencyOptions.Transactional"/>). The keys are recorded in one
     /// statement. A key that another open transaction recorded makes this call wait until that transaction ends: the key is

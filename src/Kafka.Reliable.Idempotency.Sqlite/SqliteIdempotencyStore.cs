@@ -202,6 +202,10 @@ public sealed partial class SqliteIdempotencyStore : IIdempotencyStore, ITransac
     }
 
     /// <inheritdoc />
+    /// <value>Always <see langword="true"/>: a batch's transaction stores the next offset of each of its partitions.</value>
+    public bool CommitsSeveralPartitions => true;
+
+    /// <inheritdoc />
     /// <remarks>
     /// Only in transactional mode (<see cref="SqliteIdempotencyOptions.Transactional"/>). The batch's transaction holds the
     /// database's write lock until it is disposed, and waits for it, as a message's transaction does

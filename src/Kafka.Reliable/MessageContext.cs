@@ -76,6 +76,9 @@ public sealed class MessageContext
     /// <summary>Gets the record's sequence in its partition's tracker.</summary>
     internal long Sequence => _sequence;
 
+    /// <summary>Gets the tracker of the record's partition (for this assignment); null outside a consumer.</summary>
+    internal Offsets.PartitionOffsetTracker? Tracker => _tracker;
+
     internal ConsumeResult<byte[]?, byte[]?>? Record { get; private set; }
 
     /// <summary>Gets or sets the record's acknowledgement, with <see cref="CommitStrategy.Manual"/>.</summary>

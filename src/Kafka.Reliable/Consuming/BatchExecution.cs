@@ -33,96 +33,105 @@ internal sealed class BatchExecution
     private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
     private readonly ConsumerContext _consumer;
     private readonly IBatchRun _run;
-    private readonly RecordExecution _single;
-    private readonly ConsumeResult<byte[]?, byte[]?>?[] _ring;
-    private readonly PartitionOffsetTracker _tracker;
-    private readonly Action<long> _complete;
-    private readonly Action<bool> _onHold;
-    private readonly PartitionTelemetry _telemetry;
-    private readonly long _assignment;
+    private readonly BatchSlice[] _one = new BatchSlice[1];
+    private ArraySegment<BatchSlice> _members;
     private MessageContext[] _contexts = [];
-    private long[] _sequences = [];
+    private BatchSlice[] _slices = [];
+    private int[] _positions = [];
+    private bool[] _excluded = [];
     private int[] _group = [];
     private int[] _poison = [];
+    private Dictionary<string, PartitionTelemetry>? _topicTelemetry;
+    private PartitionTelemetry? _topicsTelemetry;
     private int _transientFailures;
     private bool _holding;
     private Exception? _lastTransient;
     private CancellationToken _abort;
 
-    public BatchExecution(
-        ConsumerContext consumer,
-        IBatchProcessor processor,
-        ConsumeResult<byte[]?, byte[]?>?[] ring,
-        PartitionOffsetTracker tracker,
-        Action<long> complete,
-        Action<bool> onHold,
-        long assignment,
-        PartitionTelemetry telemetry)
+    public BatchExecution(ConsumerContext consumer, IBatchProcessor processor)
     {
         _consumer = consumer;
         _run = processor.CreateRun();
-        _ring = ring;
-        _tracker = tracker;
-        _complete = complete;
-        _onHold = onHold;
-        _telemetry = telemetry;
-        _assignment = assignment;
-        _single = new RecordExecution(consumer, processor, onHold, assignment, telemetry);
     }
 
-    /// <summary>Gets or sets what to call each time the handler returns from an attempt at a batch (whatever its outcome).</summary>
+    /// <summary>Gets or sets what to call each time the handler returns from an attempt at a batch (whatever its outcome), besides marking its partitions active.</summary>
     public Action? OnAttemptReturned { get; init; }
 
-    /// <summary>Runs the records of sequences [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) as a batch until each is done.</summary>
+    /// <summary>Runs the records of one partition's slice as a batch until each is done.</summary>
     /// <returns><see langword="false"/> when the worker stopped before every record was done (those not done stay undone).</returns>
-    public async ValueTask<bool> RunAsync(long first, int count, CancellationToken stop, CancellationToken abort)
+    public ValueTask<bool> RunAsync(BatchSlice slice, CancellationToken stop, CancellationToken abort)
     {
+        _one[0] = slice;
+        return RunAsync(new ArraySegment<BatchSlice>(_one), stop, abort);
+    }
+
+    /// <summary>
+    /// Runs the records of the slices (each of another partition, in the order given) as one batch until each is done.
+    /// </summary>
+    /// <returns><see langword="false"/> when <paramref name="stop"/> or <paramref name="abort"/> ended the run before every record was done (those not done stay undone).</returns>
+    public async ValueTask<bool> RunAsync(ArraySegment<BatchSlice> members, CancellationToken stop, CancellationToken abort)
+    {
+        var count = 0;
+        foreach (var member in members)
+        {
+            count += member.Count;
+        }
+
         Prepare(count);
+        _members = members;
         _abort = abort;
         var good = 0;
         var poison = 0;
         var metrics = _consumer.Metrics;
-        for (var i = 0; i < count; i++)
+        var i = 0;
+        foreach (var member in members)
         {
-            var sequence = first + i;
-            _sequences[i] = sequence;
-            var context = _contexts[i];
-            var record = _ring[_tracker.SlotOf(sequence)]!;
-            context.Initialize(record);
-            context.Track(_tracker, sequence);
-            var value = record.Message.Value;
-            if (value is null ? _consumer.Options.Tombstones != TombstonePolicy.Handle : value.Length > _consumer.Options.MaxPayloadBytes)
+            var worker = member.Worker;
+            worker.AddInFlight(member.Count);
+            for (var position = 0; position < member.Count; position++, i++)
             {
-                if (value is null && _consumer.Options.Tombstones == TombstonePolicy.Skip)
+                _slices[i] = member;
+                _positions[i] = position;
+                var sequence = member.SequenceAt(position);
+                var context = _contexts[i];
+                var record = worker.RecordAt(sequence);
+                context.Initialize(record);
+                context.Assignment = worker.Assignment;
+                context.Track(worker.Tracker, sequence);
+                var value = record.Message.Value;
+                if (value is null ? _consumer.Options.Tombstones != TombstonePolicy.Handle : value.Length > _consumer.Options.MaxPayloadBytes)
                 {
-                    metrics.Consumed(_telemetry);
-                    Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset);
-                    _complete(sequence);
+                    if (value is null && _consumer.Options.Tombstones == TombstonePolicy.Skip)
+                    {
+                        metrics.Consumed(worker.Telemetry);
+                        Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset);
+                        member.Complete(position);
+                    }
+                    else
+                    {
+                        _poison[poison++] = i;
+                    }
+
+                    continue;
+                }
+
+                if (_run.Prepare(context, i).IsSuccess)
+                {
+                    _group[good++] = i;
                 }
                 else
                 {
                     _poison[poison++] = i;
                 }
-
-                continue;
-            }
-
-            if (_run.Prepare(context, i).IsSuccess)
-            {
-                _group[good++] = i;
-            }
-            else
-            {
-                _poison[poison++] = i;
             }
         }
 
         try
         {
             // Poison first, each alone: the one-record path screens, fails and dead-letters it at once (stage deserialize or translate).
-            for (var i = 0; i < poison; i++)
+            for (var p = 0; p < poison; p++)
             {
-                if (!await RunSingleAsync(_poison[i], failedInBatch: 0, stop).ConfigureAwait(false))
+                if (!await RunSingleAsync(_poison[p], failedInBatch: 0, stop).ConfigureAwait(false))
                 {
                     return false;
                 }
@@ -136,7 +145,7 @@ internal sealed class BatchExecution
             if (good > 1)
             {
                 // A batch of one takes the one-record path, which counts its record itself.
-                metrics.Consumed(_telemetry, good);
+                CountConsumed(good);
             }
 
             var started = metrics.BatchDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
@@ -150,14 +159,43 @@ internal sealed class BatchExecution
         }
         finally
         {
-            for (var i = 0; i < count; i++)
+            for (var c = 0; c < count; c++)
             {
-                _contexts[i].Reset();
+                _contexts[c].Reset();
+                _slices[c] = null!;
             }
 
             Hold(false);
+            foreach (var member in members)
+            {
+                member.Worker.AddInFlight(-member.Count);
+            }
+
+            _members = default;
+            _one[0] = null!;
             _abort = default;
         }
+    }
+
+    /// <summary>Counts the records taken for processing (<c>messaging.client.consumed.messages</c>), per partition.</summary>
+    private void CountConsumed(int good)
+    {
+        var metrics = _consumer.Metrics;
+        var slice = _slices[_group[0]];
+        var run = 0;
+        for (var g = 0; g < good; g++)
+        {
+            if (_slices[_group[g]] != slice)
+            {
+                metrics.Consumed(slice.Worker.Telemetry, run);
+                slice = _slices[_group[g]];
+                run = 0;
+            }
+
+            run++;
+        }
+
+        metrics.Consumed(slice.Worker.Telemetry, run);
     }
 
     private void Prepare(int count)
@@ -168,11 +206,13 @@ internal sealed class BatchExecution
             Array.Copy(_contexts, contexts, _contexts.Length);
             for (var i = _contexts.Length; i < count; i++)
             {
-                contexts[i] = new MessageContext(_consumer.Name, _consumer.Options.GroupId) { Assignment = _assignment };
+                contexts[i] = new MessageContext(_consumer.Name, _consumer.Options.GroupId);
             }
 
             _contexts = contexts;
-            _sequences = new long[count];
+            _slices = new BatchSlice[count];
+            _positions = new int[count];
+            _excluded = new bool[count];
             _group = new int[count];
             _poison = new int[count];
         }
@@ -183,15 +223,111 @@ internal sealed class BatchExecution
     /// <summary>Runs one record alone (poison, a record reported failed, or one isolated from a failed batch) until it is done.</summary>
     private async ValueTask<bool> RunSingleAsync(int index, int failedInBatch, CancellationToken stop)
     {
-        var sequence = _sequences[index];
-        var result = await _single.RunAsync(_contexts[index].Record!, _tracker, sequence, acknowledgement: null, stop, _abort, failedInBatch).ConfigureAwait(false);
+        var slice = _slices[index];
+        var position = _positions[index];
+        var worker = slice.Worker;
+        var result = await worker.SingleExecution.RunAsync(_contexts[index].Record!, worker.Tracker, slice.SequenceAt(position), acknowledgement: null, stop, _abort, failedInBatch).ConfigureAwait(false);
         if (result == RecordResult.Stopped)
         {
             return false;
         }
 
-        _complete(sequence);
+        slice.Complete(position);
         return true;
+    }
+
+    private void Complete(int index) => _slices[index].Complete(_positions[index]);
+
+    /// <summary>Gets the tags of a group's span: its partition's, or its topic's when it spans partitions (of one topic or several).</summary>
+    private PartitionTelemetry TelemetryOf(ArraySegment<int> group)
+    {
+        var first = _slices[group[0]];
+        if (first == _slices[group[^1]])
+        {
+            return first.Worker.Telemetry;
+        }
+
+        var topic = _contexts[group[0]].Topic;
+        foreach (var index in group)
+        {
+            if (!string.Equals(_contexts[index].Topic, topic, StringComparison.Ordinal))
+            {
+                return _topicsTelemetry ??= new PartitionTelemetry(_consumer.Telemetry, topic: null);
+            }
+        }
+
+        _topicTelemetry ??= new Dictionary<string, PartitionTelemetry>(StringComparer.Ordinal);
+        if (!_topicTelemetry.TryGetValue(topic, out var telemetry))
+        {
+            _topicTelemetry[topic] = telemetry = new PartitionTelemetry(_consumer.Telemetry, topic);
+        }
+
+        return telemetry;
+    }
+
+    /// <summary>Logs the records of the group the idempotency store knew as handled (<see cref="_excluded"/>), per partition.</summary>
+    private void LogDuplicates(ArraySegment<int> group)
+    {
+        var start = 0;
+        for (var g = 1; g <= group.Count; g++)
+        {
+            if (g < group.Count && _slices[group[g]] == _slices[group[start]])
+            {
+                continue;
+            }
+
+            var skipped = 0;
+            for (var r = start; r < g; r++)
+            {
+                skipped += _excluded[group[r]] ? 1 : 0;
+            }
+
+            if (skipped > 0)
+            {
+                var first = _contexts[group[start]];
+                Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, skipped);
+            }
+
+            start = g;
+        }
+    }
+
+    /// <summary>Adds the group's records that are <see cref="_excluded"/> (or those that are not, or all when null) to a counter, per topic.</summary>
+    private void AddPerTopic(System.Diagnostics.Metrics.Counter<long> counter, ArraySegment<int> group, bool? excluded)
+    {
+        if (!counter.Enabled)
+        {
+            return;
+        }
+
+        string? topic = null;
+        long count = 0;
+        foreach (var index in group)
+        {
+            if (excluded is { } wanted && _excluded[index] != wanted)
+            {
+                continue;
+            }
+
+            var next = _contexts[index].Topic;
+            if (!string.Equals(next, topic, StringComparison.Ordinal))
+            {
+                if (count > 0)
+                {
+                    ReliableMetrics.Add(counter, count, _consumer, topic!);
+                }
+
+                topic = next;
+                count = 0;
+            }
+
+            count++;
+        }
+
+        if (count > 0)
+        {
+            ReliableMetrics.Add(counter, count, _consumer, topic!);
+        }
     }
 
     /// <summary>
@@ -209,7 +345,7 @@ internal sealed class BatchExecution
             return await RunSingleAsync(group[0], failedInBatch, stop).ConfigureAwait(false);
         }
 
-        var activity = ReliableTracing.StartBatch(_contexts, group, _telemetry);
+        var activity = ReliableTracing.StartBatch(_contexts, group, TelemetryOf(group));
         var attempt = 0;
         var storeRound = 0;
         _transientFailures = 0;
@@ -278,18 +414,29 @@ internal sealed class BatchExecution
     /// <summary>Completes a group that the handler handled: every record but those it reported failed, which then run alone.</summary>
     private async ValueTask<bool> FinishAsync(ArraySegment<int> group, bool isolating, int failedInBatch, BatchAttemptResult result, CancellationToken stop)
     {
-        if (result.Duplicates > 0 && !result.RolledBack)
+        // The result is reused by the next attempt: take what it says first.
+        foreach (var index in group)
         {
-            Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, _contexts[group[0]].Topic, _contexts[group[0]].Partition, result.Duplicates);
-            ReliableMetrics.Add(_consumer.Metrics.Duplicates, result.Duplicates, _consumer, _contexts[group[0]].Topic);
+            _excluded[index] = false;
+        }
+
+        foreach (var index in result.Skipped)
+        {
+            _excluded[index] = true;
+        }
+
+        if (result.Skipped.Count > 0 && !result.RolledBack)
+        {
+            LogDuplicates(group);
+            AddPerTopic(_consumer.Metrics.Duplicates, group, excluded: true);
         }
 
         if (result.Failed.Count == 0)
         {
-            ReliableMetrics.Add(_consumer.Metrics.Processed, group.Count - result.Duplicates, _consumer, _contexts[group[0]].Topic);
+            AddPerTopic(_consumer.Metrics.Processed, group, excluded: false);
             foreach (var index in group)
             {
-                _complete(_sequences[index]);
+                Complete(index);
             }
 
             return true;
@@ -300,6 +447,7 @@ internal sealed class BatchExecution
         foreach (var (index, failure) in result.Failed)
         {
             failed.Add(index);
+            _excluded[index] = true;
             Log.BatchRecordReportedFailed(_consumer.Logger, _consumer.Name, _contexts[index].Topic, _contexts[index].Partition, _contexts[index].Offset, failure.GetType().FullName!, failure.Message);
         }
 
@@ -315,12 +463,12 @@ internal sealed class BatchExecution
         }
         else
         {
-            ReliableMetrics.Add(_consumer.Metrics.Processed, group.Count - failed.Count - result.Duplicates, _consumer, _contexts[group[0]].Topic);
+            AddPerTopic(_consumer.Metrics.Processed, group, excluded: false);
             foreach (var index in group)
             {
                 if (!failed.Contains(index))
                 {
-                    _complete(_sequences[index]);
+                    Complete(index);
                 }
             }
         }
@@ -361,12 +509,17 @@ internal sealed class BatchExecution
         var topic = _contexts[state.Group[0]].Topic;
         if (state.Attempts > 1)
         {
-            ReliableMetrics.Add(metrics.Retried, state.Group.Count, _consumer, topic);
+            AddPerTopic(metrics.Retried, state.Group, excluded: null);
         }
 
         metrics.BatchHandled(state.Group.Count, _consumer, topic);
         var started = metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         var result = await _run.HandleAsync(state.Group, state.Isolating, state.Attempts, _abort).ConfigureAwait(false);
+        foreach (var member in _members)
+        {
+            member.Worker.Touch();
+        }
+
         OnAttemptReturned?.Invoke();
         if (started != 0)
         {
@@ -380,7 +533,7 @@ internal sealed class BatchExecution
         }
 
         var exception = result.Outcome.Exception!;
-        ReliableMetrics.Add(metrics.Failed, state.Group.Count, _consumer, topic);
+        AddPerTopic(metrics.Failed, state.Group, excluded: null);
 
         // While the batch fails, its partition holds (is paused), as for a failing record.
         Hold(true);
@@ -396,14 +549,17 @@ internal sealed class BatchExecution
         return Outcome.FromException<bool>(exception);
     }
 
-    /// <summary>Marks the batch as failing (or no longer), and tells the worker, which pauses the partition meanwhile.</summary>
+    /// <summary>Marks the batch as failing (or no longer), and tells its partitions' workers, which pause the partitions meanwhile.</summary>
     /// <remarks>Told again at each failure: a record run alone in between (isolated, or poison) ends its own hold.</remarks>
     private void Hold(bool holding)
     {
         if (holding || _holding)
         {
             _holding = holding;
-            _onHold(holding);
+            foreach (var member in _members)
+            {
+                member.Worker.SetHolding(holding);
+            }
         }
     }
 

@@ -47,6 +47,8 @@ internal sealed class PartitionWorker : IDisposable
     private readonly Lock _lanesLock = new();
     private Queue<ConsumeResult<byte[]?, byte[]?>>? _overflow;
     private volatile bool _holding;
+    private BatchCollector? _collector;
+    private RecordExecution? _single;
 
     public PartitionWorker(TopicPartition topicPartition, ConsumerContext consumer, IRecordProcessor processor)
     {
@@ -250,6 +252,9 @@ internal sealed class PartitionWorker : IDisposable
         {
             _unsignalled = false;
             _signal.Set();
+
+            // Records for a slice waiting in a batch across partitions: the collector may be lingering for them.
+            _collector?.RecordsArrived();
         }
     }
 
@@ -339,19 +344,19 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>
     /// A batch handler's partition: one batch at a time, in offset order, of the records buffered when the previous batch is
     /// done, up to <see cref="BatchOptions.MaxSize"/> records and <see cref="BatchOptions.MaxBytes"/> bytes (at least one
-    /// record); a smaller batch waits up to <see cref="BatchOptions.Linger"/> for more.
+    /// record); a smaller batch waits up to <see cref="BatchOptions.Linger"/> for more. With
+    /// <see cref="BatchOptions.AcrossPartitions"/>, the partition's records go to the consumer's <see cref="BatchCollector"/>
+    /// instead, which puts them in batches with other partitions' records.
     /// </summary>
     private async Task RunBatchesAsync(IBatchProcessor processor)
     {
         var stop = _stop.Token;
         var abort = _abort.Token;
         var options = _consumer.Options.Batch;
-        var execution = new BatchExecution(_consumer, processor, _records, Tracker, _complete, Hold, Assignment, Telemetry)
-        {
-            // A batch attempt that returns, even failed, shows a handler that is not stuck: isolating a failing record takes
-            // several attempts at smaller batches, each retried, before a record is done (watchdog, health check).
-            OnAttemptReturned = () => Volatile.Write(ref _lastProgress, _consumer.Time.GetTimestamp()),
-        };
+        var slice = new BatchSlice(this);
+        BatchExecution? execution = null;
+        var collector = options.AcrossPartitions ? processor.CollectorFor(_consumer) : null;
+        _collector = collector;
         long next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -361,37 +366,59 @@ internal sealed class PartitionWorker : IDisposable
                 continue;
             }
 
+            slice.Reset(next);
+            if (collector is not null)
+            {
+                if (!await RunSharedAsync(collector, slice, stop, abort).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                next = slice.End;
+                continue;
+            }
+
             if (options.Linger > TimeSpan.Zero && Tracker.Published - next < options.MaxSize && !await LingerAsync(next, options, stop).ConfigureAwait(false))
             {
                 return;
             }
 
-            var published = Tracker.Published;
-            var end = next + 1;
-            long bytes = _sizes[Tracker.SlotOf(next)];
-            while (end < published && end - next < options.MaxSize && bytes + _sizes[Tracker.SlotOf(end)] <= options.MaxBytes)
-            {
-                bytes += _sizes[Tracker.SlotOf(end)];
-                end++;
-            }
-
-            Interlocked.Add(ref _inFlight, (int)(end - next));
-            bool done;
-            try
-            {
-                done = await execution.RunAsync(next, (int)(end - next), stop, abort).ConfigureAwait(false);
-            }
-            finally
-            {
-                Interlocked.Add(ref _inFlight, -(int)(end - next));
-            }
-
-            if (!done)
+            var count = 0;
+            long bytes = 0;
+            slice.Extend(ref count, ref bytes, options.MaxSize, options.MaxBytes);
+            execution ??= new BatchExecution(_consumer, processor);
+            if (!await execution.RunAsync(slice, stop, abort).ConfigureAwait(false))
             {
                 return;
             }
 
-            next = end;
+            next = slice.End;
+        }
+    }
+
+    /// <summary>
+    /// Offers the partition's next records to the consumer's batches across partitions and waits until they are done. A batch
+    /// stopped by another of its partitions (revoked) hands the records back undone: they are offered again.
+    /// </summary>
+    /// <returns><see langword="false"/> when this worker stopped before the records were done.</returns>
+    private async ValueTask<bool> RunSharedAsync(BatchCollector collector, BatchSlice slice, CancellationToken stop, CancellationToken abort)
+    {
+        while (true)
+        {
+            if (await collector.RunAsync(slice, stop, abort).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            if (stop.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            if (slice.KeepUndone() == 0)
+            {
+                return true;
+            }
         }
     }
 
@@ -399,7 +426,7 @@ internal sealed class PartitionWorker : IDisposable
     /// <returns><see langword="false"/> when the worker stopped.</returns>
     private async ValueTask<bool> LingerAsync(long next, BatchOptions options, CancellationToken stop)
     {
-        var until = Volatile.Read(ref _bufferedAt[Tracker.SlotOf(next)]) + (long)(options.Linger.TotalSeconds * _consumer.Time.TimestampFrequency);
+        var until = BufferedAt(next) + (long)(options.Linger.TotalSeconds * _consumer.Time.TimestampFrequency);
         while (Tracker.Published - next < options.MaxSize && !stop.IsCancellationRequested)
         {
             var left = _consumer.Time.GetElapsedTime(_consumer.Time.GetTimestamp(), until);
@@ -615,6 +642,30 @@ internal sealed class PartitionWorker : IDisposable
                 return true;
         }
     }
+
+    /// <summary>Gets the buffered record of a sequence not yet done (a batch's execution).</summary>
+    internal ConsumeResult<byte[]?, byte[]?> RecordAt(long sequence) => _records[Tracker.SlotOf(sequence)]!;
+
+    /// <summary>Gets what a published record counts against the byte budget (any thread, once published).</summary>
+    internal int SizeAt(long sequence) => _sizes[Tracker.SlotOf(sequence)];
+
+    /// <summary>Gets when a published record was buffered (a <see cref="TimeProvider"/> timestamp; any thread).</summary>
+    internal long BufferedAt(long sequence) => Volatile.Read(ref _bufferedAt[Tracker.SlotOf(sequence)]);
+
+    /// <summary>Gets the one-record execution of a batch handler's partition: records run alone (poison, isolated, reported failed).</summary>
+    internal RecordExecution SingleExecution => _single ??= new RecordExecution(_consumer, _processor, Hold, Assignment, Telemetry);
+
+    /// <summary>Counts records of a batch as in flight (or no longer, with a negative count).</summary>
+    internal void AddInFlight(int count) => Interlocked.Add(ref _inFlight, count);
+
+    /// <summary>Marks the partition as active now: a batch attempt that returns, even failed, shows a handler that is not stuck.</summary>
+    internal void Touch() => Volatile.Write(ref _lastProgress, _consumer.Time.GetTimestamp());
+
+    /// <summary>Completes a record of a batch.</summary>
+    internal void CompleteRecord(long sequence) => Complete(sequence);
+
+    /// <summary>Marks the partition as held by a failing batch (or no longer): it is paused meanwhile.</summary>
+    internal void SetHolding(bool holding) => Hold(holding);
 
     private void Complete(long sequence)
     {

@@ -89,11 +89,30 @@ internal sealed class ConsumerTelemetry
 internal sealed class PartitionTelemetry
 {
     public PartitionTelemetry(ConsumerTelemetry consumer, TopicPartition partition)
+        : this(consumer, partition.Topic, partition.Partition.Value)
     {
-        ProcessSpanName = Process + " " + partition.Topic;
+    }
+
+    /// <summary>The tags of a batch across partitions: of its topic, or of no topic when it holds records of several.</summary>
+    public PartitionTelemetry(ConsumerTelemetry consumer, string? topic)
+        : this(consumer, topic, partition: null)
+    {
+    }
+
+    private PartitionTelemetry(ConsumerTelemetry consumer, string? topic, int? partition)
+    {
+        ProcessSpanName = topic is null ? Process : Process + " " + topic;
         var tags = consumer.Common(Process, Process);
-        tags.Add(new(DestinationName, partition.Topic));
-        tags.Add(new(PartitionId, partition.Partition.Value.ToString(CultureInfo.InvariantCulture)));
+        if (topic is not null)
+        {
+            tags.Add(new(DestinationName, topic));
+        }
+
+        if (partition is { } id)
+        {
+            tags.Add(new(PartitionId, id.ToString(CultureInfo.InvariantCulture)));
+        }
+
         tags.Add(new(ConsumerGroupName, consumer.GroupId));
         ProcessTags = [.. tags];
         tags.Add(new(ClientId, consumer.ClientId));

@@ -30,7 +30,7 @@ internal static class BatchRules
                 "database use a transactional idempotency store (UseSqliteIdempotency / UsePostgreSqlIdempotency with Transactional = true).");
         }
 
-        if (options.Batch.MaxSize > options.PartitionBufferSize)
+        if (options.Batch.MaxSize > options.PartitionBufferSize && !options.Batch.AcrossPartitions)
         {
             errors.Add(
                 $"Batch:MaxSize ({options.Batch.MaxSize}) is more than PartitionBufferSize ({options.PartitionBufferSize}): a batch is formed from the " +

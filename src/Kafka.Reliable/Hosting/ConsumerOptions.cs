@@ -90,7 +90,8 @@ internal sealed class ConsumerTranslation<TMessage, TDomain>(Func<IServiceProvid
         var handlers = Handlers(services, name);
         if (handlers.BatchHandler is { } batch)
         {
-            return new BatchProcessor<TMessage, TDomain>(deserializer, translator(services), batch, services, gate, keySelector);
+            var acrossPartitions = services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get(name).Batch.AcrossPartitions;
+            return new BatchProcessor<TMessage, TDomain>(deserializer, translator(services), batch, services, gate, keySelector, acrossPartitions);
         }
 
         var handler = handlers.Handler ?? throw ConsumerPipeline<TMessage>.NoHandler(name);

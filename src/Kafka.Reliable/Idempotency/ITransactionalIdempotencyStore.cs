@@ -26,7 +26,7 @@ public interface ITransactionalIdempotencyStore
 public interface ITransactionalBatchIdempotencyStore : ITransactionalIdempotencyStore
 {
     /// <summary>
-    /// Opens one transaction for a batch of messages of one partition and records their keys in it. A key recorded already
+    /// Opens one transaction for a batch of messages and records their keys in it. A key recorded already
     /// (its message was handled) is reported in <paramref name="handled"/>, and its message is left out of the batch; of
     /// several messages with one key in a batch, all but the first are reported handled.
     /// </summary>
@@ -34,10 +34,21 @@ public interface ITransactionalBatchIdempotencyStore : ITransactionalIdempotency
     /// <param name="handled">Set at each index to whether that message was handled already; as long as <paramref name="keys"/>.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>
-    /// The open transaction. <see cref="IdempotencyTransaction.CommitAsync"/> is called with the context of the batch's last
-    /// message, whose next offset is the one the store keeps for the partition.
+    /// The open transaction. <see cref="IdempotencyTransaction.CommitAsync(MessageContext, CancellationToken)"/> is called with
+    /// the context of the batch's last message, whose next offset is the one the store keeps for the partition; for a batch
+    /// across partitions, <see cref="IdempotencyTransaction.CommitAsync(IReadOnlyList{MessageContext}, CancellationToken)"/> is
+    /// called with the last message of each partition.
     /// </returns>
     ValueTask<IdempotencyTransaction> BeginBatchTransactionAsync(IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Gets a value indicating whether the store's batch transactions keep the next offsets of several partitions in one commit
+    /// (<see cref="IdempotencyTransaction.CommitAsync(IReadOnlyList{MessageContext}, CancellationToken)"/>), which batches
+    /// across partitions (<see cref="BatchOptions.AcrossPartitions"/>) need; a consumer refuses to start with such batches
+    /// and a store that cannot.
+    /// </summary>
+    /// <value><see langword="false"/> unless the store says otherwise; the SQLite and PostgreSQL stores can.</value>
+    bool CommitsSeveralPartitions => false;
 }
 
 /// <summary>An open database transaction for one message; disposing it without committing rolls it back.</summary>
@@ -48,6 +59,22 @@ public abstract class IdempotencyTransaction : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the transaction is committed.</returns>
     public abstract ValueTask CommitAsync(MessageContext context, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Commits the writes of a batch across partitions together with its idempotency records, and the next offset of each
+    /// partition when the store keeps offsets.
+    /// </summary>
+    /// <param name="contexts">The context of the batch's last message of each partition, one per partition.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the transaction is committed.</returns>
+    /// <exception cref="NotSupportedException">The store cannot keep several partitions' offsets in one commit (see <see cref="ITransactionalBatchIdempotencyStore.CommitsSeveralPartitions"/>).</exception>
+    public virtual ValueTask CommitAsync(IReadOnlyList<MessageContext> contexts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(contexts);
+        return contexts.Count == 1
+            ? CommitAsync(contexts[0], cancellationToken)
+            : throw new NotSupportedException($"{GetType().Name} commits the offset of one partition at a time; it cannot hold a batch across partitions.");
+    }
 
     /// <summary>Rolls back what was not committed and frees the connection.</summary>
     /// <returns>A task that completes when the transaction is disposed.</returns>
@@ -137,6 +164,19 @@ public abstract class DbIdempotencyTransaction<TConnection, TTransaction> : Idem
     {
         ArgumentNullException.ThrowIfNull(context);
         await BeforeCommitAsync(context, cancellationToken).ConfigureAwait(false);
+        await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        _committed = true;
+    }
+
+    /// <inheritdoc />
+    public sealed override async ValueTask CommitAsync(IReadOnlyList<MessageContext> contexts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(contexts);
+        foreach (var context in contexts)
+        {
+            await BeforeCommitAsync(context, cancellationToken).ConfigureAwait(false);
+        }
+
         await Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         _committed = true;
     }

@@ -11,6 +11,9 @@ internal interface IBatchProcessor : IRecordProcessor
 {
     /// <summary>Makes the state of one partition worker's batches (not thread-safe; one per worker).</summary>
     IBatchRun CreateRun();
+
+    /// <summary>Gets the consumer's batches across partitions (<see cref="BatchOptions.AcrossPartitions"/>), made by the first worker that asks.</summary>
+    Consuming.BatchCollector CollectorFor(Consuming.ConsumerContext consumer);
 }
 
 /// <summary>
@@ -41,8 +44,8 @@ internal sealed class BatchAttemptResult
     /// <summary>Gets or sets a value indicating whether the group's transaction was rolled back because of <see cref="Failed"/>: nothing of it is done.</summary>
     public bool RolledBack { get; set; }
 
-    /// <summary>Gets or sets the number of records the idempotency store knew as handled: left out of the batch, and done.</summary>
-    public int Duplicates { get; set; }
+    /// <summary>Gets the records the idempotency store knew as handled, as prepared indexes: left out of the batch, and done.</summary>
+    public List<int> Skipped { get; } = [];
 
     /// <summary>
     /// Gets or sets how many records at the start of the group the attempt covered; the rest is attempted as a group of its own
@@ -56,13 +59,14 @@ internal sealed class BatchAttemptResult
         Outcome = ProcessingOutcome.Success;
         Failed.Clear();
         RolledBack = false;
-        Duplicates = 0;
+        Skipped.Clear();
     }
 }
 
 internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
 {
     private readonly RecordProcessor<TMessage, TDomain> _single;
+    private Consuming.BatchCollector? _collector;
 
     public BatchProcessor(
         IMessageDeserializer<TMessage> deserializer,
@@ -70,13 +74,22 @@ internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
         BatchHandlerRegistration<TDomain> handler,
         IServiceProvider services,
         IdempotencyGate? gate,
-        Func<TMessage, MessageContext, string?>? keySelector)
+        Func<TMessage, MessageContext, string?>? keySelector,
+        bool acrossPartitions = false)
     {
         if (gate is { IsTransactional: true, BatchTransactions: null })
         {
             throw new InvalidOperationException(
                 $"The consumer has a batch handler and a transactional idempotency store ({gate.Store.GetType().Name}) that cannot hold a batch in one transaction " +
                 $"(it does not implement {nameof(ITransactionalBatchIdempotencyStore)}): use the SQLite or PostgreSQL store, or a message handler.");
+        }
+
+        if (acrossPartitions && gate is { IsTransactional: true, BatchTransactions.CommitsSeveralPartitions: false })
+        {
+            throw new InvalidOperationException(
+                $"The consumer has Batch:AcrossPartitions = true and a transactional idempotency store ({gate.Store.GetType().Name}) whose batch transactions keep " +
+                $"one partition's offset (its {nameof(ITransactionalBatchIdempotencyStore.CommitsSeveralPartitions)} is false): use the SQLite or PostgreSQL store, " +
+                "or set Batch:AcrossPartitions to false.");
         }
 
         Deserializer = deserializer;
@@ -108,6 +121,9 @@ internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
     public ValueTask<ProcessingOutcome> ProcessAsync(MessageContext context, CancellationToken cancellationToken) => _single.ProcessAsync(context, cancellationToken);
 
     public IBatchRun CreateRun() => new BatchRun<TMessage, TDomain>(this);
+
+    public Consuming.BatchCollector CollectorFor(Consuming.ConsumerContext consumer) =>
+        LazyInitializer.EnsureInitialized(ref _collector, () => new Consuming.BatchCollector(consumer, this));
 
     /// <summary>The batch handler seen as a message handler, for records handled alone: a failure it reports is thrown.</summary>
     private sealed class BatchOfOne(IBatchMessageHandler<TDomain> handler) : IMessageHandler<TDomain>
@@ -142,6 +158,7 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
     private long[] _sequences = [];
     private HeldKey?[] _held = [];
     private readonly List<string> _groupKeys = [];
+    private readonly List<MessageContext> _lasts = [];
     private readonly HashSet<string> _seenKeys = new(StringComparer.Ordinal);
 
     public void Begin(int capacity)
@@ -270,7 +287,7 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
                 var index = indexes[i];
                 if (handled[i])
                 {
-                    _result.Duplicates++;
+                    _result.Skipped.Add(index);
                     continue;
                 }
 
@@ -299,24 +316,45 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
                     return ProcessingOutcome.Success;
                 }
 
-                // The partition's stored offset is past the group's last record, duplicates included, unless a record before it
-                // outside the group is not done yet (the records the handler reported failed, left out of a group run again).
+                // Each partition's stored offset is past its last record in the group, duplicates included, unless a record before
+                // it outside the group is not done yet (the records the handler reported failed, left out of a group run again).
+                // A group across partitions has the records of each partition together, in offset order.
                 if (_sequences.Length < count)
                 {
                     _sequences = new long[Math.Max(count, _messages.Length)];
                 }
 
-                for (var i = 0; i < count - 1; i++)
+                _lasts.Clear();
+                var start = 0;
+                for (var i = 1; i <= count; i++)
                 {
-                    _sequences[i] = _contexts[indexes[i]].Sequence;
+                    if (i < count && _contexts[indexes[i]].Tracker == _contexts[indexes[start]].Tracker)
+                    {
+                        continue;
+                    }
+
+                    for (var j = start; j < i - 1; j++)
+                    {
+                        _sequences[j] = _contexts[indexes[j]].Sequence;
+                    }
+
+                    var last = _contexts[indexes[i - 1]];
+                    last.CommittedWith = new ArraySegment<long>(_sequences, start, i - 1 - start);
+                    _lasts.Add(last);
+                    start = i;
                 }
 
-                var last = _contexts[indexes[count - 1]];
-                last.CommittedWith = new ArraySegment<long>(_sequences, 0, count - 1);
                 try
                 {
                     // Committed even if the records were cancelled meanwhile, as for a single message.
-                    await transaction.CommitAsync(last, CancellationToken.None).ConfigureAwait(false);
+                    if (_lasts.Count == 1)
+                    {
+                        await transaction.CommitAsync(_lasts[0], CancellationToken.None).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await transaction.CommitAsync(_lasts, CancellationToken.None).ConfigureAwait(false);
+                    }
                 }
                 catch (Exception ex)
                 {
@@ -324,7 +362,10 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
                 }
                 finally
                 {
-                    last.CommittedWith = default;
+                    foreach (var last in _lasts)
+                    {
+                        last.CommittedWith = default;
+                    }
                 }
 
                 return ProcessingOutcome.Success;
@@ -390,7 +431,7 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
             switch (decision)
             {
                 case GateDecision.Duplicate:
-                    _result.Duplicates++;
+                    _result.Skipped.Add(index);
                     continue;
                 case GateDecision.Held:
                     await ReleaseAllAsync(gate, indexes, i).ConfigureAwait(false);

@@ -7,7 +7,11 @@ using Microsoft.Extensions.Logging.Testing;
 namespace Kafka.Reliable.Tests.Batching;
 
 /// <summary>One call of a batch handler as a test saw it.</summary>
-public sealed record BatchCall(int Partition, IReadOnlyList<int> Ids, IReadOnlyList<long> Offsets, int Attempt, bool Isolating, bool Succeeded);
+/// <remarks><see cref="Partition"/> is the first record's; <see cref="Partitions"/> has each record's (batches across partitions).</remarks>
+public sealed record BatchCall(int Partition, IReadOnlyList<int> Ids, IReadOnlyList<long> Offsets, int Attempt, bool Isolating, bool Succeeded)
+{
+    public IReadOnlyList<int> Partitions { get; init; } = [];
+}
 
 /// <summary>Records every batch it is handed; an optional behaviour can fail whole batches or report records failed.</summary>
 public sealed class RecordingBatchHandler : IBatchMessageHandler<TestEvent>
@@ -28,6 +32,7 @@ public sealed class RecordingBatchHandler : IBatchMessageHandler<TestEvent>
         var ids = batch.Select(item => item.Message.Id).ToList();
         var offsets = batch.Select(item => item.Context.Offset).ToList();
         var partition = batch[0].Context.Partition;
+        var partitions = batch.Select(item => item.Context.Partition).ToList();
         try
         {
             if (Behavior is { } behavior)
@@ -37,7 +42,7 @@ public sealed class RecordingBatchHandler : IBatchMessageHandler<TestEvent>
         }
         catch
         {
-            _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: false));
+            _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: false) { Partitions = partitions });
             throw;
         }
 
@@ -50,7 +55,7 @@ public sealed class RecordingBatchHandler : IBatchMessageHandler<TestEvent>
             }
         }
 
-        _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: true));
+        _calls.Enqueue(new BatchCall(partition, ids, offsets, batch.Attempt, batch.IsIsolating, Succeeded: true) { Partitions = partitions });
     }
 
     /// <summary>The indexes the behaviour reported with <see cref="MessageBatch{TMessage}.Fail"/>.</summary>
