@@ -30,7 +30,7 @@ public static class Coverage
         {
             yield return $"StoreConnection={(config.ApplicationConnection ? "Application" : "Own")}";
         }
-        yield return $"Handler={(config.BatchSize > 0 ? "Batch" : "Message")}";
+        yield return $"Handler={(config.BatchSize == 0 ? "Message" : config.BatchAcrossPartitions ? "BatchAcrossPartitions" : "Batch")}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -133,7 +133,7 @@ public static class Coverage
         values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
         values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
 #if !TORTURE_OLD_LIBRARY
-        values.UnionWith(["Handler=Message", "Handler=Batch"]);
+        values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions"]);
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));

@@ -488,6 +488,7 @@ public static class MemberHost
         {
             o.Batch.MaxSize = config.BatchSize;
             o.Batch.Linger = TimeSpan.FromMilliseconds(config.BatchLingerMs);
+            o.Batch.AcrossPartitions = config.BatchAcrossPartitions;
         }
 #endif
         o.Commit.Strategy = config.Commit switch

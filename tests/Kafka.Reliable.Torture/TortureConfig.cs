@@ -191,6 +191,9 @@ public sealed record TortureConfig
     /// <summary>Gets how long a batch smaller than <see cref="BatchSize"/> waits for more records, in milliseconds.</summary>
     public int BatchLingerMs { get; init; }
 
+    /// <summary>Gets whether a batch may hold the records of several partitions (<see cref="BatchOptions.AcrossPartitions"/>).</summary>
+    public bool BatchAcrossPartitions { get; init; }
+
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
 
@@ -252,7 +255,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -334,10 +337,14 @@ public sealed record TortureConfig
         var batchable = config.Dispatch == DispatchMode.Sequential && config.Commit is CommitMode.Periodic or CommitMode.PerMessage;
         var batchSize = batches.Next(100) < 50 && batchable ? new[] { 2, 16, 500 }[batches.Next(3)] : 0;
         var buffer = defaultRecords ? int.MaxValue : config.PartitionBufferSize;
+
+        // Batches across partitions joined after them, from a stream of their own: half of the batch handlers get them.
+        var across = new Random(unchecked((seed * 15485863) ^ 0x510E527F));
         return config with
         {
             BatchSize = Math.Min(batchSize, buffer),
             BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,
+            BatchAcrossPartitions = batchSize > 0 && across.Next(100) < 50,
             ApplicationConnection = applicationConnection,
             HandlerFirst = handlerFirst,
             PartitionBufferSize = defaultRecords ? 0 : config.PartitionBufferSize,

@@ -1,4 +1,5 @@
 using Kafka.Reliable.Idempotency;
+using Microsoft.Extensions.Configuration;
 using Kafka.Reliable.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -62,6 +63,37 @@ public sealed class BatchConfigurationTests
     }
 
     [Fact]
+    public async Task Start_AcrossPartitionsWithATransactionalStoreThatCommitsOnePartition_FailsNamingTheStore()
+    {
+        using var host = Build(
+            o => o.Batch.AcrossPartitions = true,
+            c => c.Services.Configure<IdempotencyStoreOptions>("orders", o => o.UseTransactionalStore(_ => new OnePartitionOnly())));
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("Batch:AcrossPartitions = true and a transactional idempotency store (OnePartitionOnly) whose batch transactions keep one partition's offset", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Across partitions a batch gathers several partitions' buffers, so MaxSize may exceed one partition's buffer; the setting binds from configuration.</summary>
+    [Fact]
+    public void AcrossPartitions_BindsFromConfiguration_AndAllowsAMaxSizeAboveThePartitionBuffer()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Batch:AcrossPartitions"] = "true",
+            ["Batch:MaxSize"] = "2000",
+            ["PartitionBufferSize"] = "100",
+        }).Build();
+        var options = new ReliableConsumerOptions();
+        configuration.Bind(options);
+
+        Assert.True(options.Batch.AcrossPartitions);
+        Kafka.Reliable.Hosting.BatchRules.Ensure("orders", options);
+        options.Batch.AcrossPartitions = false;
+        var error = Assert.Throws<InvalidOperationException>(() => Kafka.Reliable.Hosting.BatchRules.Ensure("orders", options));
+        Assert.Contains("Batch:MaxSize (2000) is more than PartitionBufferSize (100)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Builder_WithBatchHandler_RegistersTheHandlerWithTheLifetimeGiven_AfterATranslatorToo()
     {
         var services = new ServiceCollection();
@@ -89,6 +121,15 @@ public sealed class BatchConfigurationTests
     private sealed class OneMessageOnly : ITransactionalIdempotencyStore
     {
         public ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("The consumer must not start.");
+    }
+
+    private sealed class OnePartitionOnly : ITransactionalBatchIdempotencyStore
+    {
+        public ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("The consumer must not start.");
+
+        public ValueTask<IdempotencyTransaction> BeginBatchTransactionAsync(IReadOnlyList<string> keys, IList<bool> handled, CancellationToken cancellationToken) =>
             throw new InvalidOperationException("The consumer must not start.");
     }
 

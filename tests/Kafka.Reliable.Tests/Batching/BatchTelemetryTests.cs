@@ -9,13 +9,17 @@ namespace Kafka.Reliable.Tests.Batching;
 
 public sealed class BatchTelemetryTests(KafkaBrokerFixture broker)
 {
-    [Fact]
-    public async Task Batch_HasOneProcessSpanLinkedToEveryProducer_AndItsSizeAndDurationAreMeasured()
+    /// <summary>A batch of one partition's records is tagged with the partition; a batch across partitions with its topic alone.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Batch_HasOneProcessSpanLinkedToEveryProducer_AndItsSizeAndDurationAreMeasured(bool acrossPartitions)
     {
-        var topic = await broker.CreateTopicAsync(1);
+        var partitions = acrossPartitions ? 3 : 1;
+        var topic = await broker.CreateTopicAsync(partitions);
         var group = "g-" + Guid.NewGuid().ToString("N");
         var producers = Enumerable.Range(0, 3).Select(_ => (Trace: ActivityTraceId.CreateRandom(), Span: ActivitySpanId.CreateRandom())).ToList();
-        await broker.ProduceMessagesAsync(topic, producers.Select((p, id) => (0, new Message<byte[]?, byte[]?>
+        await broker.ProduceMessagesAsync(topic, producers.Select((p, id) => (id % partitions, new Message<byte[]?, byte[]?>
         {
             Key = Encoding.UTF8.GetBytes($"order-{id}"),
             Value = Encoding.UTF8.GetBytes($"{{\"Id\":{id},\"Key\":\"order-{id}\"}}"),
@@ -41,8 +45,13 @@ public sealed class BatchTelemetryTests(KafkaBrokerFixture broker)
         var consumed = meters.Collect<long>("messaging.client.consumed.messages");
         var processed = meters.Collect<long>("kafka.reliable.records.processed");
 
-        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o => o.Batch.Linger = TimeSpan.FromSeconds(10), services: meters.Use);
-        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, 1)[0] == 3, "the three records are committed");
+        await using var consumer = await BatchTestConsumer.StartAsync(broker, topic, group, configure: o =>
+        {
+            o.Batch.Linger = TimeSpan.FromSeconds(10);
+            o.Batch.MaxSize = 3;
+            o.Batch.AcrossPartitions = acrossPartitions;
+        }, services: meters.Use);
+        await Eventually.TrueAsync(() => broker.GetCommittedOffsets(group, topic, partitions).Values.Sum() == 3, "the three records are committed");
         await Eventually.TrueAsync(() => !spans.IsEmpty, "the batch's span is recorded");
 
         var span = Assert.Single(spans);
@@ -51,7 +60,9 @@ public sealed class BatchTelemetryTests(KafkaBrokerFixture broker)
         Assert.Null(span.Parent);
         Assert.Equal(default, span.ParentSpanId);
         Assert.Equal(3, span.GetTagItem("messaging.batch.message_count"));
-        Assert.Equal(producers.Select(p => (p.Trace, p.Span)), span.Links.Select(l => (l.Context.TraceId, l.Context.SpanId)));
+        Assert.Equal(producers.Select(p => $"{p.Trace}-{p.Span}").Order(), span.Links.Select(l => $"{l.Context.TraceId}-{l.Context.SpanId}").Order());
+        Assert.Equal(topic, span.GetTagItem("messaging.destination.name"));
+        Assert.Equal(acrossPartitions ? null : "0", span.GetTagItem("messaging.destination.partition.id"));
         Assert.Equal([3], sizes.GetMeasurementSnapshot().Select(m => m.Value));
         Assert.Equal(1, durations.Count());
         Assert.Equal(3, consumed.Sum());
