@@ -289,6 +289,20 @@ public sealed partial class Invariants
             }
         }
 
+        // A batch's records left out as duplicates (log 233) are read by the batch, which spans the offsets it names.
+        foreach (var entry in _logs.Entries.Where(e => e.EventId == 233))
+        {
+            if (BatchDuplicatesLog().Match(entry.Message) is { Success: true } match)
+            {
+                var partition = int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+                var last = long.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture);
+                for (var offset = long.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture); offset <= last; offset++)
+                {
+                    skipped.Add((entry.At.Ticks, partition, offset));
+                }
+            }
+        }
+
         // The last time each record was read: a handler started, a duplicate skipped, a dead letter written.
         var lastRead = new Dictionary<(int, long), long>();
         void Read(int partition, long offset, long ticks) => lastRead[(partition, offset)] = Math.Max(lastRead.GetValueOrDefault((partition, offset)), ticks);
@@ -401,6 +415,10 @@ public sealed partial class Invariants
     /// <summary>The library's log 212: "... {Topic} [{Partition}] @{Offset} was handled before ...".</summary>
     [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+) was handled before")]
     private static partial System.Text.RegularExpressions.Regex DuplicateLog();
+
+    /// <summary>The library's log 233: "... {Topic} [{Partition}] @{FirstOffset}..{LastOffset} were handled before ...".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+)\.\.(\d+) were handled before")]
+    private static partial System.Text.RegularExpressions.Regex BatchDuplicatesLog();
 
     private static string Some(List<string> items) =>
         string.Join("; ", items.Take(Shown)) + (items.Count > Shown ? string.Create(CultureInfo.InvariantCulture, $"; ... {items.Count - Shown} more") : string.Empty);

@@ -285,7 +285,7 @@ internal sealed class BatchExecution
             if (skipped > 0)
             {
                 var first = _contexts[group[start]];
-                Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, skipped);
+                Log.BatchDuplicatesSkipped(_consumer.Logger, _consumer.Name, first.Topic, first.Partition, first.Offset, _contexts[group[g - 1]].Offset, skipped);
             }
 
             start = g;

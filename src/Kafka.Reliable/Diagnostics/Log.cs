@@ -79,8 +79,8 @@ internal static partial class Log
     [LoggerMessage(232, LogLevel.Warning, "Consumer {Consumer}: the batch handler reported {Topic} [{Partition}] @{Offset} failed ({ExceptionType}: {Reason}); it is handled alone once the rest of its batch is done")]
     public static partial void BatchRecordReportedFailed(ILogger logger, string consumer, string topic, int partition, long offset, string exceptionType, string reason);
 
-    [LoggerMessage(233, LogLevel.Information, "Consumer {Consumer}: {Count} record(s) of a batch from {Topic} [{Partition}] were handled before (their idempotency keys are completed); left out of the batch as duplicates")]
-    public static partial void BatchDuplicatesSkipped(ILogger logger, string consumer, string topic, int partition, int count);
+    [LoggerMessage(233, LogLevel.Information, "Consumer {Consumer}: {Count} record(s) of a batch from {Topic} [{Partition}] @{FirstOffset}..{LastOffset} were handled before (their idempotency keys are completed); left out of the batch as duplicates")]
+    public static partial void BatchDuplicatesSkipped(ILogger logger, string consumer, string topic, int partition, long firstOffset, long lastOffset, int count);
 
     [LoggerMessage(212, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} was handled before (its idempotency key is completed); skipped as a duplicate")]
     public static partial void DuplicateSkipped(ILogger logger, string consumer, string topic, int partition, long offset);
