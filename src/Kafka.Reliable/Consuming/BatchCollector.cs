@@ -114,6 +114,31 @@ internal sealed class BatchCollector
 
     private async Task LoopAsync()
     {
+        try
+        {
+            await FormAndRunAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A bug (a batch's own failures never reach here): every waiting worker fails with it, as its own batch would
+            // have, instead of waiting for a loop that is gone; the next offer starts a new loop.
+            List<BatchSlice> waiting;
+            lock (_lock)
+            {
+                waiting = [.. _queue];
+                _queue.Clear();
+                _running = false;
+            }
+
+            foreach (var slice in waiting)
+            {
+                slice.Result!.TrySetException(ex);
+            }
+        }
+    }
+
+    private async Task FormAndRunAsync()
+    {
         var options = _consumer.Options.Batch;
         while (true)
         {
