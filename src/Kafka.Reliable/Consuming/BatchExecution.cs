@@ -83,51 +83,76 @@ internal sealed class BatchExecution
         var good = 0;
         var poison = 0;
         var metrics = _consumer.Metrics;
-        var i = 0;
         foreach (var member in members)
         {
-            var worker = member.Worker;
-            worker.AddInFlight(member.Count);
-            for (var position = 0; position < member.Count; position++, i++)
+            member.Worker.AddInFlight(member.Count);
+        }
+
+        try
+        {
+            var i = 0;
+            foreach (var member in members)
             {
-                _slices[i] = member;
-                _positions[i] = position;
-                var sequence = member.SequenceAt(position);
-                var context = _contexts[i];
-                var record = worker.RecordAt(sequence);
-                context.Initialize(record);
-                context.Assignment = worker.Assignment;
-                context.Track(worker.Tracker, sequence);
-                var value = record.Message.Value;
-                if (value is null ? _consumer.Options.Tombstones != TombstonePolicy.Handle : value.Length > _consumer.Options.MaxPayloadBytes)
+                var worker = member.Worker;
+                for (var position = 0; position < member.Count; position++, i++)
                 {
-                    if (value is null && _consumer.Options.Tombstones == TombstonePolicy.Skip)
+                    _slices[i] = member;
+                    _positions[i] = position;
+                    var sequence = member.SequenceAt(position);
+                    var context = _contexts[i];
+                    var record = worker.RecordAt(sequence);
+                    context.Initialize(record);
+                    context.Assignment = worker.Assignment;
+                    context.Track(worker.Tracker, sequence);
+                    var value = record.Message.Value;
+                    if (value is null ? _consumer.Options.Tombstones != TombstonePolicy.Handle : value.Length > _consumer.Options.MaxPayloadBytes)
                     {
-                        metrics.Consumed(worker.Telemetry);
-                        Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset);
-                        member.Complete(position);
+                        if (value is null && _consumer.Options.Tombstones == TombstonePolicy.Skip)
+                        {
+                            metrics.Consumed(worker.Telemetry);
+                            Log.TombstoneSkipped(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset);
+                            member.Complete(position);
+                        }
+                        else
+                        {
+                            _poison[poison++] = i;
+                        }
+
+                        continue;
+                    }
+
+                    var prepared = await _run.PrepareAsync(context, i, abort).ConfigureAwait(false);
+                    for (var round = 1; prepared.Exception is DependencyUnavailableException unavailable; round++)
+                    {
+                        // The deserializer's dependency (a schema registry) is down: not the record's fault. The batch waits for it,
+                        // holding its partitions, and prepares the record again.
+                        Hold(true);
+                        var delay = RetryBackoff.Delay(_consumer.Options.Retry, round);
+                        Log.DependencyUnavailable(_consumer.Logger, _consumer.Name, context.Topic, context.Partition, context.Offset, round, delay, unavailable.Message);
+                        if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                        {
+                            return false;
+                        }
+
+                        prepared = await _run.PrepareAsync(context, i, abort).ConfigureAwait(false);
+                    }
+
+                    if (prepared.Canceled)
+                    {
+                        return false;
+                    }
+
+                    if (prepared.IsSuccess)
+                    {
+                        _group[good++] = i;
                     }
                     else
                     {
                         _poison[poison++] = i;
                     }
-
-                    continue;
-                }
-
-                if (_run.Prepare(context, i).IsSuccess)
-                {
-                    _group[good++] = i;
-                }
-                else
-                {
-                    _poison[poison++] = i;
                 }
             }
-        }
 
-        try
-        {
             // Poison first, each alone: the one-record path screens, fails and dead-letters it at once (stage deserialize or translate).
             for (var p = 0; p < poison; p++)
             {
@@ -170,6 +195,7 @@ internal sealed class BatchExecution
             {
                 member.Worker.AddInFlight(-member.Count);
             }
+
 
             _members = default;
             _one[0] = null!;

@@ -174,7 +174,7 @@ internal sealed class RecordExecution
                 {
                     outcome = ProcessingOutcome.Failed(ProcessingStage.Handle, _lastHandlerFailure!);
                 }
-                else if (circuit || outcome.Exception is IdempotencyWaitException)
+                else if (circuit || outcome.Exception is IdempotencyWaitException or DependencyUnavailableException)
                 {
                     // Not the record's fault: wait for the circuit, for the consumer holding its key, or for the store, without
                     // spending attempts.
@@ -185,6 +185,7 @@ internal sealed class RecordExecution
                     {
                         IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
                         IdempotencyStoreUnavailableException unavailable => StoreWait(unavailable, ++storeRound),
+                        DependencyUnavailableException unavailable => DependencyWait(unavailable, ++storeRound),
                         BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
                         _ => _consumer.Options.CircuitBreaker.BreakDuration,
                     };
@@ -230,6 +231,14 @@ internal sealed class RecordExecution
         }
     }
 
+    /// <summary>How long a record waits for its deserializer's dependency (a schema registry) after its retries: the retry backoff, logged (234).</summary>
+    private TimeSpan DependencyWait(DependencyUnavailableException unavailable, int round)
+    {
+        var delay = RetryBackoff.Delay(_consumer.Options.Retry, round);
+        Log.DependencyUnavailable(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, round, delay, unavailable.Message);
+        return delay;
+    }
+
     /// <summary>How long a record waits for an idempotency store that could not be reached: the retry backoff, logged (224).</summary>
     private TimeSpan StoreWait(IdempotencyStoreUnavailableException unavailable, int round)
     {
@@ -245,9 +254,18 @@ internal sealed class RecordExecution
     /// </summary>
     private bool WaitsForTheCircuit(ProcessingOutcome outcome) =>
         _consumer.CircuitOpen
-        && outcome.FailedStage == ProcessingStage.Handle
         && outcome.Exception is { } exception
-        && _consumer.Classification.Classify(exception) == FailureKind.Transient;
+        && (outcome.FailedStage == ProcessingStage.Handle || exception is DependencyUnavailableException)
+        && KindOf(outcome) == FailureKind.Transient;
+
+    /// <summary>
+    /// Classifies a failed outcome: a handler failure as the classification says; a dependency of the deserializer or translator
+    /// that is unavailable as transient, always; any other failure before the handler (the payload's) as fatal.
+    /// </summary>
+    private FailureKind KindOf(ProcessingOutcome outcome) =>
+        outcome.Exception is DependencyUnavailableException ? FailureKind.Transient
+        : outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(outcome.Exception!)
+        : FailureKind.Fatal;
 
     /// <summary>
     /// Gets a value indicating whether a record waiting for the circuit has had its chance: its retries and as many trials,
@@ -329,7 +347,7 @@ internal sealed class RecordExecution
             return first.Result;
         }
 
-        if (_consumer.Classification.Classify(exception) == FailureKind.Fatal)
+        if (exception is not DependencyUnavailableException && _consumer.Classification.Classify(exception) == FailureKind.Fatal)
         {
             return ProcessingOutcome.Failed(ProcessingStage.Handle, exception);
         }
@@ -383,8 +401,8 @@ internal sealed class RecordExecution
         }
 
         var exception = outcome.Exception!;
-        var kind = outcome.FailedStage == ProcessingStage.Handle ? _consumer.Classification.Classify(exception) : FailureKind.Fatal;
-        if (kind == FailureKind.Transient && exception is not IdempotencyWaitException)
+        var kind = KindOf(outcome);
+        if (kind == FailureKind.Transient && exception is not (IdempotencyWaitException or DependencyUnavailableException))
         {
             _lastHandlerFailure = exception;
             _handlerFailures++;
@@ -394,7 +412,10 @@ internal sealed class RecordExecution
         Log.RecordFailed(
             _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
             _attempts, exception.GetType().FullName!, exception.Message, kind);
-        return outcome.FailedStage == ProcessingStage.Handle ? Outcome.FromException<ProcessingOutcome>(exception) : Outcome.FromResult(outcome);
+        // Handler failures and an unavailable dependency go to Polly (retries, the circuit); a bad payload is decided here.
+        return outcome.FailedStage == ProcessingStage.Handle || exception is DependencyUnavailableException
+            ? Outcome.FromException<ProcessingOutcome>(exception)
+            : Outcome.FromResult(outcome);
     }
 
     /// <summary>Marks the record as failing (or no longer), and tells whoever holds its partition or key.</summary>

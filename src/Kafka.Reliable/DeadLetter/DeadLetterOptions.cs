@@ -90,6 +90,12 @@ public static class DeadLetterHeaders
     public const string FailedInBatch = "dlq-failed-in-batch";
 
     /// <summary>
+    /// The header naming the schema id a payload was framed with, when it failed to deserialize against it (an unknown id, or
+    /// bytes that do not match the schema); written by the Schema Registry deserializers (<see cref="IDeadLetterHeaderSource"/>).
+    /// </summary>
+    public const string SchemaId = "dlq-schema-id";
+
+    /// <summary>
     /// Present only on a bounded copy: the length in bytes of the original value, of which the dead-letter record holds the
     /// first bytes. Written when the dead-letter topic (or the dead-letter producer's <c>message.max.bytes</c>) refused the
     /// whole record as too large; read the whole record from the source topic at the original coordinates.

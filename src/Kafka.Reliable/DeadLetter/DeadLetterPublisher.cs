@@ -452,6 +452,11 @@ internal sealed class DeadLetterPublisher : IDisposable
         {
             Add(headers, DeadLetterHeaders.FailedInBatch, context.FailedInBatch.ToString(CultureInfo.InvariantCulture));
         }
+
+        if (exception is IDeadLetterHeaderSource source)
+        {
+            AddFrom(headers, source);
+        }
         if (_options.IncludeStackTrace && exception.StackTrace is { } stackTrace)
         {
             Add(headers, DeadLetterHeaders.ExceptionStackTrace, Truncate(stackTrace));
@@ -503,6 +508,28 @@ internal sealed class DeadLetterPublisher : IDisposable
     }
 
     private static void Add(Headers headers, string key, string value) => headers.Add(key, Encoding.UTF8.GetBytes(value));
+
+    /// <summary>Adds the headers an exception gives about its failure; a source that fails to give them adds nothing (the dead letter is written anyway).</summary>
+    private static void AddFrom(Headers headers, IDeadLetterHeaderSource source)
+    {
+        IReadOnlyList<KeyValuePair<string, string>> extra;
+        try
+        {
+            extra = source.DeadLetterHeaders;
+        }
+        catch (Exception)
+        {
+            return;
+        }
+
+        foreach (var (key, value) in extra)
+        {
+            if (!string.IsNullOrEmpty(key) && value is not null)
+            {
+                Add(headers, key, Truncate(value));
+            }
+        }
+    }
 
     private static string Truncate(string text) =>
         text.Length <= DeadLetterConstants.MaxMessageLength ? text : text[..DeadLetterConstants.MaxMessageLength];

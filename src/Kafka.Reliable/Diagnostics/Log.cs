@@ -61,6 +61,9 @@ internal static partial class Log
     [LoggerMessage(224, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} cannot take its idempotency key: the store could not be reached ({Reason}); try {Round}, the record waits {Delay} and tries again, holding its partition (a store outage spends no attempts and dead-letters nothing)")]
     public static partial void IdempotencyStoreUnavailable(ILogger logger, string consumer, string topic, int partition, long offset, int round, TimeSpan delay, string reason);
 
+    [LoggerMessage(234, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} waits for a dependency of its deserializer ({Reason}); try {Round}, the record waits {Delay} and tries again, holding its partition (a dependency outage dead-letters nothing)")]
+    public static partial void DependencyUnavailable(ILogger logger, string consumer, string topic, int partition, long offset, int round, TimeSpan delay, string reason);
+
     [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; partitions with records waiting pause, the records wait {BreakDuration} for a trial, and no record is dead-lettered while it is open")]
     public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
 

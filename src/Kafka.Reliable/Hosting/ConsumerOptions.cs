@@ -19,8 +19,11 @@ internal sealed class ConsumerServicesOptions
 /// <typeparam name="TMessage">The type the record values are deserialized to.</typeparam>
 internal sealed class ConsumerPipelineOptions<TMessage>
 {
-    /// <summary>Gets or sets the deserializer; null for JSON with System.Text.Json's default options.</summary>
+    /// <summary>Gets or sets the deserializer; null for JSON with System.Text.Json's default options (or an asynchronous one).</summary>
     public Func<IServiceProvider, IMessageDeserializer<TMessage>>? Deserializer { get; set; }
+
+    /// <summary>Gets or sets the asynchronous deserializer; it takes the place of <see cref="Deserializer"/> (the last one set wins).</summary>
+    public Func<IServiceProvider, IAsyncMessageDeserializer<TMessage>>? AsyncDeserializer { get; set; }
 
     /// <summary>Gets or sets the idempotency key function; null for the key header, then topic-partition-offset.</summary>
     public Func<TMessage, MessageContext, string?>? IdempotencyKey { get; set; }
@@ -68,7 +71,8 @@ internal abstract class ConsumerTranslation<TMessage>
     public abstract (bool Batch, bool Both) HandlerKind(IServiceProvider services, string name);
 
     public abstract IRecordProcessor CreateProcessor(
-        IServiceProvider services, string name, IMessageDeserializer<TMessage> deserializer, IdempotencyGate? gate, Func<TMessage, MessageContext, string?>? keySelector);
+        IServiceProvider services, string name, IMessageDeserializer<TMessage>? deserializer, IAsyncMessageDeserializer<TMessage>? asyncDeserializer, IdempotencyGate? gate,
+        Func<TMessage, MessageContext, string?>? keySelector);
 }
 
 /// <summary>Translates <typeparamref name="TMessage"/> into <typeparamref name="TDomain"/> and hands it to the consumer's handler of <typeparamref name="TDomain"/>.</summary>
@@ -85,17 +89,18 @@ internal sealed class ConsumerTranslation<TMessage, TDomain>(Func<IServiceProvid
     }
 
     public override IRecordProcessor CreateProcessor(
-        IServiceProvider services, string name, IMessageDeserializer<TMessage> deserializer, IdempotencyGate? gate, Func<TMessage, MessageContext, string?>? keySelector)
+        IServiceProvider services, string name, IMessageDeserializer<TMessage>? deserializer, IAsyncMessageDeserializer<TMessage>? asyncDeserializer, IdempotencyGate? gate,
+        Func<TMessage, MessageContext, string?>? keySelector)
     {
         var handlers = Handlers(services, name);
         if (handlers.BatchHandler is { } batch)
         {
             var acrossPartitions = services.GetRequiredService<IOptionsMonitor<ReliableConsumerOptions>>().Get(name).Batch.AcrossPartitions;
-            return new BatchProcessor<TMessage, TDomain>(deserializer, translator(services), batch, services, gate, keySelector, acrossPartitions);
+            return new BatchProcessor<TMessage, TDomain>(deserializer, translator(services), batch, services, gate, keySelector, acrossPartitions, asyncDeserializer);
         }
 
         var handler = handlers.Handler ?? throw ConsumerPipeline<TMessage>.NoHandler(name);
-        return new RecordProcessor<TMessage, TDomain>(deserializer, translator(services), handler.Resolve, handler.Singleton, services, gate, keySelector);
+        return new RecordProcessor<TMessage, TDomain>(deserializer, translator(services), handler.Resolve, handler.Singleton, services, gate, keySelector, asyncDeserializer);
     }
 
     private static ConsumerHandlerOptions<TDomain> Handlers(IServiceProvider services, string name) =>
@@ -154,8 +159,9 @@ internal sealed class ConsumerPipeline<TMessage>(string name) : IConsumerPipelin
     public IRecordProcessor Create(IServiceProvider services, IdempotencyGate? gate)
     {
         var options = Options(services);
-        var deserializer = options.Deserializer?.Invoke(services) ?? new JsonMessageDeserializer<TMessage>();
-        return (options.Translation ?? Identity).CreateProcessor(services, name, deserializer, gate, options.IdempotencyKey);
+        var asyncDeserializer = options.AsyncDeserializer?.Invoke(services);
+        var deserializer = asyncDeserializer is not null ? null : options.Deserializer?.Invoke(services) ?? new JsonMessageDeserializer<TMessage>();
+        return (options.Translation ?? Identity).CreateProcessor(services, name, deserializer, asyncDeserializer, gate, options.IdempotencyKey);
     }
 
     private ConsumerTranslation<TMessage> Translation(IServiceProvider services) => Options(services).Translation ?? Identity;

@@ -63,7 +63,11 @@ internal static class ConsumerBuilderRegistrations
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddSingleton<TDeserializer>();
-        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, static o => o.Deserializer = static services => services.GetRequiredService<TDeserializer>());
+        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, static o =>
+        {
+            o.Deserializer = static services => services.GetRequiredService<TDeserializer>();
+            o.AsyncDeserializer = null;
+        });
     }
 
     public static void SetRebalanceHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(IReliableConsumerBuilder builder)

@@ -158,7 +158,49 @@ public static class ReliableConsumerBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(deserializer);
-        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, o => o.Deserializer = _ => deserializer);
+        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, o =>
+        {
+            o.Deserializer = _ => deserializer;
+            o.AsyncDeserializer = null;
+        });
+        return builder;
+    }
+
+    /// <summary>
+    /// Uses the given asynchronous deserializer instance: for deserializing that may need I/O (a schema registry). It takes the
+    /// place of any deserializer chosen before (the last one chosen is used).
+    /// </summary>
+    /// <typeparam name="TBuilder">The builder's type.</typeparam>
+    /// <typeparam name="TMessage">The type the record values are deserialized to.</typeparam>
+    /// <param name="builder">The consumer's builder.</param>
+    /// <param name="deserializer">The deserializer; it must be thread-safe.</param>
+    /// <returns>The builder.</returns>
+    public static TBuilder WithDeserializer<TBuilder, TMessage>(this TBuilder builder, IAsyncMessageDeserializer<TMessage> deserializer)
+        where TBuilder : IReliableConsumerBuilder<TMessage>
+    {
+        ArgumentNullException.ThrowIfNull(deserializer);
+        return builder.WithDeserializer<TBuilder, TMessage>(_ => deserializer);
+    }
+
+    /// <summary>
+    /// Uses an asynchronous deserializer made from the application's services when the consumer starts (for example one that
+    /// takes the registered <c>ISchemaRegistryClient</c>). It takes the place of any deserializer chosen before.
+    /// </summary>
+    /// <typeparam name="TBuilder">The builder's type.</typeparam>
+    /// <typeparam name="TMessage">The type the record values are deserialized to.</typeparam>
+    /// <param name="builder">The consumer's builder.</param>
+    /// <param name="factory">Makes the deserializer, once per consumer start; it must be thread-safe.</param>
+    /// <returns>The builder.</returns>
+    public static TBuilder WithDeserializer<TBuilder, TMessage>(this TBuilder builder, Func<IServiceProvider, IAsyncMessageDeserializer<TMessage>> factory)
+        where TBuilder : IReliableConsumerBuilder<TMessage>
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<ConsumerPipelineOptions<TMessage>>(builder.Name, o =>
+        {
+            o.AsyncDeserializer = factory;
+            o.Deserializer = null;
+        });
         return builder;
     }
 

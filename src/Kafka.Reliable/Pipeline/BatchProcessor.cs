@@ -25,8 +25,11 @@ internal interface IBatchRun
     /// <summary>Starts a batch of at most <paramref name="capacity"/> records.</summary>
     void Begin(int capacity);
 
-    /// <summary>Deserializes and translates the record of <paramref name="context"/>, kept at <paramref name="index"/>; a failure is the record's (poison).</summary>
-    ProcessingOutcome Prepare(MessageContext context, int index);
+    /// <summary>
+    /// Deserializes and translates the record of <paramref name="context"/>, kept at <paramref name="index"/>; a failure is the
+    /// record's (poison), unless it is a <see cref="DependencyUnavailableException"/> (the batch waits and prepares it again).
+    /// </summary>
+    ValueTask<ProcessingOutcome> PrepareAsync(MessageContext context, int index, CancellationToken cancellationToken);
 
     /// <summary>Handles the prepared records at <paramref name="group"/>'s indexes as one batch, in that order.</summary>
     ValueTask<BatchAttemptResult> HandleAsync(ArraySegment<int> group, bool isolating, int attempt, CancellationToken cancellationToken);
@@ -69,13 +72,14 @@ internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
     private Consuming.BatchCollector? _collector;
 
     public BatchProcessor(
-        IMessageDeserializer<TMessage> deserializer,
+        IMessageDeserializer<TMessage>? deserializer,
         IMessageTranslator<TMessage, TDomain> translator,
         BatchHandlerRegistration<TDomain> handler,
         IServiceProvider services,
         IdempotencyGate? gate,
         Func<TMessage, MessageContext, string?>? keySelector,
-        bool acrossPartitions = false)
+        bool acrossPartitions = false,
+        IAsyncMessageDeserializer<TMessage>? asyncDeserializer = null)
     {
         if (gate is { IsTransactional: true, BatchTransactions: null })
         {
@@ -93,6 +97,7 @@ internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
         }
 
         Deserializer = deserializer;
+        AsyncDeserializer = asyncDeserializer;
         Translator = translator;
         Handler = handler;
         Gate = gate;
@@ -100,10 +105,12 @@ internal sealed class BatchProcessor<TMessage, TDomain> : IBatchProcessor
         ScopeFactory = services.GetRequiredService<IServiceScopeFactory>();
         SingletonHandler = handler.Singleton ? handler.Resolve(services) : null;
         _single = new RecordProcessor<TMessage, TDomain>(
-            deserializer, translator, provider => new BatchOfOne(SingletonHandler ?? handler.Resolve(provider)), handler.Singleton, services, gate, keySelector);
+            deserializer, translator, provider => new BatchOfOne(SingletonHandler ?? handler.Resolve(provider)), handler.Singleton, services, gate, keySelector, asyncDeserializer);
     }
 
-    public IMessageDeserializer<TMessage> Deserializer { get; }
+    public IMessageDeserializer<TMessage>? Deserializer { get; }
+
+    public IAsyncMessageDeserializer<TMessage>? AsyncDeserializer { get; }
 
     public IMessageTranslator<TMessage, TDomain> Translator { get; }
 
@@ -180,20 +187,52 @@ internal sealed class BatchRun<TMessage, TDomain>(BatchProcessor<TMessage, TDoma
         }
     }
 
-    public ProcessingOutcome Prepare(MessageContext context, int index)
+    public ValueTask<ProcessingOutcome> PrepareAsync(MessageContext context, int index, CancellationToken cancellationToken)
     {
         _contexts[index] = context;
+        if (processor.AsyncDeserializer is not null)
+        {
+            return PrepareSlowlyAsync(context, index, cancellationToken);
+        }
+
         TMessage message;
         try
         {
             var value = context.Record!.Message.Value;
-            message = processor.Deserializer.Deserialize(value, value is null, context);
+            message = processor.Deserializer!.Deserialize(value, value is null, context);
+        }
+        catch (Exception ex)
+        {
+            return ValueTask.FromResult(ProcessingOutcome.Failed(ProcessingStage.Deserialize, ex));
+        }
+
+        return ValueTask.FromResult(Translate(message, context, index));
+    }
+
+    /// <summary>The asynchronous deserializer's way (a schema registry's).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProcessingOutcome> PrepareSlowlyAsync(MessageContext context, int index, CancellationToken cancellationToken)
+    {
+        TMessage message;
+        try
+        {
+            var value = context.Record!.Message.Value;
+            message = await processor.AsyncDeserializer!.DeserializeAsync(value, value is null, context, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            return ProcessingOutcome.Cancel(ex);
         }
         catch (Exception ex)
         {
             return ProcessingOutcome.Failed(ProcessingStage.Deserialize, ex);
         }
 
+        return Translate(message, context, index);
+    }
+
+    private ProcessingOutcome Translate(TMessage message, MessageContext context, int index)
+    {
         try
         {
             _domains[index] = processor.Translator.Translate(message, context);

@@ -10,7 +10,8 @@ namespace Kafka.Reliable.Pipeline;
 /// </summary>
 internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
 {
-    private readonly IMessageDeserializer<TMessage> _deserializer;
+    private readonly IMessageDeserializer<TMessage>? _deserializer;
+    private readonly IAsyncMessageDeserializer<TMessage>? _asyncDeserializer;
     private readonly IMessageTranslator<TMessage, TDomain> _translator;
     private readonly IMessageHandler<TDomain>? _singletonHandler;
     private readonly Func<IServiceProvider, IMessageHandler<TDomain>> _handlerFactory;
@@ -19,14 +20,21 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
     private readonly Func<TMessage, MessageContext, string?>? _keySelector;
 
     public RecordProcessor(
-        IMessageDeserializer<TMessage> deserializer,
+        IMessageDeserializer<TMessage>? deserializer,
         IMessageTranslator<TMessage, TDomain> translator,
         Func<IServiceProvider, IMessageHandler<TDomain>> handlerFactory,
         bool handlerIsSingleton,
         IServiceProvider services,
         IdempotencyGate? idempotency = null,
-        Func<TMessage, MessageContext, string?>? keySelector = null)
+        Func<TMessage, MessageContext, string?>? keySelector = null,
+        IAsyncMessageDeserializer<TMessage>? asyncDeserializer = null)
     {
+        if (deserializer is null && asyncDeserializer is null)
+        {
+            throw new ArgumentNullException(nameof(deserializer), "A deserializer, synchronous or asynchronous, is required.");
+        }
+
+        _asyncDeserializer = asyncDeserializer;
         _idempotency = idempotency;
         _keySelector = keySelector;
         _deserializer = deserializer;
@@ -40,14 +48,33 @@ internal sealed class RecordProcessor<TMessage, TDomain> : IRecordProcessor
     public async ValueTask<ProcessingOutcome> ProcessAsync(MessageContext context, CancellationToken cancellationToken)
     {
         TMessage message;
-        try
+        if (_asyncDeserializer is { } deserializeAsync)
         {
-            var value = context.Record!.Message.Value;
-            message = _deserializer.Deserialize(value, value is null, context);
+            try
+            {
+                var value = context.Record!.Message.Value;
+                message = await deserializeAsync.DeserializeAsync(value, value is null, context, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+            {
+                return ProcessingOutcome.Cancel(ex);
+            }
+            catch (Exception ex)
+            {
+                return ProcessingOutcome.Failed(ProcessingStage.Deserialize, ex);
+            }
         }
-        catch (Exception ex)
+        else
         {
-            return ProcessingOutcome.Failed(ProcessingStage.Deserialize, ex);
+            try
+            {
+                var value = context.Record!.Message.Value;
+                message = _deserializer!.Deserialize(value, value is null, context);
+            }
+            catch (Exception ex)
+            {
+                return ProcessingOutcome.Failed(ProcessingStage.Deserialize, ex);
+            }
         }
 
         TDomain domain;

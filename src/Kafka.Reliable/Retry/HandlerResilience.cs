@@ -66,5 +66,5 @@ internal static class HandlerResilience
         && exception is not BrokenCircuitException
         && exception is not Idempotency.IdempotencyWaitException
         && !(exception is OperationCanceledException && stopping.IsCancellationRequested)
-        && classification.Classify(exception) == FailureKind.Transient;
+        && (exception is DependencyUnavailableException || classification.Classify(exception) == FailureKind.Transient);
 }
