@@ -31,6 +31,7 @@ public static class Coverage
             yield return $"StoreConnection={(config.ApplicationConnection ? "Application" : "Own")}";
         }
         yield return $"Handler={(config.BatchSize == 0 ? "Message" : config.BatchAcrossPartitions ? "BatchAcrossPartitions" : "Batch")}";
+        yield return $"Deserializer={(config.AsyncDeserializer ? "Async" : "Sync")}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -51,7 +52,7 @@ public static class Coverage
             yield return $"Fault={fault.Kind}";
             if (fault.BeforeStart)
             {
-                yield return "StoreDown=BeforeStart";
+                yield return fault.Kind == FaultKind.RegistryDown ? "RegistryDown=BeforeStart" : "StoreDown=BeforeStart";
             }
 
             if (fault.Api is not null)
@@ -133,7 +134,7 @@ public static class Coverage
         values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
         values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
 #if !TORTURE_OLD_LIBRARY
-        values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions"]);
+        values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async"]);
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.DependencyInjection;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Kafka.Reliable.Torture;
 
 /// <summary>Where a member finds the broker and its store. Passed to child processes as JSON.</summary>
-public sealed record MemberEnvironment(string BootstrapServers, string Topic, string Group, string? Postgres, string? SqlitePath, string? Redis, string RedisPrefix)
+public sealed record MemberEnvironment(string BootstrapServers, string Topic, string Group, string? Postgres, string? SqlitePath, string? Redis, string RedisPrefix, string? RegistryDownFlag = null)
 {
     public string OutputTopic => Topic + ".out";
 }
@@ -318,6 +319,51 @@ public sealed class JobTranslator : IMessageTranslator<Job, TranslatedJob>
         message?.Do == RecordKind.Untranslatable ? throw new FormatException($"job {message.Id} cannot be translated") : new TranslatedJob(message!);
 }
 
+#if !TORTURE_OLD_LIBRARY
+/// <summary>
+/// The jobs' deserializer as a schema registry's would be: asynchronous, and depending on a (simulated) registry that a
+/// <see cref="FaultKind.RegistryDown"/> fault takes down, by creating a file every member process sees. While it exists,
+/// deserializing throws <see cref="DependencyUnavailableException"/>: the records must wait, never be dead-lettered.
+/// </summary>
+public sealed class AsyncJobDeserializer(string? downFlag) : IAsyncMessageDeserializer<Job>
+{
+    private static readonly long CheckEvery = Stopwatch.Frequency / 50;
+    private readonly JobDeserializer _inner = new();
+    private long _checkedAt;
+    private volatile bool _down;
+
+    public async ValueTask<Job> DeserializeAsync(ReadOnlyMemory<byte> value, bool isNull, MessageContext context, CancellationToken cancellationToken)
+    {
+        if (IsDown())
+        {
+            // As a client whose request failed: asynchronously.
+            await Task.Yield();
+            throw new DependencyUnavailableException("torture: the schema registry is down");
+        }
+
+        return _inner.Deserialize(value.Span, isNull, context);
+    }
+
+    /// <summary>Looks at the flag at most every 20 ms (a file system call per record would dominate the run).</summary>
+    private bool IsDown()
+    {
+        if (downFlag is null)
+        {
+            return false;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        var last = Volatile.Read(ref _checkedAt);
+        if (now - last >= CheckEvery && Interlocked.CompareExchange(ref _checkedAt, now, last) == last)
+        {
+            _down = File.Exists(downFlag);
+        }
+
+        return _down;
+    }
+}
+#endif
+
 /// <summary>Builds the host of one member from a run's configuration.</summary>
 public static class MemberHost
 {
@@ -357,19 +403,19 @@ public static class MemberHost
             {
                 var translated = WithHandler(consumer.WithTranslator<JobTranslator, TranslatedJob>(), config);
                 UseStore(translated, config, environment);
-                translated.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
+                WithJobDeserializer(translated.WithRebalanceHandler<EpochTracker>(), config, environment);
             }
             else
             {
                 UseStore(WithHandler(consumer, config), config, environment);
-                consumer.WithRebalanceHandler<EpochTracker>().WithDeserializer(new JobDeserializer());
+                WithJobDeserializer(consumer.WithRebalanceHandler<EpochTracker>(), config, environment);
             }
 
             return builder.Build();
         }
 #endif
 
-        consumer.WithDeserializer(new JobDeserializer()).WithRebalanceHandler<EpochTracker>();
+        WithJobDeserializer(consumer, config, environment).WithRebalanceHandler<EpochTracker>();
         UseStore(consumer, config, environment);
         if (config.Translator)
         {
@@ -389,6 +435,19 @@ public static class MemberHost
         }
 
         return builder.Build();
+    }
+
+    /// <summary>The run's deserializer of the jobs: synchronous, or asynchronous with a (simulated) schema registry.</summary>
+    private static TBuilder WithJobDeserializer<TBuilder>(TBuilder builder, TortureConfig config, MemberEnvironment environment)
+        where TBuilder : IReliableConsumerBuilder<Job>
+    {
+#if !TORTURE_OLD_LIBRARY
+        if (config.AsyncDeserializer)
+        {
+            return builder.WithDeserializer<TBuilder, Job>(new AsyncJobDeserializer(environment.RegistryDownFlag));
+        }
+#endif
+        return builder.WithDeserializer<TBuilder, Job>(new JobDeserializer());
     }
 
 #if !TORTURE_OLD_LIBRARY

@@ -61,6 +61,12 @@ public enum FaultKind
     /// process only: the refusals are injected through the library's internal client seam.
     /// </summary>
     ClientCalls,
+
+    /// <summary>
+    /// The schema registry an asynchronous deserializer depends on is down (<see cref="TortureConfig.AsyncDeserializer"/> only):
+    /// every deserializing throws <see cref="DependencyUnavailableException"/> until it is back. Drawn from a stream of its own.
+    /// </summary>
+    RegistryDown,
 }
 
 /// <summary>A change of the group's membership.</summary>
@@ -194,6 +200,12 @@ public sealed record TortureConfig
     /// <summary>Gets whether a batch may hold the records of several partitions (<see cref="BatchOptions.AcrossPartitions"/>).</summary>
     public bool BatchAcrossPartitions { get; init; }
 
+    /// <summary>
+    /// Gets whether the jobs are deserialized by an asynchronous deserializer that depends on a (simulated) schema registry,
+    /// which a <see cref="FaultKind.RegistryDown"/> fault takes down.
+    /// </summary>
+    public bool AsyncDeserializer { get; init; }
+
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
 
@@ -255,7 +267,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? "async deserializer, " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -340,11 +352,23 @@ public sealed record TortureConfig
 
         // Batches across partitions joined after them, from a stream of their own: half of the batch handlers get them.
         var across = new Random(unchecked((seed * 15485863) ^ 0x510E527F));
+
+        // Asynchronous deserializers joined later still, from a stream of their own: half of the runs, and half of those have
+        // their registry down for a while (during the run, or when the members start).
+        var deserializers = new Random(unchecked((seed * 32452843) ^ 0x1F83D9AB));
+        var asyncDeserializer = deserializers.Next(100) < 50;
+        if (asyncDeserializer && deserializers.Next(100) < 50)
+        {
+            var beforeStart = deserializers.Next(100) < 25;
+            faults.Add(new Fault(FaultKind.RegistryDown, beforeStart ? 0 : deserializers.Next(0, 8_000), deserializers.Next(1_000, 6_000), BeforeStart: beforeStart));
+        }
+
         return config with
         {
             BatchSize = Math.Min(batchSize, buffer),
             BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,
             BatchAcrossPartitions = batchSize > 0 && across.Next(100) < 50,
+            AsyncDeserializer = asyncDeserializer,
             ApplicationConnection = applicationConnection,
             HandlerFirst = handlerFirst,
             PartitionBufferSize = defaultRecords ? 0 : config.PartitionBufferSize,
@@ -368,6 +392,7 @@ public sealed record TortureConfig
         for (var i = 0; i < count; i++)
         {
             var kinds = Enum.GetValues<FaultKind>()
+                .Where(k => k != FaultKind.RegistryDown)
                 .Where(k => k != FaultKind.StoreDown || store is not (StoreKind.None or StoreKind.InMemory))
                 .Where(k => k != FaultKind.ClientCalls || !config.ChildProcesses)
                 .ToArray();

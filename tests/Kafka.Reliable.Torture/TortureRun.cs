@@ -129,7 +129,7 @@ public sealed class TortureRun
             store = store with { Redis = string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{_lateRedisPort}") };
         }
 
-        var environment = new MemberEnvironment(cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":");
+        var environment = new MemberEnvironment(cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":", Path.Combine(runDirectory, "registry-down"));
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "config.json"), _config.ToJson());
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "environment.json"), JsonSerializer.Serialize(environment));
 
@@ -886,6 +886,8 @@ public sealed class TortureRun
     }
 
     /// <summary>Injects a fault; returns what undoes it, or null when it cannot be injected here (a store not run by this harness).</summary>
+    private int _registryOutages;
+
     private async Task<Func<Task>?> ApplyAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Fault fault)
     {
         switch (fault.Kind)
@@ -935,6 +937,24 @@ public sealed class TortureRun
                 cluster.SetCoordinator(KafkaCoordinatorType.Group, environment.Group, fault.Broker);
                 cluster.SetBrokerDown(fault.Broker);
                 return () => { cluster.SetBrokerUp(fault.Broker); return Task.CompletedTask; };
+            case FaultKind.RegistryDown when environment.RegistryDownFlag is { } flag:
+                {
+                    // Outages may overlap: the registry comes back with the last.
+                    if (Interlocked.Increment(ref _registryOutages) == 1)
+                    {
+                        await File.WriteAllTextAsync(flag, "down");
+                    }
+
+                    return () =>
+                    {
+                        if (Interlocked.Decrement(ref _registryOutages) == 0)
+                        {
+                            File.Delete(flag);
+                        }
+
+                        return Task.CompletedTask;
+                    };
+                }
             case FaultKind.ClientCalls when !_config.ChildProcesses:
                 _clientFaults.RefuseEvery(fault.Count);
                 return () => { _clientFaults.RefuseEvery(0); return Task.CompletedTask; };
