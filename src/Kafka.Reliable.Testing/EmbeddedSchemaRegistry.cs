@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Kafka.Reliable.Testing.SchemaRegistry;
 
@@ -17,7 +18,9 @@ namespace Kafka.Reliable.Testing;
 /// <c>GET|DELETE /subjects/{subject}/versions/{version|latest}</c> (and <c>/schema</c> under it), <c>DELETE /subjects/{subject}</c>,
 /// <c>POST /compatibility/subjects/{subject}/versions[/{version|latest}]</c>, <c>GET|PUT /config</c>,
 /// <c>GET|PUT|DELETE /config/{subject}</c>, <c>GET /mode</c>. Errors are the registry's:
-/// <c>{"error_code": 40403, "message": "..."}</c> with its HTTP status.
+/// <c>{"error_code": 40403, "message": "..."}</c> with its HTTP status. Anything else, such as the association lookup
+/// that the 2.16 serializers make once per topic (<c>GET /associations/...</c>), is answered 404 like a registry
+/// without that API, and the client falls back to its subject name strategy.
 /// </para>
 /// <para>
 /// Compatibility (default level BACKWARD) is checked for Avro only, on registration (409, error code 409) and by the
@@ -41,6 +44,7 @@ public sealed class EmbeddedSchemaRegistry : IDisposable, IAsyncDisposable
     private volatile bool _available = true;
     private long _latencyTicks;
     private long _requestCount;
+    private readonly ConcurrentQueue<string> _requests = new();
     private int _disposed;
 
     private EmbeddedSchemaRegistry()
@@ -56,6 +60,12 @@ public sealed class EmbeddedSchemaRegistry : IDisposable, IAsyncDisposable
     /// <remarks>Counted before the answer is sent, so a client call that has returned is already counted.</remarks>
     public long RequestCount => Interlocked.Read(ref _requestCount);
 
+    /// <summary>Gets the requests answered so far, in the order received, as <c>METHOD /path?query</c> (for example
+    /// <c>GET /schemas/ids/1?subject=orders-value</c>), including those refused while unavailable.</summary>
+    /// <returns>A copy of the list.</returns>
+    /// <remarks>Use it to see what a client asked for, and how often (its caches, its retries).</remarks>
+    public IReadOnlyList<string> GetRequests() => [.. _requests];
+
     /// <summary>Gets a value indicating whether the registry answers requests (see <see cref="SetAvailable"/>).</summary>
     public bool IsAvailable => _available;
 
@@ -69,9 +79,11 @@ public sealed class EmbeddedSchemaRegistry : IDisposable, IAsyncDisposable
     /// <c>{"error_code": 50003, "message": "..."}</c>; <see langword="true"/>: requests are served again.
     /// </param>
     /// <remarks>
-    /// Confluent's client retries a 503 (<c>schema.registry.max.retries</c>, with backoff), then throws an
-    /// <see cref="HttpRequestException"/> (not a <c>SchemaRegistryException</c>) whose message names the status and the
-    /// error code.
+    /// Confluent.SchemaRegistry 2.16.0 retries a 503 (<c>schema.registry.max.retries</c> requests in all, with a jittered
+    /// backoff of <c>schema.registry.retries.wait.ms</c>), then throws a <c>SchemaRegistryException</c> (an
+    /// <see cref="HttpRequestException"/>) with <c>Status</c> 503 and <c>ErrorCode</c> 50003. Other versions of the client
+    /// may throw a plain <see cref="HttpRequestException"/> instead: catch that type. A failed call is not cached by the
+    /// client, so the same call succeeds once the registry is available again.
     /// </remarks>
     public void SetAvailable(bool available)
     {
@@ -143,6 +155,7 @@ public sealed class EmbeddedSchemaRegistry : IDisposable, IAsyncDisposable
             await Task.Delay(latency, cancellationToken);
         }
 
+        _requests.Enqueue(request.Method + " " + request.Target);
         Interlocked.Increment(ref _requestCount);
         if (!_available)
         {

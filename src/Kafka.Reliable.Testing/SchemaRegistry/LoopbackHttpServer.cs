@@ -7,7 +7,7 @@ using System.Text;
 namespace Kafka.Reliable.Testing.SchemaRegistry;
 
 /// <summary>One parsed HTTP request.</summary>
-internal sealed record HttpRequestData(string Method, string Path, IReadOnlyDictionary<string, string> Query, string Body);
+internal sealed record HttpRequestData(string Method, string Target, string Path, IReadOnlyDictionary<string, string> Query, string Body);
 
 /// <summary>
 /// A minimal HTTP/1.1 server on a free 127.0.0.1 port: persistent connections, <c>Content-Length</c> and chunked request
@@ -165,7 +165,7 @@ internal sealed class LoopbackHttpServer : IDisposable
             var close = parts[2] == "HTTP/1.0"
                         || (headers.TryGetValue("Connection", out var connection) && connection.Contains("close", StringComparison.OrdinalIgnoreCase));
             var (path, query) = SplitTarget(parts[1]);
-            var response = await _handle(new HttpRequestData(parts[0].ToUpperInvariant(), path, query, Encoding.UTF8.GetString(body)), token);
+            var response = await _handle(new HttpRequestData(parts[0].ToUpperInvariant(), parts[1], path, query, Encoding.UTF8.GetString(body)), token);
             await WriteAsync(stream, response, close, token);
             if (close)
             {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace Kafka.Reliable.Testing.SchemaRegistry;
@@ -31,6 +32,9 @@ internal sealed class RegistryStore
     public const string Avro = "AVRO";
     public const string JsonSchema = "JSON";
     public const string Protobuf = "PROTOBUF";
+
+    // Schemas are JSON inside JSON: keep quotes, apostrophes and non-ASCII text readable (\" stays escaped).
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static readonly string[] Levels = ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"];
 
@@ -328,13 +332,8 @@ internal sealed class RegistryStore
         return Ok(Json(w => w.WriteString("compatibilityLevel", level)));
     }
 
-    private static void WriteLevelUpdate(Utf8JsonWriter w, string level)
-    {
-        // The registry answers a PUT with "compatibility"; Confluent's .NET client reads "compatibilityLevel" (the name of
-        // its ServerConfig constructor's parameter), so both are written.
-        w.WriteString("compatibility", level);
-        w.WriteString("compatibilityLevel", level);
-    }
+    // Like the registry: a PUT is answered {"compatibility": level}, a GET {"compatibilityLevel": level}.
+    private static void WriteLevelUpdate(Utf8JsonWriter w, string level) => w.WriteString("compatibility", level);
 
     private static string LevelFromRequest(string body)
     {
@@ -456,7 +455,7 @@ internal sealed class RegistryStore
     internal static string Json(Action<Utf8JsonWriter> writeMembers)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
         {
             w.WriteStartObject();
             writeMembers(w);
@@ -469,7 +468,7 @@ internal sealed class RegistryStore
     private static string JsonArray<T>(IEnumerable<T> items, Action<Utf8JsonWriter, T> write)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
         {
             w.WriteStartArray();
             foreach (var item in items)
