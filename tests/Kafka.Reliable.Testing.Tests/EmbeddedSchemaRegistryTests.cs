@@ -420,6 +420,45 @@ public sealed class EmbeddedSchemaRegistryTests
     }
 
     [Fact]
+    public async Task RawHttp_VersionsOfAnId_CompatibilityAgainstAllVersions_SubjectLevelConfig_DeleteOneVersion()
+    {
+        using var registry = EmbeddedSchemaRegistry.Start();
+        var id = registry.RegisterSchema("orders-value", OrderV1);
+        registry.RegisterSchema("archive-value", OrderV1);
+        registry.RegisterSchema("orders-value", OrderV2WithDefault);
+        using var http = new HttpClient { BaseAddress = new Uri(registry.Url) };
+
+        Assert.Equal(
+            """[{"subject":"archive-value","version":1},{"subject":"orders-value","version":1}]""",
+            await http.GetStringAsync(new Uri($"/schemas/ids/{id}/versions", UriKind.Relative), Token));
+        Assert.Equal("""["archive-value","orders-value"]""", await http.GetStringAsync(new Uri($"/schemas/ids/{id}/subjects", UriKind.Relative), Token));
+
+        // Against every version the level names: BACKWARD is the latest only, so dropping "note" is fine ...
+        Assert.Contains("\"is_compatible\":true", (await PostAsync(http, "/compatibility/subjects/orders-value/versions", OrderV1)).Body, StringComparison.Ordinal);
+        // ... FORWARD_TRANSITIVE asks whether every version reads the new data: an added field is ignored by the old
+        // readers, a changed type is not.
+        using (var put = new StringContent("""{"compatibility":"FORWARD_TRANSITIVE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json"))
+        using (var response = await http.PutAsync(new Uri("/config/orders-value", UriKind.Relative), put, Token))
+        {
+            Assert.Equal("""{"compatibility":"FORWARD_TRANSITIVE"}""", await response.Content.ReadAsStringAsync(Token));
+        }
+
+        Assert.Contains("\"is_compatible\":true", (await PostAsync(http, "/compatibility/subjects/orders-value/versions", OrderAddedFieldWithoutDefault)).Body, StringComparison.Ordinal);
+        Assert.Contains("\"is_compatible\":false", (await PostAsync(http, "/compatibility/subjects/orders-value/versions", OrderIdStringToInt)).Body, StringComparison.Ordinal);
+        Assert.Equal("""{"compatibilityLevel":"FORWARD_TRANSITIVE"}""", await http.GetStringAsync(new Uri("/config/orders-value", UriKind.Relative), Token));
+        Assert.Equal("""{"compatibilityLevel":"BACKWARD"}""", await http.GetStringAsync(new Uri("/config/archive-value?defaultToGlobal=true", UriKind.Relative), Token));
+
+        using (var deleted = await http.DeleteAsync(new Uri("/subjects/orders-value/versions/latest", UriKind.Relative), Token))
+        {
+            Assert.Equal("2", await deleted.Content.ReadAsStringAsync(Token));
+        }
+
+        Assert.Equal("[1]", await http.GetStringAsync(new Uri("/subjects/orders-value/versions", UriKind.Relative), Token));
+        using var wrongMethod = await http.DeleteAsync(new Uri("/schemas/types", UriKind.Relative), Token);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+    }
+
+    [Fact]
     public async Task RegisterSchema_TestControl_RefusesLikeTheRegistry()
     {
         using var registry = EmbeddedSchemaRegistry.Start();
