@@ -39,7 +39,8 @@ internal sealed class SchemaRegistryConnection : IDisposable
 
         var config = new SchemaRegistryConfig
         {
-            Url = options.Url,
+            // Confluent's client takes each URL as it is: 'http://a, http://b' would make ' http://b' unparsable.
+            Url = string.Join(',', SplitUrls(options.Url)),
             RequestTimeoutMs = (int)Math.Ceiling(options.RequestTimeout.TotalMilliseconds),
             MaxCachedSchemas = options.MaxCachedSchemas,
             LatestCacheTtlSecs = options.LatestCacheTtl is { } ttl ? (int)Math.Ceiling(ttl.TotalSeconds) : -1,
