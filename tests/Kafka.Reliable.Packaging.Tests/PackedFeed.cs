@@ -19,6 +19,7 @@ public sealed class PackedFeed : IAsyncLifetime
         "Kafka.Reliable.Idempotency.Sqlite",
         "Kafka.Reliable.Idempotency.PostgreSql",
         "Kafka.Reliable.Idempotency.Redis",
+        "Kafka.Reliable.SchemaRegistry",
         "Kafka.Reliable.OpenTelemetry",
         "Kafka.Reliable.Cli",
     ];

@@ -41,6 +41,7 @@ public sealed partial class QuickStartTests(PackedFeed feed)
     [InlineData("Kafka.Reliable.Idempotency.Sqlite", "sqlite-program", true)]
     [InlineData("Kafka.Reliable.Idempotency.PostgreSql", "postgresql-program", false)]
     [InlineData("Kafka.Reliable.Idempotency.Redis", "redis-program", false)]
+    [InlineData("Kafka.Reliable.SchemaRegistry", "schema-registry-program", false)]
     [InlineData("Kafka.Reliable.OpenTelemetry", "otel-program", true)]
     public async Task PackageReadmeSnippet_InFreshWorker_Compiles(string packageId, string snippet, bool start)
     {
@@ -55,7 +56,7 @@ public sealed partial class QuickStartTests(PackedFeed feed)
         worker.MergeAppSettings(Readme.Snippet("quickstart-appsettings"));
         await worker.BuildAsync();
 
-        // PostgreSQL and Redis would need their servers to start; compiling is what is checked for them.
+        // PostgreSQL, Redis and the Schema Registry would need their servers to start; compiling is what is checked for them.
         if (start)
         {
             var handled = packageId.EndsWith(".OpenTelemetry", StringComparison.Ordinal) ? "handled" : "handled once";
