@@ -20,6 +20,7 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
     ["--bootstrap-servers"] = "Kafka:Orders:BootstrapServers",
     ["--group"] = "Kafka:Orders:GroupId",
     ["--telemetry"] = "Telemetry",
+    ["--format"] = "Format",
 });
 
 // One switch exports the library's traces and metrics to the console: --telemetry console.
@@ -33,7 +34,12 @@ if (string.Equals(builder.Configuration["Telemetry"], "console", StringCompariso
 
 var orders = builder.Configuration.GetSection("Kafka:Orders");
 var demo = string.IsNullOrWhiteSpace(orders["BootstrapServers"]);
+
+// --format avro: the order events are Avro records framed for a Schema Registry (the embedded one in the demo), read
+// through Kafka.Reliable.SchemaRegistry; one of them is written with an incompatible schema and is dead-lettered.
+var avro = string.Equals(builder.Configuration["Format"], "avro", StringComparison.OrdinalIgnoreCase);
 using var cluster = demo ? EmbeddedKafkaCluster.Start() : null;
+using var registry = demo && avro ? EmbeddedSchemaRegistry.Start() : null;
 const string Topic = "orders";
 var produced = 0;
 if (cluster is not null)
@@ -41,10 +47,16 @@ if (cluster is not null)
     cluster.CreateTopic(Topic, partitions: 6);
     cluster.CreateTopic(Topic + ".dlq", partitions: 1);
     orders["BootstrapServers"] = cluster.BootstrapServers;
-    var stream = DemoStream.Create().ToList();
+    var stream = registry is null ? DemoStream.Create().ToList() : await AvroDemo.CreateAsync(registry, Topic);
     await cluster.ProduceAllAsync(Topic, stream);
     produced = stream.Count;
-    Console.WriteLine($"Embedded broker at {cluster.BootstrapServers}: published {produced} order events ({DemoStream.ValidOrders} valid, {DemoStream.Resent} of them sent twice, {DemoStream.Malformed.Count} malformed) to '{Topic}' over 6 partitions.");
+    Console.WriteLine(registry is null
+        ? $"Embedded broker at {cluster.BootstrapServers}: published {produced} order events ({DemoStream.ValidOrders} valid, {DemoStream.Resent} of them sent twice, {DemoStream.Malformed.Count} malformed) to '{Topic}' over 6 partitions."
+        : $"Embedded broker at {cluster.BootstrapServers}, Schema Registry at {registry.Url}: published {produced} Avro order events ({DemoStream.ValidOrders} valid, {DemoStream.Resent} of them sent twice, {DemoStream.Malformed.Count} not Avro, {AvroDemo.IncompatibleRecords} with an incompatible schema) to '{Topic}' over 6 partitions.");
+    if (registry is not null)
+    {
+        orders["SchemaRegistry:Url"] = registry.Url;
+    }
 }
 
 // Orders already stored are recognized by their order id, across restarts: the SQLite file keeps the ids of handled orders.
@@ -54,12 +66,25 @@ var idempotencyDatabase = demo
     : builder.Configuration["Orders:IdempotencyDatabase"] ?? "orders-idempotency.db";
 
 builder.Services.AddSingleton<OrderStore>();
-builder.Services.AddReliableConsumer<OrderEventMessage>(orders)
-    .WithJsonDeserializer(OrdersJsonContext.Default.OrderEventMessage)
-    .UseSqliteIdempotency(idempotencyDatabase)
-    .WithIdempotencyKey(static (order, _) => order.OrderId)
-    .WithTranslator<OrderEventTranslator, Order>()
-    .WithHandler<LoadOrderHandler>();
+if (avro)
+{
+    builder.Services.AddReliableConsumer<OrderEventAvro>(orders)
+        .UseSchemaRegistry(orders.GetSection("SchemaRegistry"))
+        .WithAvroDeserializer()
+        .UseSqliteIdempotency(idempotencyDatabase)
+        .WithIdempotencyKey(static (order, _) => order.OrderId)
+        .WithTranslator<OrderEventAvroTranslator, Order>()
+        .WithHandler<LoadOrderHandler>();
+}
+else
+{
+    builder.Services.AddReliableConsumer<OrderEventMessage>(orders)
+        .WithJsonDeserializer(OrdersJsonContext.Default.OrderEventMessage)
+        .UseSqliteIdempotency(idempotencyDatabase)
+        .WithIdempotencyKey(static (order, _) => order.OrderId)
+        .WithTranslator<OrderEventTranslator, Order>()
+        .WithHandler<LoadOrderHandler>();
+}
 
 using var host = builder.Build();
 if (cluster is null)
@@ -103,7 +128,7 @@ foreach (var (partition, offset) in committed.OrderBy(p => p.Key))
 }
 
 var complete = stored == DemoStream.ValidOrders && store.Writes == DemoStream.ValidOrders && duplicates.Count == DemoStream.Resent
-    && deadLettered == DemoStream.Malformed.Count && committed.All(c => c.Value == high[c.Key]);
+    && deadLettered == DemoStream.Malformed.Count + (avro ? AvroDemo.IncompatibleRecords : 0) && committed.All(c => c.Value == high[c.Key]);
 Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 foreach (var file in new[] { idempotencyDatabase, idempotencyDatabase + "-wal", idempotencyDatabase + "-shm" })
 {
@@ -136,7 +161,8 @@ static List<string> ReadDeadLetters(string bootstrapServers, string topic, int e
         string Header(string name) => record.Message.Headers.TryGetLastBytes(name, out var value) ? Encoding.UTF8.GetString(value) : "?";
         var reason = Header(DeadLetterHeaders.ExceptionMessage);
         reason = reason.Length > 90 ? reason[..90] + "..." : reason;
-        lines.Add($"{Header(DeadLetterHeaders.OriginalTopic)}[{Header(DeadLetterHeaders.OriginalPartition)}]@{Header(DeadLetterHeaders.OriginalOffset),-4}  {Header(DeadLetterHeaders.FailureStage),-11}  {reason}");
+        var schema = record.Message.Headers.TryGetLastBytes(DeadLetterHeaders.SchemaId, out var id) ? $" (schema id {Encoding.UTF8.GetString(id)})" : string.Empty;
+        lines.Add($"{Header(DeadLetterHeaders.OriginalTopic)}[{Header(DeadLetterHeaders.OriginalPartition)}]@{Header(DeadLetterHeaders.OriginalOffset),-4}  {Header(DeadLetterHeaders.FailureStage),-11}  {reason}{schema}");
     }
 
     return lines;
