@@ -10,7 +10,7 @@ namespace Kafka.Reliable.SchemaRegistry.Tests;
 
 public sealed class AvroDeserializerTests : IDisposable
 {
-    private readonly FakeSchemaRegistry _registry = FakeSchemaRegistry.Start();
+    private readonly TestRegistry _registry = TestRegistry.Start();
 
     public void Dispose() => _registry.Dispose();
 

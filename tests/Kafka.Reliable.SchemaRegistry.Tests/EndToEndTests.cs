@@ -24,7 +24,7 @@ public sealed class EndToEndTests
     [Fact]
     public async Task AvroConsumer_HandlesGoodRecords_DeadLettersUnframed_HoldsRecordsWhileRegistryIsDown()
     {
-        using var registry = FakeSchemaRegistry.Start();
+        using var registry = TestRegistry.Start();
         await using var cluster = EmbeddedKafkaCluster.Start();
         var topic = $"orders-{Guid.NewGuid():N}";
         cluster.CreateTopic(topic, 1);

@@ -14,7 +14,7 @@ public sealed class JsonSchemaDeserializerTests : IDisposable
          "properties":{"Id":{"type":"string"},"Quantity":{"type":"integer","minimum":0}},"required":["Id","Quantity"]}
         """;
 
-    private readonly FakeSchemaRegistry _registry = FakeSchemaRegistry.Start();
+    private readonly TestRegistry _registry = TestRegistry.Start();
 
     public void Dispose() => _registry.Dispose();
 

@@ -10,7 +10,7 @@ public sealed class ProtobufDeserializerTests : IDisposable
 {
     private static readonly string OrdersProto = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Protos", "orders.proto"));
 
-    private readonly FakeSchemaRegistry _registry = FakeSchemaRegistry.Start();
+    private readonly TestRegistry _registry = TestRegistry.Start();
 
     public void Dispose() => _registry.Dispose();
 

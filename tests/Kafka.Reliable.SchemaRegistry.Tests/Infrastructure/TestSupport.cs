@@ -32,7 +32,7 @@ internal static class TestSupport
         deserializer.DeserializeAsync(value, isNull: false, Context(value, headers), TestContext.Current.CancellationToken);
 
     /// <summary>Connects to the fake registry as a consumer would, with no retry inside Confluent's client unless asked.</summary>
-    public static SchemaRegistryConnection Connect(FakeSchemaRegistry registry, Action<SchemaRegistryOptions>? configure = null)
+    public static SchemaRegistryConnection Connect(TestRegistry registry, Action<SchemaRegistryOptions>? configure = null)
     {
         var options = new SchemaRegistryOptions { Url = registry.Url, MaxRetries = 0, RequestTimeout = TimeSpan.FromSeconds(10) };
         configure?.Invoke(options);
