@@ -10,6 +10,7 @@ namespace Kafka.Reliable.SchemaRegistry;
 internal sealed class ConfluentSchemaDeserializer<TMessage>(IAsyncDeserializer<TMessage> inner, SchemaRegistryConnection registry, string format)
     : IAsyncMessageDeserializer<TMessage>
 {
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TMessage> DeserializeAsync(ReadOnlyMemory<byte> value, bool isNull, MessageContext context, CancellationToken cancellationToken)
     {
         var serialization = new SerializationContext(MessageComponentType.Value, context.Topic, context.Headers);
@@ -22,8 +23,10 @@ internal sealed class ConfluentSchemaDeserializer<TMessage>(IAsyncDeserializer<T
         var schema = WireFormat.ReadSchema(value.Span, context.Headers, format);
         try
         {
-            // Confluent's deserializers take no token: a revoked partition stops waiting for them.
-            return await inner.DeserializeAsync(value, isNull: false, serialization).WaitAsync(cancellationToken).ConfigureAwait(false);
+            // Confluent's deserializers take no token: a revoked partition stops waiting for them. With the writer schema cached
+            // they complete at once, and waiting with the token would allocate for nothing.
+            var task = inner.DeserializeAsync(value, isNull: false, serialization);
+            return await (task.IsCompleted ? task : task.WaitAsync(cancellationToken)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
