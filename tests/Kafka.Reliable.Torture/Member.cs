@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Kafka.Reliable.Torture;
 
 /// <summary>Where a member finds the broker and its store. Passed to child processes as JSON.</summary>
-public sealed record MemberEnvironment(string BootstrapServers, string Topic, string Group, string? Postgres, string? SqlitePath, string? Redis, string RedisPrefix, string? RegistryDownFlag = null)
+public sealed record MemberEnvironment(string BootstrapServers, string Topic, string Group, string? Postgres, string? SqlitePath, string? Redis, string RedisPrefix, string? RegistryDownFlag = null, string? RegistryUrl = null)
 {
     public string OutputTopic => Topic + ".out";
 }
@@ -442,6 +442,11 @@ public static class MemberHost
         where TBuilder : IReliableConsumerBuilder<Job>
     {
 #if !TORTURE_OLD_LIBRARY
+        if (config.AvroPayload && environment.RegistryUrl is { } registry)
+        {
+            return builder.WithDeserializer<TBuilder, Job>(new AvroJobDeserializer(registry));
+        }
+
         if (config.AsyncDeserializer)
         {
             return builder.WithDeserializer<TBuilder, Job>(new AsyncJobDeserializer(environment.RegistryDownFlag));

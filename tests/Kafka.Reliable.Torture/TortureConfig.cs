@@ -206,6 +206,12 @@ public sealed record TortureConfig
     /// </summary>
     public bool AsyncDeserializer { get; init; }
 
+    /// <summary>
+    /// Gets whether the jobs are Avro records framed for a Schema Registry (an embedded one per run) and read through
+    /// <c>Kafka.Reliable.SchemaRegistry</c>'s Avro deserializer, instead of JSON (with an asynchronous deserializer only).
+    /// </summary>
+    public bool AvroPayload { get; init; }
+
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
 
@@ -267,7 +273,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(AsyncDeserializer ? "async deserializer, " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? (AvroPayload ? "Avro through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -363,8 +369,16 @@ public sealed record TortureConfig
             faults.Add(new Fault(FaultKind.RegistryDown, beforeStart ? 0 : deserializers.Next(0, 8_000), deserializers.Next(1_000, 6_000), BeforeStart: beforeStart));
         }
 
+        // Avro payloads joined after them, from a stream of their own: half of the runs with an asynchronous deserializer.
+        var payloads = new Random(unchecked((seed * 49979687) ^ 0x5BE0CD19));
+        var avroPayload = asyncDeserializer && payloads.Next(100) < 50;
+#if TORTURE_OLD_LIBRARY
+        // The library before issue 16 reads JSON only.
+        avroPayload = false;
+#endif
         return config with
         {
+            AvroPayload = avroPayload,
             BatchSize = Math.Min(batchSize, buffer),
             BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,
             BatchAcrossPartitions = batchSize > 0 && across.Next(100) < 50,

@@ -129,7 +129,18 @@ public sealed class TortureRun
             store = store with { Redis = string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{_lateRedisPort}") };
         }
 
-        var environment = new MemberEnvironment(cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":", Path.Combine(runDirectory, "registry-down"));
+        // Avro jobs: a Schema Registry of the run's own, its two schemas registered first (the drawn records name their ids).
+        using var registry = _config.AvroPayload ? EmbeddedSchemaRegistry.Start() : null;
+        if (registry is not null
+            && (registry.RegisterSchema(AvroJobs.Subject, AvroJobs.Schema) != AvroJobs.SchemaId
+                || registry.RegisterSchema(AvroJobs.IncompatibleSubject, AvroJobs.IncompatibleSchema) != AvroJobs.IncompatibleSchemaId))
+        {
+            throw new InvalidOperationException("The embedded Schema Registry did not give the jobs' schemas the ids the records were drawn with.");
+        }
+
+        _registry = registry;
+        var environment = new MemberEnvironment(
+            cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":", Path.Combine(runDirectory, "registry-down"), registry?.Url);
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "config.json"), _config.ToJson());
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "environment.json"), JsonSerializer.Serialize(environment));
 
@@ -887,6 +898,7 @@ public sealed class TortureRun
 
     /// <summary>Injects a fault; returns what undoes it, or null when it cannot be injected here (a store not run by this harness).</summary>
     private int _registryOutages;
+    private EmbeddedSchemaRegistry? _registry;
 
     private async Task<Func<Task>?> ApplyAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Fault fault)
     {
@@ -939,10 +951,12 @@ public sealed class TortureRun
                 return () => { cluster.SetBrokerUp(fault.Broker); return Task.CompletedTask; };
             case FaultKind.RegistryDown when environment.RegistryDownFlag is { } flag:
                 {
-                    // Outages may overlap: the registry comes back with the last.
+                    // Outages may overlap: the registry comes back with the last. The simulated one (a flag file the asynchronous
+                    // deserializer reads) and, with Avro jobs, the run's embedded Schema Registry (503 to every request).
                     if (Interlocked.Increment(ref _registryOutages) == 1)
                     {
                         await File.WriteAllTextAsync(flag, "down");
+                        _registry?.SetAvailable(false);
                     }
 
                     return () =>
@@ -950,6 +964,7 @@ public sealed class TortureRun
                         if (Interlocked.Decrement(ref _registryOutages) == 0)
                         {
                             File.Delete(flag);
+                            _registry?.SetAvailable(true);
                         }
 
                         return Task.CompletedTask;
