@@ -55,6 +55,22 @@ public sealed class JsonSchemaDeserializerTests : IDisposable
         Assert.Equal(("j-3", 2), (order.Id, order.Quantity));
     }
 
+    /// <summary>
+    /// A compatible evolution: a newer producer's schema adds an optional property; the consumer's type, written for the older
+    /// schema, reads such values (the new property is ignored), validated against the newer writer schema.
+    /// </summary>
+    [Fact]
+    public async Task WrittenWithANewerSchemaAddingAnOptionalProperty_IsRead()
+    {
+        using var connection = TestSupport.Connect(_registry);
+        _registry.RegisterSchema("orders-value", OrderSchema, "JSON");
+        var v2 = _registry.RegisterSchema("orders-value", OrderSchema.Replace("\"Quantity\":{\"type\":\"integer\",\"minimum\":0}}", "\"Quantity\":{\"type\":\"integer\",\"minimum\":0},\"Currency\":{\"type\":\"string\"}}", StringComparison.Ordinal), "JSON");
+
+        var order = await Deserializer(connection).DeserializeAsync(TestSupport.Frame(v2, Encoding.UTF8.GetBytes("""{"Id":"j-4","Quantity":1,"Currency":"EUR"}""")));
+
+        Assert.Equal(("j-4", 1), (order.Id, order.Quantity));
+    }
+
     [Fact]
     public async Task UnknownSchemaId_IsPoisonWithTheId()
     {

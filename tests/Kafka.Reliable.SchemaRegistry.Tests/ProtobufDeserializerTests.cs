@@ -26,6 +26,27 @@ public sealed class ProtobufDeserializerTests : IDisposable
         Assert.Equal(sent, order);
     }
 
+    /// <summary>
+    /// A compatible evolution: a newer producer's schema adds a field to the message; the consumer's type, compiled from the
+    /// older schema, reads such messages (the new field is kept as an unknown field), and the index still names the message.
+    /// </summary>
+    [Fact]
+    public async Task WrittenWithANewerSchemaAddingAField_IsRead()
+    {
+        using var connection = TestSupport.Connect(_registry);
+        var v2 = _registry.RegisterSchema("orders-value", OrdersProto.Replace("  Status status = 5;", "  Status status = 5;\n  string currency = 6;", StringComparison.Ordinal), "PROTOBUF");
+        var sent = new OrderPlaced { OrderId = "p-2", Quantity = 3 };
+
+        // Field 6 (a string, "EUR"), as the newer producer writes it after the fields the consumer knows.
+        byte[] newerBytes = [.. sent.ToByteArray(), 0x32, 3, (byte)'E', (byte)'U', (byte)'R'];
+        var framed = TestSupport.FrameProtobuf(v2, [1], sent);
+        var value = framed.AsSpan(0, framed.Length - sent.CalculateSize()).ToArray().Concat(newerBytes).ToArray();
+
+        var order = await new ProtobufSchemaDeserializer<OrderPlaced>(connection).DeserializeAsync(value);
+
+        Assert.Equal(("p-2", 3L), (order.OrderId, order.Quantity));
+    }
+
     [Fact]
     public async Task FirstMessage_WrittenAsSingleZeroByte_IsRead()
     {

@@ -32,7 +32,7 @@ public static class Coverage
         }
         yield return $"Handler={(config.BatchSize == 0 ? "Message" : config.BatchAcrossPartitions ? "BatchAcrossPartitions" : "Batch")}";
         yield return $"Deserializer={(config.AsyncDeserializer ? "Async" : "Sync")}";
-        yield return $"Payload={(config.AvroPayload ? "Avro" : "Json")}";
+        yield return $"Payload={config.Payload}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -135,7 +135,7 @@ public static class Coverage
         values.UnionWith(["PartitionBufferSize=default", "PartitionBufferSize=set", "MaxBufferedBytes=default", "MaxBufferedBytes=1MiB"]);
         values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
 #if !TORTURE_OLD_LIBRARY
-        values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async", "Payload=Json", "Payload=Avro"]);
+        values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async", "Payload=Json", "Payload=Avro", "Payload=JsonSchema", "Payload=Protobuf"]);
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));

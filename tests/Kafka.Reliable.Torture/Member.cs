@@ -442,9 +442,9 @@ public static class MemberHost
         where TBuilder : IReliableConsumerBuilder<Job>
     {
 #if !TORTURE_OLD_LIBRARY
-        if (config.AvroPayload && environment.RegistryUrl is { } registry)
+        if (config.RegistryPayload && environment.RegistryUrl is { } registry)
         {
-            return builder.WithDeserializer<TBuilder, Job>(new AvroJobDeserializer(registry));
+            return builder.WithDeserializer<TBuilder, Job>(new RegistryJobDeserializer(registry, config.Payload));
         }
 
         if (config.AsyncDeserializer)

@@ -26,6 +26,15 @@ public enum StoreKind
 }
 
 /// <summary>A fault injected for a while, then undone.</summary>
+/// <summary>How the jobs are written on the topic.</summary>
+public enum PayloadFormat
+{
+    Json,
+    Avro,
+    JsonSchema,
+    Protobuf,
+}
+
 public enum FaultKind
 {
     /// <summary>A broker down (connections closed and refused).</summary>
@@ -207,10 +216,14 @@ public sealed record TortureConfig
     public bool AsyncDeserializer { get; init; }
 
     /// <summary>
-    /// Gets whether the jobs are Avro records framed for a Schema Registry (an embedded one per run) and read through
-    /// <c>Kafka.Reliable.SchemaRegistry</c>'s Avro deserializer, instead of JSON (with an asynchronous deserializer only).
+    /// Gets how the jobs are written: JSON, or framed for a Schema Registry (an embedded one per run) as Avro or JSON Schema
+    /// and read through <c>Kafka.Reliable.SchemaRegistry</c>'s deserializers (with an asynchronous deserializer only).
     /// </summary>
-    public bool AvroPayload { get; init; }
+    public PayloadFormat Payload { get; init; }
+
+    /// <summary>Gets whether the jobs are framed for the run's Schema Registry.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool RegistryPayload => Payload != PayloadFormat.Json;
 
     /// <summary>Gets the consumer's payload limit; <c>0</c> keeps the library's default (1 MiB).</summary>
     public int MaxPayloadBytes { get; init; }
@@ -273,7 +286,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(AsyncDeserializer ? (AvroPayload ? "Avro through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -371,14 +384,14 @@ public sealed record TortureConfig
 
         // Avro payloads joined after them, from a stream of their own: half of the runs with an asynchronous deserializer.
         var payloads = new Random(unchecked((seed * 49979687) ^ 0x5BE0CD19));
-        var avroPayload = asyncDeserializer && payloads.Next(100) < 50;
+        var payload = asyncDeserializer && payloads.Next(100) < 50 ? (PayloadFormat)(1 + payloads.Next(3)) : PayloadFormat.Json;
 #if TORTURE_OLD_LIBRARY
         // The library before issue 16 reads JSON only.
-        avroPayload = false;
+        payload = PayloadFormat.Json;
 #endif
         return config with
         {
-            AvroPayload = avroPayload,
+            Payload = payload,
             BatchSize = Math.Min(batchSize, buffer),
             BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,
             BatchAcrossPartitions = batchSize > 0 && across.Next(100) < 50,

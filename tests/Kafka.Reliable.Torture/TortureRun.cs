@@ -129,18 +129,21 @@ public sealed class TortureRun
             store = store with { Redis = string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{_lateRedisPort}") };
         }
 
-        // Avro jobs: a Schema Registry of the run's own, its two schemas registered first (the drawn records name their ids).
-        using var registry = _config.AvroPayload ? EmbeddedSchemaRegistry.Start() : null;
-        if (registry is not null
-            && (registry.RegisterSchema(AvroJobs.Subject, AvroJobs.Schema) != AvroJobs.SchemaId
-                || registry.RegisterSchema(AvroJobs.IncompatibleSubject, AvroJobs.IncompatibleSchema) != AvroJobs.IncompatibleSchemaId))
+#if TORTURE_OLD_LIBRARY
+        string? registryUrl = null;
+#else
+        // Jobs framed for a Schema Registry: a registry of the run's own, its schemas registered first (the drawn records name their ids).
+        using var registry = _config.RegistryPayload ? EmbeddedSchemaRegistry.Start() : null;
+        if (registry is not null)
         {
-            throw new InvalidOperationException("The embedded Schema Registry did not give the jobs' schemas the ids the records were drawn with.");
+            RegistryJobs.Register(registry, _config.Payload);
         }
 
         _registry = registry;
+        var registryUrl = registry?.Url;
+#endif
         var environment = new MemberEnvironment(
-            cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":", Path.Combine(runDirectory, "registry-down"), registry?.Url);
+            cluster.BootstrapServers, topic, "g-" + run, store.Postgres, store.Sqlite, store.Redis, run + ":", Path.Combine(runDirectory, "registry-down"), registryUrl);
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "config.json"), _config.ToJson());
         await File.WriteAllTextAsync(Path.Combine(runDirectory, "environment.json"), JsonSerializer.Serialize(environment));
 
@@ -898,7 +901,9 @@ public sealed class TortureRun
 
     /// <summary>Injects a fault; returns what undoes it, or null when it cannot be injected here (a store not run by this harness).</summary>
     private int _registryOutages;
+#if !TORTURE_OLD_LIBRARY
     private EmbeddedSchemaRegistry? _registry;
+#endif
 
     private async Task<Func<Task>?> ApplyAsync(EmbeddedKafkaCluster cluster, MemberEnvironment environment, Fault fault)
     {
@@ -956,7 +961,9 @@ public sealed class TortureRun
                     if (Interlocked.Increment(ref _registryOutages) == 1)
                     {
                         await File.WriteAllTextAsync(flag, "down");
+#if !TORTURE_OLD_LIBRARY
                         _registry?.SetAvailable(false);
+#endif
                     }
 
                     return () =>
@@ -964,7 +971,9 @@ public sealed class TortureRun
                         if (Interlocked.Decrement(ref _registryOutages) == 0)
                         {
                             File.Delete(flag);
+#if !TORTURE_OLD_LIBRARY
                             _registry?.SetAvailable(true);
+#endif
                         }
 
                         return Task.CompletedTask;

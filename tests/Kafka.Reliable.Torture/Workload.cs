@@ -175,7 +175,7 @@ public static class Workload
                 Id = id,
                 Key = key,
                 Kind = kind,
-                Value = config.AvroPayload ? AvroJobs.Payload(job, limit) : Payload(job, limit),
+                Value = config.RegistryPayload ? RegistryJobs.Payload(job, limit, config.Payload) : Payload(job, limit),
                 Expected = ExpectedOutcome(kind, config),
             });
         }
@@ -196,7 +196,7 @@ public static class Workload
             Id = id,
             Key = key,
             Kind = kind,
-            Value = config.AvroPayload ? AvroJobs.Payload(new Job(id, key, kind, 0, 0), limit: 0) : Payload(new Job(id, key, kind, 0, 0), limit: 0),
+            Value = config.RegistryPayload ? RegistryJobs.Payload(new Job(id, key, kind, 0, 0), limit: 0, config.Payload) : Payload(new Job(id, key, kind, 0, 0), limit: 0),
             Expected = ExpectedOutcome(kind, config),
             Partition = partition,
         };
