@@ -53,6 +53,13 @@ public sealed class MessageContext
     public int Attempt { get; internal set; }
 
     /// <summary>
+    /// Gets the retry tier the record is handled in (<see cref="RetryTierOptions"/>): 0 when it is handled where it was
+    /// consumed, or parked only behind an earlier record of its key; from 1 when it failed before and is tried again from
+    /// its retry topic. <see cref="Topic"/>, <see cref="Partition"/> and <see cref="Offset"/> are always the original record's.
+    /// </summary>
+    public int RetryTier { get; internal set; }
+
+    /// <summary>
     /// Gets the database transaction the handler writes through, with a transactional idempotency store
     /// (<c>UsePostgreSqlIdempotency</c> in transactional mode): the handler's writes commit with the idempotency record, or not
     /// at all. <see langword="null"/> otherwise. The store's package has typed accessors.
@@ -89,6 +96,9 @@ public sealed class MessageContext
     /// partition is assigned. It tells two runs of one record apart when its partition came back to the same member.
     /// </summary>
     internal long Assignment { get; set; }
+
+    /// <summary>Gets or sets the failures of a parked record in earlier tiers (<see cref="RetryTierHeaders.History"/>), written to its dead letter; null otherwise.</summary>
+    internal IReadOnlyList<string>? RetryHistory { get; set; }
 
     /// <summary>Gets or sets the size of the batch the record failed in, when it is handled alone to isolate that failure; 0 otherwise.</summary>
     internal int FailedInBatch { get; set; }
@@ -143,6 +153,8 @@ public sealed class MessageContext
         Transaction = null;
         PendingAcknowledgement = null;
         FailedInBatch = 0;
+        RetryTier = 0;
+        RetryHistory = null;
         CommittedWith = default;
         _tracker = null;
     }

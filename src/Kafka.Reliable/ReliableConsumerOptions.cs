@@ -33,6 +33,9 @@ public sealed class ReliableConsumerOptions
     /// <summary>Gets the settings of in-place retries of failed records.</summary>
     public RetryOptions Retry { get; } = new();
 
+    /// <summary>Gets the settings of retry tiers: transient failures retried from a retry topic, keeping each key's order (off by default).</summary>
+    public RetryTierOptions RetryTiers { get; } = new();
+
     /// <summary>Gets the idempotency settings, used when the consumer has an idempotency store.</summary>
     public IdempotencyOptions Idempotency { get; } = new();
 

@@ -76,6 +76,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets or sets the idempotency store's partition offsets, when it keeps them; read on assignment.</summary>
     public IStoredOffsets? StoredOffsets { get; set; }
 
+    /// <summary>Gets or sets the reader of the retry topics, with retry tiers; null without (poll thread).</summary>
+    public RetryTiers.RetryTierConsumer? RetryTiers { get; set; }
+
     /// <summary>Gets or sets the dead-letter publisher; null when dead-lettering is turned off.</summary>
     public DeadLetterPublisher? DeadLetter { get; set; }
 

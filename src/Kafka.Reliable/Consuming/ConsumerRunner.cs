@@ -68,6 +68,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             _context.DeadLetter = new DeadLetterPublisher(_options, Name);
         }
 
+        if (_options.RetryTiers.Enabled)
+        {
+            _context.RetryTiers = new RetryTiers.RetryTierConsumer(_context);
+        }
+
         if (_context.StoredOffsets is { } storedOffsets)
         {
             _commits.RecordIn(storedOffsets);
@@ -191,6 +196,8 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
 
             consumer.Dispose();
+            _context.RetryTiers?.Dispose();
+            _context.RetryTiers = null;
             _context.DeadLetter?.Dispose();
             _partitions.Unpublish();
             _context.Metrics.Unregister(this);
@@ -269,13 +276,14 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private void Housekeeping(IConsumer<byte[]?, byte[]?> consumer)
     {
         _flow.ResumeAssigned(consumer, _partitions);
+        _context.RetryTiers?.Poll();
         if (_context.TakeProgress())
         {
             var circuitOpen = _context.CircuitOpen;
             foreach (var worker in _partitions.Workers)
             {
                 var waiting = worker.NeedsSignal;
-                var released = worker.Release();
+                var released = worker.Release() + (worker.Lot?.TakeReleased() ?? 0);
                 ToSignal(worker, waiting);
                 if (released > 0)
                 {

@@ -132,6 +132,9 @@ internal sealed class PartitionWorker : IDisposable
     /// </summary>
     public bool IsHolding => _holding;
 
+    /// <summary>Gets or sets the partition's retry tiers, with them; set before <see cref="Start"/>.</summary>
+    public RetryTiers.ParkingLot? Lot { get; set; }
+
     /// <summary>Gets the assignment this worker serves (see <see cref="MessageContext.Assignment"/>).</summary>
     public long Assignment { get; }
 
@@ -265,6 +268,7 @@ internal sealed class PartitionWorker : IDisposable
         {
             _stop.Cancel();
             _signal.Set();
+            Lot?.Wake();
         }
     }
 
@@ -307,6 +311,12 @@ internal sealed class PartitionWorker : IDisposable
                 }
             }
 
+            if (Lot is { } lot)
+            {
+                await RunWithRetryTiersAsync(lot).ConfigureAwait(false);
+                return;
+            }
+
             await (_processor is IBatchProcessor batches ? RunBatchesAsync(batches)
                 : _mode == DispatchMode.Sequential ? RunSequentialAsync()
                 : RunConcurrentAsync()).ConfigureAwait(false);
@@ -317,12 +327,36 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
+    /// <summary>
+    /// With retry tiers: waits until the partition's parked keys are known (its retry partition read to its end), then runs the
+    /// partition's records and its parked ones side by side until the worker stops.
+    /// </summary>
+    private async Task RunWithRetryTiersAsync(RetryTiers.ParkingLot lot)
+    {
+        await lot.Ready.WaitAsync(_stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        var parked = lot.RunAsync(_stop.Token, _abort.Token);
+        try
+        {
+            await (_mode == DispatchMode.Sequential ? RunSequentialAsync() : RunConcurrentAsync()).ConfigureAwait(false);
+        }
+        finally
+        {
+            lot.Wake();
+            await parked.ConfigureAwait(false);
+        }
+    }
+
     /// <summary>One record at a time, in offset order.</summary>
     private async Task RunSequentialAsync()
     {
         var stop = _stop.Token;
         var abort = _abort.Token;
-        var execution = new RecordExecution(_consumer, _processor, Hold, Assignment, Telemetry);
+        var execution = new RecordExecution(_consumer, _processor, Hold, Assignment, Telemetry, Lot);
         long next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -473,7 +507,7 @@ internal sealed class PartitionWorker : IDisposable
                     sequence = stop.IsCancellationRequested ? -1 : TakeNextLocked(out key);
                     if (sequence >= 0)
                     {
-                        execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment, Telemetry);
+                        execution = _idle.Count > 0 ? _idle.Pop() : new RecordExecution(_consumer, _processor, onHold: null, Assignment, Telemetry, Lot);
                         _activeLanes++;
                     }
                 }

@@ -47,15 +47,19 @@ internal sealed class RecordExecution
     private bool _handledByHandler;
     private Activity? _activity;
     private Exception? _deadLettered;
+    private readonly RetryTiers.ParkingLot? _lot;
+    private RetryTiers.ParkedEntry? _parked;
 
     /// <param name="consumer">What the consumer's partitions share.</param>
     /// <param name="processor">The pipeline.</param>
     /// <param name="onHold">Told when the record starts and stops failing (a sequential partition pauses meanwhile); null to ignore.</param>
     /// <param name="assignment">The assignment of the partition the records are read under.</param>
     /// <param name="telemetry">The tags of the partition's spans and measurements.</param>
-    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold, long assignment, PartitionTelemetry telemetry)
+    /// <param name="lot">The partition's retry tiers, when the consumer has them; null otherwise.</param>
+    public RecordExecution(ConsumerContext consumer, IRecordProcessor processor, Action<bool>? onHold, long assignment, PartitionTelemetry telemetry, RetryTiers.ParkingLot? lot = null)
     {
         _consumer = consumer;
+        _lot = lot;
         _telemetry = telemetry;
         _processor = processor;
         _onHold = onHold;
@@ -122,6 +126,58 @@ internal sealed class RecordExecution
     }
 
     /// <summary>
+    /// Runs a record parked in a retry tier (or behind its key) through the pipeline: it is done when handled, skipped,
+    /// dead-lettered, or moved to its next tier (then its entry is no longer <see cref="RetryTiers.ParkedState.Running"/>).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<RecordResult> RunParkedAsync(RetryTiers.ParkedEntry entry, CancellationToken stop, CancellationToken abort)
+    {
+        var record = entry.Record!;
+        _context.Initialize(record);
+        _context.RetryTier = entry.Tier;
+        _context.RetryHistory = entry.History;
+        _parked = entry;
+        _handledByHandler = false;
+        _deadLettered = null;
+        var metrics = _consumer.Metrics;
+        var started = metrics.ProcessDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        _activity = ReliableTracing.StartProcess(record, _telemetry, entry.ParkedBy);
+        var done = false;
+        try
+        {
+            if (entry.Released)
+            {
+                // An operator released the key: the record is dead-lettered now, and the records behind it go on.
+                _attempts = _context.Attempt = 0;
+                _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
+                var released = ProcessingOutcome.Failed(ProcessingStage.Handle, new RetryTierReleasedException(entry.Tier));
+                done = _consumer.DeadLetter is { } deadLetter && await DeadLetterAsync(deadLetter, released, stop).ConfigureAwait(false);
+                return done ? RecordResult.Done : RecordResult.Stopped;
+            }
+
+            done = await ProcessRecordAsync(stop, abort).ConfigureAwait(false);
+            return done ? RecordResult.Done : RecordResult.Stopped;
+        }
+        finally
+        {
+            if (started != 0 && done)
+            {
+                metrics.Processing(started, _telemetry, _deadLettered);
+            }
+
+            if (_activity is not null)
+            {
+                ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
+                _activity.Dispose();
+                _activity = null;
+            }
+
+            _parked = null;
+            _context.Reset();
+        }
+    }
+
+    /// <summary>
     /// Takes the record at the head of the partition until it is done: handled, skipped, or dead-lettered and acknowledged.
     /// A payload the pipeline can never process (a tombstone under the DeadLetter policy, an oversize value, a deserializer or
     /// translator failure) is dead-lettered at once. Handler attempts run through the resilience pipeline: transient failures
@@ -139,6 +195,17 @@ internal sealed class RecordExecution
         _abortToken = abort;
         try
         {
+            if (_parked is null && _lot is { IsEmpty: false } lot)
+            {
+                switch (await AdmitAsync(lot, stop).ConfigureAwait(false))
+                {
+                    case RetryTiers.Admission.AlreadyParked or RetryTiers.Admission.Follow:
+                        return true;
+                    case RetryTiers.Admission.Full:
+                        return false;
+                }
+            }
+
             var proceed = Screen(out var rejected);
             if (!proceed && rejected.IsSuccess)
             {
@@ -207,8 +274,20 @@ internal sealed class RecordExecution
                     Hold(true);
                 }
 
+                if (_lot is { } parking && TierAfter(outcome) is var tier and > 0)
+                {
+                    return await ParkAsync(parking, tier, outcome, stop).ConfigureAwait(false);
+                }
+
                 if (_consumer.DeadLetter is { } deadLetter)
                 {
+                    if (_parked is { } parked)
+                    {
+                        // After its last tier: the dead letter carries every tier's failure.
+                        _context.RetryHistory = [.. parked.History, RetryTiers.RetryRecords.HistoryLine(parked.Tier, _lastFailure, _attempts, outcome.Exception!)];
+                        _context.Attempt = parked.Attempts + _attempts;
+                    }
+
                     return await DeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
                 }
 
@@ -229,6 +308,125 @@ internal sealed class RecordExecution
             _abortToken = default;
             _replayedFailure = null;
         }
+    }
+
+    /// <summary>
+    /// Asks the partition's retry tiers whether the record may be handled: a record of a parked key is parked behind it
+    /// (written to the retry topic, then done), a record parked already is done. While the lot is full, the record waits.
+    /// </summary>
+    /// <returns><see cref="RetryTiers.Admission.Full"/> only when the worker stopped while the record waited.</returns>
+    private async ValueTask<RetryTiers.Admission> AdmitAsync(RetryTiers.ParkingLot lot, CancellationToken stop)
+    {
+        var record = _context.Record!;
+        var round = 0;
+        while (true)
+        {
+            var admission = lot.Admit(record, out var entry);
+            switch (admission)
+            {
+                case RetryTiers.Admission.AlreadyParked:
+                    Log.RecordAlreadyParked(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, lot.RetryPartition.Topic);
+                    return admission;
+                case RetryTiers.Admission.Follow:
+                    var copy = RetryTiers.RetryRecords.Copy(record, _consumer.Options.GroupId, tier: 0, dueMs: 0, entry!.ParkedAtMs, attempts: 0, [], _activity?.Id);
+                    if (await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false) < 0)
+                    {
+                        lot.Abandon(entry);
+                        return RetryTiers.Admission.Full;
+                    }
+
+                    ReliableTracing.Parked(_activity, 0);
+                    ReliableMetrics.Add(_consumer.Metrics.Parked, _consumer, _context.Topic);
+                    Log.RecordParkedBehindKey(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, lot.RetryPartition.Topic);
+                    return admission;
+                case RetryTiers.Admission.Full:
+                    Hold(true);
+                    var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++round);
+                    Log.ParkingLotFull(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _consumer.Options.RetryTiers.MaxParkedRecords, delay);
+                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                    {
+                        return admission;
+                    }
+
+                    continue;
+                default:
+                    return admission;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The retry tier a failed record goes to instead of the dead-letter topic: 0 (dead-letter it) for a failure that is not
+    /// the handler's transient one, a failure routed out of the tiers, and a record past its last tier.
+    /// </summary>
+    private int TierAfter(ProcessingOutcome outcome)
+    {
+        if (outcome.FailedStage != ProcessingStage.Handle || outcome.Exception is not { } exception || KindOf(outcome) != FailureKind.Transient)
+        {
+            return 0;
+        }
+
+        var route = _consumer.Options.RetryTiers.RouteOf(exception);
+        if (!route.Parks)
+        {
+            return 0;
+        }
+
+        var tier = _parked is { Tier: > 0 } parked ? parked.Tier + 1 : route.FirstTier;
+        return tier <= _lot!.Delays.Count ? tier : 0;
+    }
+
+    /// <summary>
+    /// Parks a failed record in retry tier <paramref name="tier"/>: writes its copy, due after the tier's delay, with its
+    /// failure added to its history, and waits until the copy is acknowledged. The record is then done here (a parked record
+    /// running in a tier: moved to the next).
+    /// </summary>
+    private async ValueTask<bool> ParkAsync(RetryTiers.ParkingLot lot, int tier, ProcessingOutcome outcome, CancellationToken stop)
+    {
+        var record = _context.Record!;
+        var parked = _parked;
+        RetryTiers.ParkedEntry? entry = parked;
+        var round = 0;
+        while (entry is null)
+        {
+            entry = lot.BeginPark(record, tier);
+            if (entry is null)
+            {
+                var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++round);
+                Log.ParkingLotFull(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _consumer.Options.RetryTiers.MaxParkedRecords, delay);
+                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+        }
+
+        var now = _consumer.Time.GetUtcNow();
+        var due = now + lot.Delays[tier - 1];
+        List<string> history = [.. parked?.History ?? [], RetryTiers.RetryRecords.HistoryLine(parked?.Tier ?? 0, _lastFailure, _attempts, outcome.Exception!)];
+        var attempts = (parked?.Attempts ?? 0) + _attempts;
+        var copy = RetryTiers.RetryRecords.Copy(record, _consumer.Options.GroupId, tier, due.ToUnixTimeMilliseconds(), entry.ParkedAtMs, attempts, history, _activity?.Id ?? parked?.ParkedBy);
+        if (await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false) < 0)
+        {
+            if (parked is null)
+            {
+                lot.Abandon(entry);
+            }
+
+            return false;
+        }
+
+        if (parked is not null)
+        {
+            lot.Moved(parked, tier);
+        }
+
+        ReliableTracing.Parked(_activity, tier);
+        ReliableMetrics.Add(_consumer.Metrics.Parked, _consumer, _context.Topic);
+        Log.RecordParked(
+            _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, tier, lot.Delays[tier - 1], lot.RetryPartition.Topic,
+            attempts, outcome.Exception!.GetType().FullName!, outcome.Exception.Message);
+        return true;
     }
 
     /// <summary>How long a record waits for its deserializer's dependency (a schema registry) after its retries: the retry backoff, logged (234).</summary>
@@ -412,7 +610,14 @@ internal sealed class RecordExecution
         Log.RecordFailed(
             _consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, DeadLetterPublisher.StageName(outcome.FailedStage),
             _attempts, exception.GetType().FullName!, exception.Message, kind);
-        // Handler failures and an unavailable dependency go to Polly (retries, the circuit); a bad payload is decided here.
+        // Handler failures and an unavailable dependency go to Polly (retries, the circuit); a bad payload is decided here, and
+        // so is a failure routed to a retry tier without in-place retries.
+        if (_lot is not null && kind == FailureKind.Transient && outcome.FailedStage == ProcessingStage.Handle
+            && _consumer.Options.RetryTiers.RouteOf(exception).SkipsInPlaceRetries)
+        {
+            return Outcome.FromResult(outcome);
+        }
+
         return outcome.FailedStage == ProcessingStage.Handle || exception is DependencyUnavailableException
             ? Outcome.FromException<ProcessingOutcome>(exception)
             : Outcome.FromResult(outcome);

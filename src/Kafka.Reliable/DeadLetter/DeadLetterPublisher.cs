@@ -154,6 +154,30 @@ internal sealed class DeadLetterPublisher : IDisposable
     }
 
     /// <summary>
+    /// Writes a record to a given partition with the dead-letter producer (idempotent, acks=all) and waits for the
+    /// acknowledgement; throws when it is not acknowledged (retry tiers write their copies this way). Throws
+    /// <see cref="ObjectDisposedException"/> once disposed.
+    /// </summary>
+    public async Task<DeliveryResult<byte[]?, byte[]?>> ProduceToAsync(
+        ConsumerContext consumer, TopicPartition partition, Message<byte[]?, byte[]?> message, CancellationToken cancellationToken)
+    {
+        var slot = Acquire(consumer);
+        try
+        {
+            return await slot.Producer.ProduceAsync(partition, message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (KafkaException ex) when (IsFatal(ex.Error) && Retire(slot))
+        {
+            Log.DeadLetterProducerFatal(consumer.Logger, consumer.Name, ex.Error.Code, ex.Error.Reason);
+            throw;
+        }
+        finally
+        {
+            Release(slot);
+        }
+    }
+
+    /// <summary>
     /// Writes the record (<see cref="PublishAsync"/>) and, while it is not acknowledged, tries again after the consumer's retry
     /// backoff (<see cref="ReliableConsumerOptions.Retry"/>: its <see cref="RetryOptions.Delay"/>, <see cref="RetryOptions.MaxDelay"/>,
     /// <see cref="RetryOptions.BackoffType"/> and <see cref="RetryOptions.UseJitter"/>), for as long as it takes: a record
@@ -451,6 +475,17 @@ internal sealed class DeadLetterPublisher : IDisposable
         if (context.FailedInBatch > 0)
         {
             Add(headers, DeadLetterHeaders.FailedInBatch, context.FailedInBatch.ToString(CultureInfo.InvariantCulture));
+        }
+
+        if (context.RetryHistory is { } history)
+        {
+            // A record dead-lettered from a retry tier: the failure of each tier it went through.
+            foreach (var line in history)
+            {
+                Add(headers, RetryTierHeaders.History, line);
+            }
+
+            Add(headers, RetryTierHeaders.Tier, context.RetryTier.ToString(CultureInfo.InvariantCulture));
         }
 
         if (exception is IDeadLetterHeaderSource source)

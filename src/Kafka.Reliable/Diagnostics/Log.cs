@@ -64,6 +64,33 @@ internal static partial class Log
     [LoggerMessage(234, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} waits for a dependency of its deserializer ({Reason}); try {Round}, the record waits {Delay} and tries again, holding its partition (a dependency outage dead-letters nothing)")]
     public static partial void DependencyUnavailable(ILogger logger, string consumer, string topic, int partition, long offset, int round, TimeSpan delay, string reason);
 
+    [LoggerMessage(240, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} could not be written to retry topic {RetryTopic} ({Reason}); it is tried again in {Delay}, and the record is not done until the retry topic has it")]
+    public static partial void RetryTierWriteFailed(ILogger logger, string consumer, string topic, int partition, long offset, string retryTopic, string reason, TimeSpan delay);
+
+    [LoggerMessage(241, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} parked in retry tier {Tier} of {RetryTopic} for {Delay} after {Attempts} attempt(s): {ExceptionType}: {ExceptionMessage}")]
+    public static partial void RecordParked(ILogger logger, string consumer, string topic, int partition, long offset, int tier, TimeSpan delay, string retryTopic, int attempts, string exceptionType, string exceptionMessage);
+
+    [LoggerMessage(242, LogLevel.Debug, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} parked in {RetryTopic} behind an earlier record of its key")]
+    public static partial void RecordParkedBehindKey(ILogger logger, string consumer, string topic, int partition, long offset, string retryTopic);
+
+    [LoggerMessage(243, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} is parked in {RetryTopic} already (read again before its offset was committed); skipped here")]
+    public static partial void RecordAlreadyParked(ILogger logger, string consumer, string topic, int partition, long offset, string retryTopic);
+
+    [LoggerMessage(244, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} waits {Delay}: the partition has RetryTiers:MaxParkedRecords ({Max}) records parked already")]
+    public static partial void ParkingLotFull(ILogger logger, string consumer, string topic, int partition, long offset, int max, TimeSpan delay);
+
+    [LoggerMessage(245, LogLevel.Information, "Consumer {Consumer}: {Topic} [{Partition}] knows its parked records: {Records} record(s) of {Keys} key(s) in {RetryTopic}")]
+    public static partial void RetryPartitionRead(ILogger logger, string consumer, string topic, int partition, string retryTopic, int records, int keys);
+
+    [LoggerMessage(246, LogLevel.Error, "Consumer {Consumer}: {Topic} [{Partition}] waits: its retry topic {RetryTopic} cannot be read ({Reason}). Create the retry topic with at least as many partitions as {Topic}")]
+    public static partial void RetryPartitionUnavailable(ILogger logger, string consumer, string topic, int partition, string retryTopic, string reason);
+
+    [LoggerMessage(247, LogLevel.Warning, "Consumer {Consumer}: record {RetryTopic} [{Partition}] @{Offset} is not a parked record and is ignored: {Problem}")]
+    public static partial void RetryRecordIgnored(ILogger logger, string consumer, string retryTopic, int partition, long offset, string problem);
+
+    [LoggerMessage(248, LogLevel.Warning, "Consumer {Consumer}: command '{Command}' read from {RetryTopic} [{Partition}] applied to {Matched} parked key(s)")]
+    public static partial void RetryCommandApplied(ILogger logger, string consumer, string retryTopic, int partition, string command, int matched);
+
     [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; partitions with records waiting pause, the records wait {BreakDuration} for a trial, and no record is dead-lettered while it is open")]
     public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
 

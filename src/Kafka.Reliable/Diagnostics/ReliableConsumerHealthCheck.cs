@@ -24,6 +24,13 @@ public sealed class ReliableConsumerHealthOptions
     /// </summary>
     /// <value>The default value is 10 minutes. Allowed: more than zero.</value>
     public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Gets or sets how long ago the oldest record parked in a retry tier (<see cref="RetryTierOptions"/>) may have been parked
+    /// before the consumer is degraded: a dependency down for longer than the tiers were meant to cover.
+    /// </summary>
+    /// <value>The default value is 1 hour. Allowed: more than zero.</value>
+    public TimeSpan MaxParkedAge { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>
@@ -81,6 +88,25 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerState? state, string c
                 if (partition.Lag > options.MaxLag)
                 {
                     degraded.Add($"{name} lags {partition.Lag.ToString(CultureInfo.InvariantCulture)} records (more than {options.MaxLag.ToString(CultureInfo.InvariantCulture)})");
+                }
+            }
+
+            if (partition.Lot is { } lot)
+            {
+                data["parked:" + name] = lot.Count;
+                if (lot.Failure is { } failure)
+                {
+                    unhealthy.Add($"{name} waits: its retry topic {lot.RetryPartition.Topic} cannot be read ({failure})");
+                }
+                else if (!lot.Ready.IsCompleted)
+                {
+                    degraded.Add($"{name} is reading its parked keys from {lot.RetryPartition.Topic}");
+                }
+
+                if (lot.OldestParkedAtMs is > 0 and var parkedAt
+                    && TimeSpan.FromMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds() - parkedAt) is var parkedFor && parkedFor > options.MaxParkedAge)
+                {
+                    degraded.Add($"{name} has a record parked in a retry tier for {parkedFor:g} (more than {options.MaxParkedAge:g})");
                 }
             }
 

@@ -68,6 +68,15 @@ internal sealed class ReliableMetrics : IDisposable
             "kafka.reliable.consumer.restarts", "{restart}",
             "Restarts of a consumer by its watchdog, after a partition (the topic tag's) had records pending and finished none for Watchdog:StuckAfter.");
 
+        Parked = _meter.CreateCounter<long>(
+            "kafka.reliable.retry.parked", "{record}",
+            "Records written to a retry topic and acknowledged: failed ones moved to a tier (or to their next tier), and records parked behind an earlier record of their key.");
+        _meter.CreateObservableUpDownCounter(
+            "kafka.reliable.retry.parked_keys", ObserveParkedKeys, "{key}", "Per partition: keys with records parked in the retry topic (their later records wait behind them).");
+        _meter.CreateObservableUpDownCounter(
+            "kafka.reliable.retry.parked_records", ObserveParkedRecords, "{record}", "Per partition: records parked in the retry topic, failed ones and those waiting behind them.");
+        _meter.CreateObservableGauge(
+            "kafka.reliable.retry.oldest_parked_age", ObserveOldestParked, "s", "Per partition with parked records: how long ago its oldest parked record was first parked.");
         _meter.CreateObservableGauge("kafka.reliable.consumer.lag", ObserveLag, "{record}", "Per partition: the high watermark minus the committed offset.");
         _meter.CreateObservableUpDownCounter("kafka.reliable.records.in_flight", ObserveInFlight, "{record}", "Records being handled now.");
         _meter.CreateObservableUpDownCounter(
@@ -118,6 +127,8 @@ internal sealed class ReliableMetrics : IDisposable
     public Counter<long> CommitFailures { get; }
 
     public Counter<long> Restarts { get; }
+
+    public Counter<long> Parked { get; }
 
     public void Register(ConsumerRunner runner) => _live.TryAdd(runner, 0);
 
@@ -233,6 +244,25 @@ internal sealed class ReliableMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObserveBufferedBytes() => PerPartition(static worker => worker.BufferedBytes);
 
+    private IEnumerable<Measurement<long>> ObserveParkedKeys() => PerPartition(static worker => worker.Lot?.Keys ?? -1);
+
+    private IEnumerable<Measurement<long>> ObserveParkedRecords() => PerPartition(static worker => worker.Lot?.Count ?? -1);
+
+    private IEnumerable<Measurement<double>> ObserveOldestParked()
+    {
+        foreach (var runner in _live.Keys)
+        {
+            var now = runner.Context.Time.GetUtcNow().ToUnixTimeMilliseconds();
+            foreach (var worker in runner.Partitions)
+            {
+                if (worker.Lot?.OldestParkedAtMs is > 0 and var at)
+                {
+                    yield return new Measurement<double>(Math.Max(0, now - at) / 1000.0, PartitionTags(runner, worker));
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// One measurement per assigned partition of every live consumer (none for a negative value: not known yet), tagged with
     /// the consumer, group, topic and partition.
@@ -249,15 +279,18 @@ internal sealed class ReliableMetrics : IDisposable
                     continue;
                 }
 
-                yield return new Measurement<long>(
-                    value,
-                    Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
-                    Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
-                    Tag(KafkaReliableDiagnostics.TopicTag, worker.TopicPartition.Topic),
-                    Tag(KafkaReliableDiagnostics.PartitionTag, worker.TopicPartition.Partition.Value.ToString(CultureInfo.InvariantCulture)));
+                yield return new Measurement<long>(value, PartitionTags(runner, worker));
             }
         }
     }
+
+    private static KeyValuePair<string, object?>[] PartitionTags(ConsumerRunner runner, PartitionWorker worker) =>
+    [
+        Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name),
+        Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId),
+        Tag(KafkaReliableDiagnostics.TopicTag, worker.TopicPartition.Topic),
+        Tag(KafkaReliableDiagnostics.PartitionTag, worker.TopicPartition.Partition.Value.ToString(CultureInfo.InvariantCulture)),
+    ];
 
     private IEnumerable<Measurement<long>> ObserveInFlight() =>
         _live.Keys.Select(runner => new Measurement<long>(runner.InFlightRecords(), Tag(KafkaReliableDiagnostics.ConsumerTag, runner.Context.Name), Tag(KafkaReliableDiagnostics.ConsumerGroupTag, runner.Context.Options.GroupId)));

@@ -18,9 +18,18 @@ internal static class ReliableTracing
     public const string TraceParentHeader = "traceparent";
     public const string TraceStateHeader = "tracestate";
 
+    /// <summary>Set (true) on the span of a record run from a retry tier.</summary>
+    public const string RetryTierTag = "kafka.reliable.retry";
+
+    /// <summary>The tier a record was parked in by the span's run (0: behind an earlier record of its key).</summary>
+    public const string ParkedTierTag = "kafka.reliable.parked_tier";
+
     private static readonly ActivitySource Source = new(KafkaReliableDiagnostics.ActivitySourceName, typeof(ReliableTracing).Assembly.GetName().Version?.ToString());
 
-    public static Activity? StartProcess(ConsumeResult<byte[]?, byte[]?> record, PartitionTelemetry partition)
+    /// <param name="record">The record (for a record parked in a retry tier, the original record rebuilt from its copy).</param>
+    /// <param name="partition">The partition's tags.</param>
+    /// <param name="parkedBy">For a record run from a retry tier, the trace context of the span that parked it: the new span links to it.</param>
+    public static Activity? StartProcess(ConsumeResult<byte[]?, byte[]?> record, PartitionTelemetry partition, string? parkedBy = null)
     {
         if (!Source.HasListeners())
         {
@@ -28,13 +37,18 @@ internal static class ReliableTracing
         }
 
         ActivityContext.TryParse(Header(record, TraceParentHeader), Header(record, TraceStateHeader), out var parent);
+        ActivityLink[]? links = parkedBy is not null && ActivityContext.TryParse(parkedBy, null, out var parking) ? [new ActivityLink(parking)] : null;
 
         // The attributes that samplers may look at are given at creation: system, operation, topic, partition, server.
-        var activity = Source.StartActivity(ActivityKind.Consumer, parent, partition.SpanTags, name: partition.ProcessSpanName);
+        var activity = Source.StartActivity(ActivityKind.Consumer, parent, partition.SpanTags, links, name: partition.ProcessSpanName);
         if (activity is { IsAllDataRequested: true })
         {
             activity.SetTag(KafkaOffset, record.Offset.Value);
             SetMessageTags(activity, record.Message.Key, record.Message.Value);
+            if (parkedBy is not null)
+            {
+                activity.SetTag(RetryTierTag, true);
+            }
         }
 
         return activity;
@@ -69,6 +83,15 @@ internal static class ReliableTracing
         }
 
         return activity;
+    }
+
+    /// <summary>Marks a record's span as parked in a retry tier (0: behind an earlier record of its key).</summary>
+    public static void Parked(Activity? activity, int tier)
+    {
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(ParkedTierTag, tier);
+        }
     }
 
     public static void AttemptFailed(Activity? activity, int attempt, string stage, Exception exception, FailureKind kind)

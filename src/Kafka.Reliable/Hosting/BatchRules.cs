@@ -37,6 +37,13 @@ internal static class BatchRules
                 "records a partition buffers, so it could never fill. Lower Batch:MaxSize or raise PartitionBufferSize.");
         }
 
+        if (options.RetryTiers.Enabled)
+        {
+            errors.Add(
+                "RetryTiers:Enabled is true: retry tiers park single records, and a batch's failures are isolated by bisection and dead-lettered; " +
+                "turn RetryTiers off for a batch handler, or use a message handler (IMessageHandler) for a topic whose failures should wait in retry tiers.");
+        }
+
         if (errors.Count > 0)
         {
             throw new InvalidOperationException(

@@ -46,6 +46,11 @@ internal sealed class ReliableConsumerHealthOptionsValidator(IEnumerable<Reliabl
             errors.AddError($"{Setting("StallTimeout")} is {options.StallTimeout:c}: use a positive duration longer than your slowest handler with its retries, for example 00:10:00.");
         }
 
+        if (options.MaxParkedAge <= TimeSpan.Zero)
+        {
+            errors.AddError($"{Setting("MaxParkedAge")} is {options.MaxParkedAge:c}: use a positive duration longer than your retry tiers' delays together, for example 01:00:00.");
+        }
+
         return errors.Build();
     }
 }

@@ -1,5 +1,6 @@
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Idempotency;
+using Kafka.Reliable.RetryTiers;
 using System.Text.RegularExpressions;
 using Confluent.Kafka;
 using Kafka.Reliable.Consuming;
@@ -116,6 +117,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             }
         }
 
+        CheckRetryTiers(errors, options, Setting);
         CheckDuration(errors, Setting("Retry:Delay"), options.Retry.Delay, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("Retry:MaxDelay"), options.Retry.MaxDelay, options.Retry.Delay, ReliableConsumerConstants.MaxDuration);
         if (options.Retry.MaxAttempts is < 1 or > ReliableConsumerConstants.MaxRetryAttempts)
@@ -257,6 +259,81 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         }
 
         return errors.Build();
+    }
+
+    /// <summary>Checks the retry tiers' settings, and the settings they cannot work with (see docs/failure-handling.md, "Retry tiers").</summary>
+    private static void CheckRetryTiers(ValidateOptionsResultBuilder errors, ReliableConsumerOptions options, Func<string, string> setting)
+    {
+        var tiers = options.RetryTiers;
+        if (!Enum.IsDefined(tiers.Ordering))
+        {
+            errors.AddError($"{setting("RetryTiers:Ordering")} is {tiers.Ordering}: use one of {string.Join(", ", Enum.GetNames<RetryTierOrdering>())}.");
+        }
+
+        if (tiers.Delays.Count > RetryTierConstants.MaxTiers)
+        {
+            errors.AddError($"{setting("RetryTiers:Delays")} has {tiers.Delays.Count} delays: use at most {RetryTierConstants.MaxTiers} (each is a tier a failing record goes through).");
+        }
+
+        for (var i = 0; i < tiers.Delays.Count; i++)
+        {
+            CheckDuration(errors, setting($"RetryTiers:Delays:{i}"), tiers.Delays[i], RetryTierConstants.MinDelay, RetryTierConstants.MaxDelay);
+        }
+
+        if (tiers.MaxParkedRecords is < 1 or > RetryTierConstants.MaxMaxParkedRecords)
+        {
+            errors.AddError($"{setting("RetryTiers:MaxParkedRecords")} is {tiers.MaxParkedRecords}: use a number of records from 1 to {RetryTierConstants.MaxMaxParkedRecords}.");
+        }
+
+        var tierCount = tiers.EffectiveDelays.Count;
+        foreach (var (type, tier) in tiers.RouteTiers)
+        {
+            if (tier > tierCount)
+            {
+                errors.AddError($"RetryTiers.ParkAtOnce<{type.Name}>(tier: {tier}) names tier {tier}, but there are {tierCount} tiers ({setting("RetryTiers:Delays")}): use a tier from 1 to {tierCount}.");
+            }
+        }
+
+        if (!tiers.Enabled)
+        {
+            return;
+        }
+
+        foreach (var topic in options.Topics)
+        {
+            var retryTopic = RetryRecords.TopicFor(tiers, topic);
+            if (string.IsNullOrEmpty(retryTopic) || !TopicName().IsMatch(retryTopic) || retryTopic == topic)
+            {
+                errors.AddError($"{setting("RetryTiers:Topic")} ('{tiers.Topic}') does not give a valid retry topic for '{topic}': use letters, digits, '.', '_', '-' and the placeholder {{topic}}, for example '{{topic}}.retry'.");
+                break;
+            }
+
+            if (options.Topics.Contains(retryTopic))
+            {
+                errors.AddError($"{setting("RetryTiers:Topic")} ('{tiers.Topic}') names a topic this consumer reads ('{retryTopic}'): the consumer reads its retry topics itself; remove it from {setting("Topics")}.");
+                break;
+            }
+
+            if (options.DeadLetter.Topic?.Replace(DeadLetterConstants.TopicPlaceholder, topic, StringComparison.Ordinal) == retryTopic)
+            {
+                errors.AddError($"{setting("RetryTiers:Topic")} and {setting("DeadLetter:Topic")} name the same topic ('{retryTopic}'): give retry tiers a topic of their own.");
+                break;
+            }
+        }
+
+        if (!options.DeadLetter.Enabled)
+        {
+            errors.AddError($"{setting("RetryTiers:Enabled")} is true and {setting("DeadLetter:Enabled")} is false: a record that fails in its last tier is dead-lettered, and parked copies are written with the dead-letter producer. Turn dead-lettering on.");
+        }
+
+        if (options.Commit.Strategy is CommitStrategy.Manual or CommitStrategy.Transactional)
+        {
+            errors.AddError(
+                $"{setting("RetryTiers:Enabled")} is true and {setting("Commit:Strategy")} is {options.Commit.Strategy}: a record is done when its copy in the retry topic is acknowledged, " +
+                (options.Commit.Strategy == CommitStrategy.Manual
+                    ? "which a handler's acknowledgement cannot hold back. Use Periodic or PerMessage with retry tiers."
+                    : "outside any Kafka transaction, so a parked record's output could not be atomic with its offset. Use Periodic or PerMessage with retry tiers (and an idempotency store for effectively-once handling)."));
+        }
     }
 
     private static void CheckDuration(ValidateOptionsResultBuilder errors, string setting, TimeSpan value, TimeSpan min, TimeSpan max)

@@ -115,6 +115,13 @@ internal sealed class CommitCoordinator
             {
                 _buffer.Add(new TopicPartitionOffset(worker.TopicPartition, new Offset(watermark)));
             }
+
+            // The partition's retry tiers: the records parked from it that are done (never with the store's recorder, which
+            // keeps the source partitions' offsets only; a parked record read again is skipped by its idempotency key).
+            if (worker.Lot is { } lot && lot.Watermark is var retryWatermark && retryWatermark > lot.LastCommitted)
+            {
+                _buffer.Add(new TopicPartitionOffset(lot.RetryPartition, new Offset(retryWatermark)));
+            }
         }
 
         if (_buffer.Count == 0)
@@ -182,6 +189,10 @@ internal sealed class CommitCoordinator
         if (_partitions.TryGet(committed.Topic, committed.Partition.Value, out var worker))
         {
             worker.LastCommitted = Math.Max(worker.LastCommitted, committed.Offset.Value);
+        }
+        else if (_context.RetryTiers is { } retryTiers && retryTiers.TryGet(committed.TopicPartition, out var lot))
+        {
+            lot.LastCommitted = Math.Max(lot.LastCommitted, committed.Offset.Value);
         }
     }
 }

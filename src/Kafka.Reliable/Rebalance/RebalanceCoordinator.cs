@@ -35,6 +35,13 @@ internal sealed class RebalanceCoordinator(
             }
 
             var worker = new PartitionWorker(partition, context, processor);
+            if (context.RetryTiers is { } retryTiers)
+            {
+                // Its parked keys are read from its retry partition before its first record is dispatched.
+                worker.Lot = new RetryTiers.ParkingLot(context, processor, partition, worker.Assignment, worker.Telemetry);
+                retryTiers.Attach(worker.Lot);
+            }
+
             partitions.TryAdd(worker);
             flow.Assigned(partition);
             context.StartPartitionWorker(worker);
@@ -160,6 +167,7 @@ internal sealed class RebalanceCoordinator(
 
     private void Release(List<PartitionWorker> workers)
     {
+        context.RetryTiers?.Detach(workers.Where(w => w.Lot is not null).Select(w => w.Lot!));
         foreach (var worker in workers)
         {
             // Drained (or cancelled) already. Aborting ends what outlives the assignment: lease renewals of records whose

@@ -1,0 +1,28 @@
+namespace Kafka.Reliable.RetryTiers;
+
+internal static class RetryTierConstants
+{
+    public const string DefaultTopic = "{topic}.retry";
+
+    public const int DefaultMaxParkedRecords = 10_000;
+
+    public const int MaxMaxParkedRecords = 1_000_000;
+
+    public const int MaxTiers = 100;
+
+    /// <summary>The most records of one partition's retry tiers handled at once (each of another key).</summary>
+    public const int MaxConcurrentKeys = 16;
+
+    /// <summary>The most retry records the poll thread takes from the retry consumer in one turn.</summary>
+    public const int IngestBurst = 1024;
+
+    public const string ReleaseCommand = "release";
+
+    public const string RetryNowCommand = "retry-now";
+
+    public static readonly TimeSpan MinDelay = TimeSpan.FromMilliseconds(1);
+
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromDays(7);
+
+    public static readonly IReadOnlyList<TimeSpan> DefaultDelays = [TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10)];
+}
