@@ -15,10 +15,13 @@ using Npgsql;
 // table then has a 'call' column, one number per handler call). --hold-after: once this process has handed that many records
 // to the batch handler, each later batch waits after its INSERT, inside its transaction, until the process is killed,
 // after printing "holding <partition> <first offset> <last offset> <count> <call>".
-const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-after <records>]";
+// --retry-tiers <delay ms>: retry tiers on (50 tiers of that delay), with --fail-key <key> and --fail-while <file>: records of
+// that key fail (transiently) while the file exists. --kill-on-event <log event id> with --kill-count <n>: the process kills
+// itself (SIGKILL) when the library logs that event for the n-th time, after printing "killing at event <id> #<n>".
+const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-after <records>] [--retry-tiers <delay ms> --fail-key <key> --fail-while <file>] [--kill-on-event <id> --kill-count <n>]";
 var positional = args.TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
 var flags = args.Skip(positional.Length).ToArray();
-if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-after")))
+if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-after" or "--retry-tiers" or "--fail-key" or "--fail-while" or "--kill-on-event" or "--kill-count")))
 {
     Console.Error.WriteLine(Usage);
     return 2;
@@ -29,8 +32,17 @@ var dispatch = positional.Length == 6 ? Enum.Parse<DispatchMode>(args[5]) : Disp
 string? Flag(string name) => flags.Select((f, i) => (f, i)).Where(p => p.f == name).Select(p => flags[p.i + 1]).LastOrDefault();
 var batchMaxSize = Flag("--batch") is { } size ? int.Parse(size, CultureInfo.InvariantCulture) : 0;
 var hold = new HoldSwitch(Flag("--hold-after") is { } after ? long.Parse(after, CultureInfo.InvariantCulture) : long.MaxValue);
+var tierDelay = Flag("--retry-tiers") is { } delay ? int.Parse(delay, CultureInfo.InvariantCulture) : 0;
+var failure = new FailSwitch(Flag("--fail-key"), Flag("--fail-while"));
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
 builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+if (Flag("--kill-on-event") is { } killEvent)
+{
+    builder.Logging.SetMinimumLevel(LogLevel.Debug).AddProvider(new KillSwitch(int.Parse(killEvent, CultureInfo.InvariantCulture), int.Parse(Flag("--kill-count") ?? "1", CultureInfo.InvariantCulture)));
+    builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(level => level >= LogLevel.Warning);
+}
+
+builder.Services.AddSingleton(failure);
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 var consumer = builder.Services.AddReliableConsumer<int>("crash", o =>
     {
@@ -44,6 +56,18 @@ var consumer = builder.Services.AddReliableConsumer<int>("crash", o =>
         }
 
         o.Commit.Interval = TimeSpan.FromMilliseconds(500);
+        if (tierDelay > 0)
+        {
+            o.RetryTiers.Enabled = true;
+            for (var i = 0; i < 50; i++)
+            {
+                o.RetryTiers.Delays.Add(TimeSpan.FromMilliseconds(tierDelay));
+            }
+
+            o.Retry.MaxAttempts = 2;
+            o.Retry.Delay = TimeSpan.FromMilliseconds(10);
+        }
+
         o.KafkaSettings["session.timeout.ms"] = "3000";
         o.KafkaSettings["heartbeat.interval.ms"] = "300";
     })
@@ -71,10 +95,11 @@ internal sealed class IdDeserializer : IMessageDeserializer<int>
 }
 
 /// <summary>The effect: a row in <c>effects</c>, with no unique constraint, so that a duplicate would be counted, not refused.</summary>
-internal sealed class PostgreSqlEffect : IMessageHandler<int>
+internal sealed class PostgreSqlEffect(FailSwitch failure) : IMessageHandler<int>
 {
     public async ValueTask HandleAsync(int message, MessageContext context, CancellationToken cancellationToken)
     {
+        failure.ThrowIfFailing(context);
         var transaction = context.GetNpgsqlTransaction();
         await using var insert = new NpgsqlCommand("INSERT INTO effects (id, partition, record_offset) VALUES (@id, @partition, @offset)", transaction.Connection, transaction.Transaction);
         insert.Parameters.AddWithValue("id", message);
@@ -84,10 +109,11 @@ internal sealed class PostgreSqlEffect : IMessageHandler<int>
     }
 }
 
-internal sealed class SqliteEffect : IMessageHandler<int>
+internal sealed class SqliteEffect(FailSwitch failure) : IMessageHandler<int>
 {
     public async ValueTask HandleAsync(int message, MessageContext context, CancellationToken cancellationToken)
     {
+        failure.ThrowIfFailing(context);
         var transaction = context.GetSqliteTransaction();
         await using var insert = new SqliteCommand("INSERT INTO effects (id, partition, record_offset) VALUES ($id, $partition, $offset)", transaction.Connection, transaction.Transaction);
         insert.Parameters.AddWithValue("$id", message);
@@ -157,5 +183,44 @@ internal sealed class SqliteBatchEffect(HoldSwitch hold) : IBatchMessageHandler<
         insert.CommandText = sql.ToString();
         await insert.ExecuteNonQueryAsync(cancellationToken);
         await hold.AfterInsertAsync(batch, call, cancellationToken);
+    }
+}
+
+/// <summary>Fails the records of one key while a file exists (a dependency of that key that is down).</summary>
+internal sealed class FailSwitch(string? key, string? whileFile)
+{
+    public void ThrowIfFailing(MessageContext context)
+    {
+        if (key is not null && whileFile is not null && context.HasKey && Encoding.UTF8.GetString(context.Key.Span) == key && File.Exists(whileFile))
+        {
+            throw new TimeoutException($"the dependency of key {key} is down");
+        }
+    }
+}
+
+/// <summary>Kills the process (SIGKILL) when the library logs an event for the n-th time: a crash at a chosen point.</summary>
+internal sealed class KillSwitch(int eventId, int count) : ILoggerProvider, ILogger
+{
+    private int _seen;
+
+    public ILogger CreateLogger(string categoryName) => this;
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId id, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (id.Id == eventId && Interlocked.Increment(ref _seen) == count)
+        {
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"killing at event {eventId} #{count}: {formatter(state, exception)}"));
+            Console.Out.Flush();
+            System.Diagnostics.Process.GetCurrentProcess().Kill();
+        }
+    }
+
+    public void Dispose()
+    {
     }
 }
