@@ -75,7 +75,9 @@ public sealed class MessageContext
     /// duplicates by their idempotency keys.
     /// </summary>
     /// <remarks>Read it when the effects are stored (it moves as the partition's other records finish).</remarks>
-    public long SafeNextOffset => _tracker?.SafeNextOffset(_sequence, Offset, CommittedWith) ?? Offset + 1;
+    public long SafeNextOffset => _tracker is { } tracker
+        ? (_sequence < 0 ? tracker.LowestUnfinishedOffset() : tracker.SafeNextOffset(_sequence, Offset, CommittedWith))
+        : Offset + 1;
 
     /// <summary>Gets or sets the sequences of the records committed in one transaction with this one, its last (a batch); empty otherwise.</summary>
     internal ArraySegment<long> CommittedWith { get; set; }
@@ -119,7 +121,11 @@ public sealed class MessageContext
     public MessageAcknowledgement DeferAcknowledgement() =>
         PendingAcknowledgement ?? throw new InvalidOperationException("Records are acknowledged only with Commit:Strategy = Manual; with the other strategies a record is done when the handler returns.");
 
-    /// <summary>Tells the context where its record sits in its partition's tracker, for <see cref="SafeNextOffset"/>.</summary>
+    /// <summary>
+    /// Tells the context where its record sits in its partition's tracker, for <see cref="SafeNextOffset"/>; a negative
+    /// sequence for a record that is not in it (a parked record, handled from its retry tier): its partition's oldest
+    /// unfinished offset is then what may be stored.
+    /// </summary>
     internal void Track(Offsets.PartitionOffsetTracker tracker, long sequence)
     {
         _tracker = tracker;

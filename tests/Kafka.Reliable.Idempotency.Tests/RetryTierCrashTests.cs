@@ -66,9 +66,8 @@ public sealed class RetryTierCrashTests(BrokerFixture broker)
                     "the final run writes every effect and commits every record",
                     TimeSpan.FromSeconds(180),
                     () => $"effects {CountAsync(path).GetAwaiter().GetResult().Total}; {final.Describe()}");
-                var retryEnds = broker.Cluster.GetHighWatermarks(topic + ".retry");
                 await Eventually.TrueAsync(
-                    () => broker.Cluster.GetCommittedOffsets(group, topic + ".retry").All(c => c.Value == retryEnds[c.Key]),
+                    () => broker.Cluster.GetHighWatermarks(topic + ".retry") is var retryEnds && broker.Cluster.GetCommittedOffsets(group, topic + ".retry").All(c => c.Value == retryEnds[c.Key]),
                     "the retry topic is committed to its end: nothing is parked any more",
                     TimeSpan.FromSeconds(60),
                     final.Describe);

@@ -134,6 +134,7 @@ internal sealed class RecordExecution
     {
         var record = entry.Record!;
         _context.Initialize(record);
+        _context.Track(_lot!.Tracker, -1);
         _context.RetryTier = entry.Tier;
         _context.RetryHistory = entry.History;
         _parked = entry;
@@ -329,10 +330,20 @@ internal sealed class RecordExecution
                     return admission;
                 case RetryTiers.Admission.Follow:
                     var copy = RetryTiers.RetryRecords.Copy(record, _consumer.Options.GroupId, tier: 0, dueMs: 0, entry!.ParkedAtMs, attempts: 0, [], _activity?.Id);
-                    if (await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false) < 0)
+                    var written = await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false);
+                    if (written < 0)
                     {
                         lot.Abandon(entry);
-                        return RetryTiers.Admission.Full;
+                        if (written == -1 || _consumer.DeadLetter is not { } deadLetter)
+                        {
+                            return RetryTiers.Admission.Full;
+                        }
+
+                        // It can never wait behind its key: the dead-letter topic has it instead, so that nothing is lost.
+                        _firstFailure = _lastFailure = _consumer.Time.GetUtcNow();
+                        var refused = ProcessingOutcome.Failed(ProcessingStage.Handle, new NonRetryableException(
+                            $"Its key has a record parked in {lot.RetryPartition.Topic}, and the retry topic refuses its copy (too large): dead-lettered instead of handled out of order."));
+                        return await DeadLetterAsync(deadLetter, refused, stop).ConfigureAwait(false) ? admission : RetryTiers.Admission.Full;
                     }
 
                     ReliableTracing.Parked(_activity, 0);
@@ -403,17 +414,19 @@ internal sealed class RecordExecution
 
         var now = _consumer.Time.GetUtcNow();
         var due = now + lot.Delays[tier - 1];
-        List<string> history = [.. parked?.History ?? [], RetryTiers.RetryRecords.HistoryLine(parked?.Tier ?? 0, _lastFailure, _attempts, outcome.Exception!)];
+        var history = RetryTiers.RetryRecords.Bounded([.. parked?.History ?? [], RetryTiers.RetryRecords.HistoryLine(parked?.Tier ?? 0, _lastFailure, _attempts, outcome.Exception!)]);
         var attempts = (parked?.Attempts ?? 0) + _attempts;
         var copy = RetryTiers.RetryRecords.Copy(record, _consumer.Options.GroupId, tier, due.ToUnixTimeMilliseconds(), entry.ParkedAtMs, attempts, history, _activity?.Id ?? parked?.ParkedBy);
-        if (await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false) < 0)
+        var written = await lot.WriteAsync(copy, _context.Offset, stop).ConfigureAwait(false);
+        if (written < 0)
         {
             if (parked is null)
             {
                 lot.Abandon(entry);
             }
 
-            return false;
+            // Too large for the retry topic, for ever: dead-lettered now with its failure (the dead-letter topic takes a bounded copy).
+            return written == -2 && _consumer.DeadLetter is { } deadLetter && await DeadLetterAsync(deadLetter, outcome, stop).ConfigureAwait(false);
         }
 
         if (parked is not null)
@@ -573,7 +586,25 @@ internal sealed class RecordExecution
         }
 
         var started = metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
-        var outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+        ProcessingOutcome outcome;
+        if (_lot?.Turn is { } turn)
+        {
+            // Sequential dispatch with retry tiers: the partition's records and its parked ones take turns at the handler.
+            await turn.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                turn.Release();
+            }
+        }
+        else
+        {
+            outcome = await _processor.ProcessAsync(_context, _abortToken).ConfigureAwait(false);
+        }
+
         if (started != 0)
         {
             ReliableMetrics.Record(metrics.HandlerDuration, started, _consumer, _context.Topic);

@@ -91,6 +91,15 @@ internal static partial class Log
     [LoggerMessage(248, LogLevel.Warning, "Consumer {Consumer}: command '{Command}' read from {RetryTopic} [{Partition}] applied to {Matched} parked key(s)")]
     public static partial void RetryCommandApplied(ILogger logger, string consumer, string retryTopic, int partition, string command, int matched);
 
+    [LoggerMessage(249, LogLevel.Error, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} cannot be parked: retry topic {RetryTopic} refuses its copy ({Reason}); it is dead-lettered instead")]
+    public static partial void RetryTierWriteRefused(ILogger logger, string consumer, string topic, int partition, long offset, string retryTopic, string reason);
+
+    [LoggerMessage(239, LogLevel.Warning, "Consumer {Consumer}: the done marker of a parked record could not be written to {RetryTopic} [{Partition}] ({Reason}); after a restart the record may run again (an idempotency store skips it)")]
+    public static partial void RetryDoneMarkerFailed(ILogger logger, string consumer, string retryTopic, int partition, string reason);
+
+    [LoggerMessage(412, LogLevel.Warning, "Consumer {Consumer}: the committed offsets of {Partitions} could not be read ({Reason}); their parked records run at once, and a record read again there is skipped as parked or done")]
+    public static partial void RetryStartUnknown(ILogger logger, string consumer, string partitions, string reason);
+
     [LoggerMessage(209, LogLevel.Warning, "Consumer {Consumer}: circuit opened after repeated transient handler failures; partitions with records waiting pause, the records wait {BreakDuration} for a trial, and no record is dead-lettered while it is open")]
     public static partial void CircuitOpened(ILogger logger, string consumer, TimeSpan breakDuration);
 

@@ -299,6 +299,11 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
             return;
         }
 
+        if (options.Topics.Count > 1 && tiers.Topic?.Contains(DeadLetterConstants.TopicPlaceholder, StringComparison.Ordinal) != true)
+        {
+            errors.AddError($"{setting("RetryTiers:Topic")} ('{tiers.Topic}') has no {{topic}} placeholder, and the consumer reads {options.Topics.Count} topics: each topic needs a retry topic of its own (partition P of it holds partition P's parked records). Use a name with {{topic}}, for example '{{topic}}.retry'.");
+        }
+
         foreach (var topic in options.Topics)
         {
             var retryTopic = RetryRecords.TopicFor(tiers, topic);

@@ -143,6 +143,38 @@ internal sealed class PartitionOffsetTracker
         return offset + 1;
     }
 
+    /// <summary>
+    /// Gets the offset of the partition's oldest record not yet done, or, when every buffered record is done, the last
+    /// released watermark (-1 before one); any thread. Never above the true watermark: what a record handled outside the
+    /// partition's order (a parked record, run from its retry tier) may store as the partition's next offset.
+    /// </summary>
+    public long LowestUnfinishedOffset()
+    {
+        var next = Volatile.Read(ref _head);
+        var tail = Volatile.Read(ref _tail);
+        while (next < tail)
+        {
+            var slot = (int)(next & _mask);
+            var state = Volatile.Read(ref _states[slot]);
+            var slotOffset = Volatile.Read(ref _offsets[slot]);
+            var head = Volatile.Read(ref _head);
+            if (head > next)
+            {
+                next = head;
+                continue;
+            }
+
+            if (state != Done)
+            {
+                return slotOffset;
+            }
+
+            next++;
+        }
+
+        return Volatile.Read(ref _releasedWatermark);
+    }
+
     /// <summary>Releases the contiguous run of done records at the head (poll thread).</summary>
     /// <returns>The number of records released; the watermark moved when it is above 0.</returns>
     public int Advance()

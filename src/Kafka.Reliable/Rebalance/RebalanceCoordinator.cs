@@ -38,7 +38,7 @@ internal sealed class RebalanceCoordinator(
             if (context.RetryTiers is { } retryTiers)
             {
                 // Its parked keys are read from its retry partition before its first record is dispatched.
-                worker.Lot = new RetryTiers.ParkingLot(context, processor, partition, worker.Assignment, worker.Telemetry);
+                worker.Lot = new RetryTiers.ParkingLot(context, processor, worker);
                 retryTiers.Attach(worker.Lot);
             }
 
@@ -63,7 +63,62 @@ internal sealed class RebalanceCoordinator(
             }
         }
 
+        TellLotsWhereTheyStart(consumer, start);
         return start;
+    }
+
+    /// <summary>
+    /// Tells each new partition's retry tiers where the partition starts: its parked records from that offset on are read
+    /// again by its worker, and wait until the worker has passed them (<see cref="RetryTiers.ParkingLot.StartsAt"/>).
+    /// </summary>
+    private void TellLotsWhereTheyStart(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> start)
+    {
+        if (context.RetryTiers is null)
+        {
+            return;
+        }
+
+        List<TopicPartition>? unknown = null;
+        foreach (var position in start)
+        {
+            if (partitions.TryGet(position.Topic, position.Partition.Value, out var worker) && worker.Lot is { } lot)
+            {
+                if (position.Offset.Value >= 0)
+                {
+                    lot.StartsAt(position.Offset.Value);
+                }
+                else
+                {
+                    (unknown ??= []).Add(position.TopicPartition);
+                }
+            }
+        }
+
+        if (unknown is null)
+        {
+            return;
+        }
+
+        List<TopicPartitionOffset> committed;
+        try
+        {
+            committed = consumer.Committed(unknown, ReliableConsumerConstants.CommittedLookupTimeout);
+        }
+        catch (KafkaException ex)
+        {
+            // Unknown: the parked records run at once. One the worker reads again is then skipped there (it is parked, or done).
+            Log.RetryStartUnknown(Logger, Name, Describe(unknown), ex.Error.Reason);
+            committed = [];
+        }
+
+        foreach (var partition in unknown)
+        {
+            var offset = committed.FirstOrDefault(c => c.TopicPartition == partition)?.Offset.Value ?? -1;
+            if (partitions.TryGet(partition.Topic, partition.Partition.Value, out var worker) && worker.Lot is { } lot)
+            {
+                lot.StartsAt(offset >= 0 ? offset : long.MaxValue);
+            }
+        }
     }
 
     /// <summary>Drains the revoked partitions, commits their watermarks, runs the user's hook and gives them up.</summary>

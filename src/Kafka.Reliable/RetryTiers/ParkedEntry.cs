@@ -55,6 +55,16 @@ internal sealed class ParkedEntry(long originalOffset, ulong chain)
     /// <summary>Gets or sets a copy read while the entry was running (a newer tier written before its move was confirmed): it takes over when the run ends.</summary>
     public ParkedCopy? Successor { get; set; }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether the partition's worker has passed the record in this assignment: a record read
+    /// from the retry topic at or after where the partition starts is read there again, and runs only once the worker has
+    /// seen it (and left it parked), so that it is neither handled twice nor overtaken by an earlier record of its key.
+    /// </summary>
+    public bool Confirmed { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether an operator asked to try the record now (<c>retry-now</c>), without waiting for its delay.</summary>
+    public bool RetryNow { get; set; }
+
     /// <summary>Gets or sets a value indicating whether the operator released the key (<c>kafka-reliable retry release</c>): the entry is dead-lettered when it runs next.</summary>
     public bool Released { get; set; }
 

@@ -34,22 +34,50 @@ internal sealed class ParkingLot
     private readonly bool _ordered;
     private readonly long _assignment;
     private readonly PartitionTelemetry _telemetry;
+    private readonly Dictionary<long, int> _finished = [];
+    private readonly Queue<long> _finishedOrder = new();
     private long _nextRetryOffset = -1;
+    private long _mainStart = -1;
     private int _count;
     private int _released;
     private string? _failure;
 
-    public ParkingLot(ConsumerContext consumer, IRecordProcessor processor, TopicPartition partition, long assignment, PartitionTelemetry telemetry)
+    public ParkingLot(ConsumerContext consumer, IRecordProcessor processor, PartitionWorker owner)
     {
         _consumer = consumer;
         _processor = processor;
         _options = consumer.Options.RetryTiers;
         _ordered = _options.Ordering == RetryTierOrdering.Ordered && consumer.Options.Dispatch != DispatchMode.Unordered;
-        _assignment = assignment;
-        _telemetry = telemetry;
+        _assignment = owner.Assignment;
+        _telemetry = owner.Telemetry;
+        Tracker = owner.Tracker;
         Delays = _options.EffectiveDelays;
-        Partition = partition;
-        RetryPartition = new TopicPartition(RetryRecords.TopicFor(_options, partition.Topic), partition.Partition);
+        Partition = owner.TopicPartition;
+        RetryPartition = new TopicPartition(RetryRecords.TopicFor(_options, Partition.Topic), Partition.Partition);
+        Turn = consumer.Options.Dispatch == DispatchMode.Sequential ? new SemaphoreSlim(1, 1) : null;
+    }
+
+    /// <summary>Gets the partition's offset tracker: a parked record's context stores its oldest unfinished offset (<see cref="MessageContext.SafeNextOffset"/>).</summary>
+    public Offsets.PartitionOffsetTracker Tracker { get; }
+
+    /// <summary>
+    /// Gets the turn the partition's handler calls take, under <see cref="DispatchMode.Sequential"/> dispatch: a parked record
+    /// is handled between two of the partition's records, never beside one. Null under the other modes, where a parked record
+    /// takes one of the consumer's in-flight slots instead.
+    /// </summary>
+    public SemaphoreSlim? Turn { get; }
+
+    /// <summary>
+    /// Sets where the partition starts in this assignment (poll thread, before the retry partition is read): a parked record
+    /// from before it runs at once; one from it on is read again by the partition's worker, and waits until the worker has
+    /// passed it. <see cref="long.MaxValue"/> when the partition is not read again (no committed offset).
+    /// </summary>
+    public void StartsAt(long offset)
+    {
+        lock (_lock)
+        {
+            _mainStart = offset;
+        }
     }
 
     /// <summary>Gets the partition whose records are parked here.</summary>
@@ -167,7 +195,19 @@ internal sealed class ParkingLot
         lock (_lock)
         {
             var offset = record.Offset.Value;
-            if (_byOffset.ContainsKey(offset))
+            if (_byOffset.TryGetValue(offset, out var parked))
+            {
+                // Read again (the partition restarted before its offset was committed): it waits in its tier, now confirmed.
+                if (!parked.Confirmed)
+                {
+                    parked.Confirmed = true;
+                    _signal.Set();
+                }
+
+                return Admission.AlreadyParked;
+            }
+
+            if (_finished.ContainsKey(offset))
             {
                 return Admission.AlreadyParked;
             }
@@ -182,7 +222,7 @@ internal sealed class ParkingLot
                 return Admission.Full;
             }
 
-            entry = new ParkedEntry(offset, KeyHash(key)) { ParkedAtMs = NowMs };
+            entry = new ParkedEntry(offset, KeyHash(key)) { ParkedAtMs = NowMs, Confirmed = true };
             Insert(entry);
             return Admission.Follow;
         }
@@ -203,7 +243,7 @@ internal sealed class ParkingLot
                 return null;
             }
 
-            var entry = new ParkedEntry(record.Offset.Value, ChainOf(record.Message.Key, record.Offset.Value)) { Tier = tier, ParkedAtMs = NowMs };
+            var entry = new ParkedEntry(record.Offset.Value, ChainOf(record.Message.Key, record.Offset.Value)) { Tier = tier, ParkedAtMs = NowMs, Confirmed = true };
             Insert(entry);
             return entry;
         }
@@ -227,7 +267,10 @@ internal sealed class ParkingLot
     /// Writes a copy of a record to the retry partition and waits until it is acknowledged, trying again after the retry
     /// backoff while it is not (logged, 240).
     /// </summary>
-    /// <returns>The copy's offset; -1 when <paramref name="stop"/> fired first or the consumer is closing.</returns>
+    /// <returns>
+    /// The copy's offset; -1 when <paramref name="stop"/> fired first or the consumer is closing; -2 when the retry topic can
+    /// never take it (too large: the caller dead-letters the record instead).
+    /// </returns>
     public async ValueTask<long> WriteAsync(Message<byte[]?, byte[]?> copy, long originalOffset, CancellationToken stop)
     {
         var publisher = _consumer.DeadLetter!;
@@ -246,6 +289,11 @@ internal sealed class ParkingLot
             catch (ObjectDisposedException)
             {
                 return -1;
+            }
+            catch (ProduceException<byte[]?, byte[]?> ex) when (DeadLetter.DeadLetterPublisher.IsTooLarge(ex.Error.Code))
+            {
+                Log.RetryTierWriteRefused(_consumer.Logger, _consumer.Name, Partition.Topic, Partition.Partition.Value, originalOffset, RetryPartition.Topic, ex.Error.Reason);
+                return -2;
             }
             catch (Exception ex)
             {
@@ -276,46 +324,76 @@ internal sealed class ParkingLot
                 entry.State = ParkedState.Incoming;
                 entry.Tier = tier;
             }
+
+            entry.RetryNow = false;
         }
 
         _signal.Set();
+        _consumer.NotifyProgress();
     }
 
     /// <summary>Reads one record of the retry partition into the lot (poll thread).</summary>
     public void Ingest(ConsumeResult<byte[]?, byte[]?> record)
     {
-        if (!RetryRecords.TryRead(record, out var copy, out var command, out var problem))
-        {
-            lock (_lock)
-            {
-                _nextRetryOffset = record.Offset.Value + 1;
-            }
-
-            Log.RetryRecordIgnored(_consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, record.Offset.Value, problem!);
-            return;
-        }
-
+        var read = RetryRecords.Read(record);
+        bool released;
         lock (_lock)
         {
             _nextRetryOffset = record.Offset.Value + 1;
-            if (command is not null)
-            {
-                Apply(command, record.Message.Key);
-            }
-            else if (copy!.Record.Topic != Partition.Topic || copy.Record.Partition != Partition.Partition)
-            {
-                Log.RetryRecordIgnored(
-                    _consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, record.Offset.Value,
-                    $"it was parked from {copy.Record.Topic} [{copy.Record.Partition.Value}], not from {Partition.Topic} [{Partition.Partition.Value}]");
-            }
-            else
-            {
-                _pending.Add(copy.RetryOffset);
-                Place(copy);
-            }
+
+            // A record that is not kept pending moves the watermark on when nothing before it is pending: counted towards
+            // the next commit like a record done.
+            var before = ++_released;
+            Place(record, read);
+            released = _released >= before;
         }
 
         _signal.Set();
+        if (released)
+        {
+            _consumer.NotifyProgress();
+        }
+    }
+
+    /// <summary>Reads one record into the lot (under the lock).</summary>
+    private void Place(ConsumeResult<byte[]?, byte[]?> record, RetryRecord read)
+    {
+        if (read.Group is { } group && group != _consumer.Options.GroupId)
+        {
+            // Another group's parked record: the topic is shared by the groups that read the same topic.
+            return;
+        }
+
+        switch (read.Kind)
+        {
+            case RetryRecordKind.Command:
+                Apply(read.Command!, record.Message.Key, record.Offset.Value);
+                break;
+            case RetryRecordKind.Invalid:
+                Log.RetryRecordIgnored(_consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, record.Offset.Value, read.Problem!);
+                break;
+            default:
+                var copy = read.Copy!;
+                if (copy.Record.Topic != Partition.Topic || copy.Record.Partition != Partition.Partition)
+                {
+                    Log.RetryRecordIgnored(
+                        _consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, record.Offset.Value,
+                        $"it was parked from {copy.Record.Topic} [{copy.Record.Partition.Value}], not from {Partition.Topic} [{Partition.Partition.Value}]");
+                }
+                else if (read.Kind == RetryRecordKind.Done)
+                {
+                    Finished(copy);
+                }
+                else
+                {
+                    // Kept pending (until done or superseded) instead of counted.
+                    _released--;
+                    _pending.Add(copy.RetryOffset);
+                    Place(copy);
+                }
+
+                break;
+        }
     }
 
     /// <summary>Notes that the retry partition was read to its end (poll thread): the lot knows every parked key.</summary>
@@ -370,7 +448,7 @@ internal sealed class ParkingLot
                     }
 
                     var head = chain[0];
-                    if (_running.Contains(id) || head.State != ParkedState.Waiting)
+                    if (_running.Contains(id) || head.State != ParkedState.Waiting || !head.Confirmed)
                     {
                         continue;
                     }
@@ -405,7 +483,7 @@ internal sealed class ParkingLot
     /// <summary>Wakes the lane: the worker stops, or something changed.</summary>
     public void Wake() => _signal.Set();
 
-    private static bool IsDue(ParkedEntry entry, long now) => entry.Tier == 0 || entry.Released || entry.DueMs <= now;
+    private static bool IsDue(ParkedEntry entry, long now) => entry.Tier == 0 || entry.Released || entry.RetryNow || entry.DueMs <= now;
 
     /// <summary>Runs a key's records in order while the first one can run: handled, dead-lettered or moved to its next tier.</summary>
     private async Task RunChainAsync(ulong id, CancellationToken stop, CancellationToken abort)
@@ -419,7 +497,7 @@ internal sealed class ParkingLot
                 ParkedEntry entry;
                 lock (_lock)
                 {
-                    if (!_chains.TryGetValue(id, out var chain) || chain[0] is not { State: ParkedState.Waiting } head || !IsDue(head, NowMs))
+                    if (!_chains.TryGetValue(id, out var chain) || chain[0] is not { State: ParkedState.Waiting, Confirmed: true } head || !IsDue(head, NowMs))
                     {
                         return;
                     }
@@ -428,7 +506,20 @@ internal sealed class ParkingLot
                     entry.State = ParkedState.Running;
                 }
 
-                var result = await execution.RunParkedAsync(entry, stop, abort).ConfigureAwait(false);
+                RecordResult result;
+                var slot = Turn is null && await TakeSlotAsync(stop).ConfigureAwait(false);
+                try
+                {
+                    result = Turn is null && !slot ? RecordResult.Stopped : await execution.RunParkedAsync(entry, stop, abort).ConfigureAwait(false);
+                }
+                finally
+                {
+                    if (slot)
+                    {
+                        _consumer.InFlight.Release();
+                    }
+                }
+
                 lock (_lock)
                 {
                     if (entry.State != ParkedState.Running)
@@ -444,9 +535,11 @@ internal sealed class ParkingLot
                     }
 
                     Remove(entry);
+                    Remember(entry.OriginalOffset, entry.Tier);
                 }
 
                 _consumer.NotifyProgress();
+                MarkDone(entry);
             }
         }
         catch (Exception ex)
@@ -465,12 +558,89 @@ internal sealed class ParkingLot
         }
     }
 
+    /// <summary>Takes one of the consumer's in-flight slots for a parked record (ByKey and Unordered dispatch).</summary>
+    /// <returns><see langword="false"/> when the worker stopped first.</returns>
+    private async ValueTask<bool> TakeSlotAsync(CancellationToken stop)
+    {
+        try
+        {
+            await _consumer.InFlight.WaitAsync(stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Writes the done marker of a parked record that was handled or dead-lettered, without waiting for it: a marker that is
+    /// lost only means the record may run again after a restart (and an idempotency store skips it).
+    /// </summary>
+    private void MarkDone(ParkedEntry entry)
+    {
+        if (_consumer.DeadLetter is not { } publisher || entry.Record is not { } record)
+        {
+            return;
+        }
+
+        var marker = RetryRecords.DoneMarker(record, _consumer.Options.GroupId, entry.Tier);
+        _ = WriteMarkerAsync(publisher, marker);
+    }
+
+    private async Task WriteMarkerAsync(DeadLetter.DeadLetterPublisher publisher, Message<byte[]?, byte[]?> marker)
+    {
+        try
+        {
+            await publisher.ProduceToAsync(_consumer, RetryPartition, marker, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is KafkaException or ObjectDisposedException or OperationCanceledException)
+        {
+            Log.RetryDoneMarkerFailed(_consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, ex.Message);
+        }
+    }
+
+    /// <summary>Applies a done marker read from the retry partition: the record it names was done (under the lock).</summary>
+    private void Finished(ParkedCopy marker)
+    {
+        if (_byOffset.TryGetValue(marker.OriginalOffset, out var entry) && entry.State != ParkedState.Running && entry.RetryOffset >= 0 && entry.RetryOffset < marker.RetryOffset)
+        {
+            Remove(entry);
+        }
+
+        Remember(marker.OriginalOffset, marker.Tier);
+    }
+
+    /// <summary>Remembers an original offset that is done, so that a copy of it read later (written twice) is not run again (under the lock).</summary>
+    private void Remember(long originalOffset, int tier)
+    {
+        if (_finished.TryGetValue(originalOffset, out var known))
+        {
+            _finished[originalOffset] = Math.Max(known, tier);
+            return;
+        }
+
+        _finished.Add(originalOffset, tier);
+        _finishedOrder.Enqueue(originalOffset);
+        if (_finishedOrder.Count > RetryTierConstants.MaxFinished)
+        {
+            _finished.Remove(_finishedOrder.Dequeue());
+        }
+    }
+
     /// <summary>Places a copy read from the retry partition: it fills its placeholder, supersedes an older copy, or is a duplicate (under the lock).</summary>
     private void Place(ParkedCopy copy)
     {
         if (!_byOffset.TryGetValue(copy.OriginalOffset, out var entry))
         {
-            entry = new ParkedEntry(copy.OriginalOffset, ChainOf(copy.Record.Message.Key, copy.OriginalOffset));
+            if (_finished.TryGetValue(copy.OriginalOffset, out var finishedTier) && copy.Tier <= finishedTier)
+            {
+                // A copy of a record done already (written twice around a failed write, or read before its done marker).
+                Done(copy.RetryOffset);
+                return;
+            }
+
+            entry = new ParkedEntry(copy.OriginalOffset, ChainOf(copy.Record.Message.Key, copy.OriginalOffset)) { Confirmed = copy.OriginalOffset < _mainStart };
             entry.Adopt(copy);
             Insert(entry);
             return;
@@ -500,24 +670,35 @@ internal sealed class ParkingLot
         Done(superseded);
     }
 
-    /// <summary>Applies an operator's command to the first parked record of a key (under the lock).</summary>
-    private void Apply(string command, byte[]? key)
+    /// <summary>
+    /// Applies an operator's command to the first parked record of a key, if it was parked before the command was written
+    /// (a command read again after a restart finds that record done, and does nothing); under the lock.
+    /// </summary>
+    private void Apply(string command, byte[]? key, long commandOffset)
     {
+        if (command is not (RetryTierConstants.ReleaseCommand or RetryTierConstants.RetryNowCommand))
+        {
+            Log.RetryRecordIgnored(_consumer.Logger, _consumer.Name, RetryPartition.Topic, RetryPartition.Partition.Value, commandOffset, $"'{command}' is not a command: use 'release' or 'retry-now'");
+            return;
+        }
+
         var matched = 0;
         foreach (var chain in _chains.Values)
         {
             var head = chain[0];
-            if (head.Record?.Message.Key is { } headKey && key is not null ? headKey.AsSpan().SequenceEqual(key) : false)
+            if (key is null || head.Record?.Message.Key is not { } headKey || !headKey.AsSpan().SequenceEqual(key) || head.RetryOffset < 0 || head.RetryOffset > commandOffset)
             {
-                matched++;
-                if (command == RetryTierConstants.ReleaseCommand)
-                {
-                    head.Released = true;
-                }
-                else if (command == RetryTierConstants.RetryNowCommand)
-                {
-                    head.DueMs = 0;
-                }
+                continue;
+            }
+
+            matched++;
+            if (command == RetryTierConstants.ReleaseCommand)
+            {
+                head.Released = true;
+            }
+            else
+            {
+                head.RetryNow = true;
             }
         }
 

@@ -12,7 +12,7 @@ internal static class RetryRecords
     [
         RetryTierHeaders.OriginalTopic, RetryTierHeaders.OriginalPartition, RetryTierHeaders.OriginalOffset, RetryTierHeaders.OriginalTimestamp,
         RetryTierHeaders.ConsumerGroup, RetryTierHeaders.Tier, RetryTierHeaders.Due, RetryTierHeaders.ParkedAt, RetryTierHeaders.Attempts,
-        RetryTierHeaders.History, RetryTierHeaders.ParkedBy,
+        RetryTierHeaders.History, RetryTierHeaders.ParkedBy, RetryTierHeaders.Done,
     ];
 
     /// <summary>The retry topic of a topic.</summary>
@@ -70,37 +70,59 @@ internal static class RetryRecords
             CultureInfo.InvariantCulture,
             $"tier={tier}; at={at.UtcDateTime:O}; attempts={attempts}; exception={exception.GetType().FullName}: {Truncate(exception.Message)}");
 
-    /// <summary>Reads a record of a retry topic.</summary>
-    /// <param name="record">The record.</param>
-    /// <param name="copy">The parked copy it is, when it is one.</param>
-    /// <param name="command">The command it is (<see cref="RetryTierHeaders.Command"/>), when it is one.</param>
-    /// <param name="problem">Why it is neither, when it is neither.</param>
-    /// <returns><see langword="true"/> when it is a copy or a command.</returns>
-    public static bool TryRead(ConsumeResult<byte[]?, byte[]?> record, out ParkedCopy? copy, out string? command, out string? problem)
+    /// <summary>
+    /// The marker written to the retry partition once a parked record is done (handled or dead-lettered): a record after a
+    /// restart or a rebalance rebuilds its lot without the records done above the committed offset, instead of running them again.
+    /// </summary>
+    public static Message<byte[]?, byte[]?> DoneMarker(ConsumeResult<byte[]?, byte[]?> original, string group, int tier)
     {
-        copy = null;
-        command = null;
-        problem = null;
-        var headers = record.Message.Headers;
-        if (Last(headers, RetryTierHeaders.Command) is { } commandText)
+        var headers = new Headers();
+        Add(headers, RetryTierHeaders.OriginalTopic, original.Topic);
+        Add(headers, RetryTierHeaders.OriginalPartition, Text(original.Partition.Value));
+        Add(headers, RetryTierHeaders.OriginalOffset, Text(original.Offset.Value));
+        Add(headers, RetryTierHeaders.ConsumerGroup, group);
+        Add(headers, RetryTierHeaders.Tier, Text(tier));
+        Add(headers, RetryTierHeaders.Done, "true");
+        return new Message<byte[]?, byte[]?> { Key = original.Message.Key, Value = null, Headers = headers };
+    }
+
+    /// <summary>Keeps a parked record's history bounded: its first line and the latest ones, up to <see cref="RetryTierConstants.MaxHistoryLines"/>.</summary>
+    public static List<string> Bounded(List<string> history)
+    {
+        if (history.Count <= RetryTierConstants.MaxHistoryLines)
         {
-            command = commandText;
-            return true;
+            return history;
         }
 
-        if (Last(headers, RetryTierHeaders.OriginalTopic) is not { } topic
-            || !TryLong(headers, RetryTierHeaders.OriginalPartition, out var partition)
+        return [history[0], .. history[^(RetryTierConstants.MaxHistoryLines - 1)..]];
+    }
+
+    /// <summary>Reads a record of a retry topic.</summary>
+    /// <param name="record">The record.</param>
+    /// <returns>What it is: a parked copy (with <see cref="RetryRecord.Copy"/>), a done marker, an operator's command, or neither (with <see cref="RetryRecord.Problem"/>).</returns>
+    public static RetryRecord Read(ConsumeResult<byte[]?, byte[]?> record)
+    {
+        var headers = record.Message.Headers;
+        if (Last(headers, RetryTierHeaders.OriginalTopic) is not { } topic)
+        {
+            return Last(headers, RetryTierHeaders.Command) is { } command
+                ? new RetryRecord(RetryRecordKind.Command, null, null, command, null)
+                : new RetryRecord(RetryRecordKind.Invalid, null, null, null, "it has neither the retry-original-topic header of a parked record nor the retry-command header of a command");
+        }
+
+        var group = Last(headers, RetryTierHeaders.ConsumerGroup);
+        if (!TryLong(headers, RetryTierHeaders.OriginalPartition, out var partition)
             || !TryLong(headers, RetryTierHeaders.OriginalOffset, out var offset)
             || !TryLong(headers, RetryTierHeaders.Tier, out var tier))
         {
-            problem = "it lacks the retry-original-topic, retry-original-partition, retry-original-offset or retry-tier header";
-            return false;
+            return new RetryRecord(RetryRecordKind.Invalid, group, null, null, "it lacks the retry-original-partition, retry-original-offset or retry-tier header");
         }
 
         TryLong(headers, RetryTierHeaders.OriginalTimestamp, out var timestamp);
         TryLong(headers, RetryTierHeaders.Due, out var due);
         TryLong(headers, RetryTierHeaders.ParkedAt, out var parkedAt);
         TryLong(headers, RetryTierHeaders.Attempts, out var attempts);
+        var done = Last(headers, RetryTierHeaders.Done) is not null;
         var history = new List<string>();
         var own = new Headers();
         string? parkedBy = null;
@@ -120,7 +142,7 @@ internal static class RetryRecords
             }
         }
 
-        copy = new ParkedCopy
+        var copy = new ParkedCopy
         {
             RetryOffset = record.Offset.Value,
             OriginalOffset = offset,
@@ -144,7 +166,7 @@ internal static class RetryRecords
                 },
             },
         };
-        return true;
+        return new RetryRecord(done ? RetryRecordKind.Done : RetryRecordKind.Copy, group, copy, null, null);
     }
 
     /// <summary>The last value of a header as text; null when absent.</summary>
@@ -164,3 +186,15 @@ internal static class RetryRecords
     private static string Truncate(string text) =>
         text.Length <= DeadLetter.DeadLetterConstants.MaxMessageLength ? text : text[..DeadLetter.DeadLetterConstants.MaxMessageLength];
 }
+
+/// <summary>What a record of a retry topic is.</summary>
+internal enum RetryRecordKind
+{
+    Copy,
+    Done,
+    Command,
+    Invalid,
+}
+
+/// <summary>A record of a retry topic, read: its kind, the group that wrote it, and its content.</summary>
+internal readonly record struct RetryRecord(RetryRecordKind Kind, string? Group, ParkedCopy? Copy, string? Command, string? Problem);

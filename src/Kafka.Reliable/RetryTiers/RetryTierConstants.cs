@@ -16,6 +16,12 @@ internal static class RetryTierConstants
     /// <summary>The most retry records the poll thread takes from the retry consumer in one turn.</summary>
     public const int IngestBurst = 1024;
 
+    /// <summary>The most <see cref="RetryTierHeaders.History"/> lines a parked copy carries: its first failure and the latest ones.</summary>
+    public const int MaxHistoryLines = 20;
+
+    /// <summary>The most finished original offsets a lot remembers, to recognize copies written twice.</summary>
+    public const int MaxFinished = 100_000;
+
     public const string ReleaseCommand = "release";
 
     public const string RetryNowCommand = "retry-now";

@@ -91,13 +91,16 @@ internal sealed class RetryTierConsumer : IDisposable
             }
             catch (ConsumeException ex) when (!ex.Error.IsFatal)
             {
-                var failed = ex.ConsumerRecord is { } at ? new TopicPartition(at.Topic, at.Partition) : null;
-                foreach (var lot in _lots.Values)
+                // A retry partition that does not exist (or may not be read) holds its partition until it does: the health
+                // check says so. Anything else librdkafka retries by itself; it is logged.
+                if (ex.Error.Code is ErrorCode.UnknownTopicOrPart or ErrorCode.Local_UnknownPartition or ErrorCode.Local_UnknownTopic or ErrorCode.TopicAuthorizationFailed
+                    && ex.ConsumerRecord is { } at && _lots.TryGetValue(new TopicPartition(at.Topic, at.Partition), out var failed))
                 {
-                    if (failed is null || failed == lot.RetryPartition)
-                    {
-                        lot.Failed($"{ex.Error.Code}: {ex.Error.Reason}");
-                    }
+                    failed.Failed($"{ex.Error.Code}: {ex.Error.Reason}");
+                }
+                else
+                {
+                    Log.ConsumeError(_context.Logger, _context.Name, ex.Error.Code, ex.Error.Reason);
                 }
 
                 return;

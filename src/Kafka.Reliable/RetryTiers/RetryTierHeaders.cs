@@ -47,6 +47,12 @@ public static class RetryTierHeaders
     public const string ParkedBy = "retry-parked-by";
 
     /// <summary>
+    /// On a marker written once a parked record is done (handled or dead-lettered), with the original topic, partition,
+    /// offset, group and tier and no value: a consumer that reads the retry topic again does not run that record again.
+    /// </summary>
+    public const string Done = "retry-done";
+
+    /// <summary>
     /// On a command record written by the operations tool (<c>kafka-reliable retry release</c>) instead of a parked record:
     /// <c>release</c> (dead-letter the key's failed record now, and handle the records behind it) or <c>retry-now</c> (try
     /// the key's failed record now, without waiting for its delay). The command's key is the parked key.

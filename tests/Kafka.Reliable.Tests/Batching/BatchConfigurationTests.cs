@@ -15,6 +15,7 @@ public sealed class BatchConfigurationTests
     [InlineData("Manual", "Commit:Strategy is Manual: a batch's messages are done when the batch handler returns")]
     [InlineData("Transactional", "Commit:Strategy is Transactional: Kafka transactions hold one record per partition at a time")]
     [InlineData("BufferTooSmall", "Batch:MaxSize (500) is more than PartitionBufferSize (100)")]
+    [InlineData("RetryTiers", "RetryTiers:Enabled is true: retry tiers park single records")]
     public async Task Start_BatchHandlerWithASettingItCannotWorkWith_FailsSayingWhy(string setting, string expected)
     {
         using var host = Build(o =>
@@ -32,6 +33,9 @@ public sealed class BatchConfigurationTests
                     break;
                 case "Transactional":
                     o.Commit.Strategy = CommitStrategy.Transactional;
+                    break;
+                case "RetryTiers":
+                    o.RetryTiers.Enabled = true;
                     break;
                 default:
                     o.PartitionBufferSize = 100;

@@ -60,6 +60,47 @@ public sealed class StartupValidationTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("RetryTiers:Enabled=true;DeadLetter:Enabled=false", "Kafka:Orders:RetryTiers:Enabled is true and Kafka:Orders:DeadLetter:Enabled is false: a record that fails in its last tier is dead-lettered")]
+    [InlineData("RetryTiers:Enabled=true;Commit:Strategy=Manual", "Kafka:Orders:RetryTiers:Enabled is true and Kafka:Orders:Commit:Strategy is Manual")]
+    [InlineData("RetryTiers:Enabled=true;Commit:Strategy=Transactional", "Kafka:Orders:RetryTiers:Enabled is true and Kafka:Orders:Commit:Strategy is Transactional")]
+    [InlineData("RetryTiers:Enabled=true;RetryTiers:Topic=orders", "Kafka:Orders:RetryTiers:Topic ('orders') does not give a valid retry topic for 'orders'")]
+    [InlineData("RetryTiers:Enabled=true;RetryTiers:Topic=bad topic", "Kafka:Orders:RetryTiers:Topic ('bad topic') does not give a valid retry topic")]
+    [InlineData("RetryTiers:Enabled=true;RetryTiers:Topic={topic}.dlq", "Kafka:Orders:RetryTiers:Topic and Kafka:Orders:DeadLetter:Topic name the same topic ('orders.dlq')")]
+    [InlineData("RetryTiers:Enabled=true;RetryTiers:Topic=audit;Topics:1=audit", "Kafka:Orders:RetryTiers:Topic ('audit') names a topic this consumer reads ('audit')")]
+    [InlineData("RetryTiers:Delays:0=00:00:00", "Kafka:Orders:RetryTiers:Delays:0 is 00:00:00: use a duration from 00:00:00.0010000 to 7.00:00:00")]
+    [InlineData("RetryTiers:Delays:0=8.00:00:00", "Kafka:Orders:RetryTiers:Delays:0 is 8.00:00:00")]
+    [InlineData("RetryTiers:MaxParkedRecords=0", "Kafka:Orders:RetryTiers:MaxParkedRecords is 0: use a number of records from 1 to 1000000")]
+    [InlineData("RetryTiers:Ordering=Sorted", "Kafka:Orders:RetryTiers:Ordering")]
+    public async Task Start_InvalidRetryTiers_FailsWithAMessageNamingTheSetting(string pairs, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid);
+        foreach (var pair in pairs.Split(';'))
+        {
+            var (key, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
+            settings["Kafka:Orders:" + key] = value;
+        }
+
+        using var host = BuildHost(settings);
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_ParkAtOnceToATierThatDoesNotExist_SaysHowManyTiersThereAre()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(Valid);
+        builder.Services.AddReliableConsumer<TestEvent>(builder.Configuration.GetSection("Kafka:Orders"))
+            .WithHandler<RecordingHandler>();
+        builder.Services.PostConfigureAll<ReliableConsumerOptions>(o => o.RetryTiers.ParkAtOnce<TimeoutException>(tier: 4));
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("RetryTiers.ParkAtOnce<TimeoutException>(tier: 4) names tier 4, but there are 3 tiers (Kafka:Orders:RetryTiers:Delays): use a tier from 1 to 3.", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Start_UnknownStartPosition_FailsNamingTheSetting()
     {
