@@ -11,4 +11,7 @@ namespace Kafka.Reliable.Cli;
 [JsonSerializable(typeof(List<GroupListRow>))]
 [JsonSerializable(typeof(GroupReport))]
 [JsonSerializable(typeof(EmbeddedReport))]
+[JsonSerializable(typeof(RetryListReport))]
+[JsonSerializable(typeof(RetryShowReport))]
+[JsonSerializable(typeof(List<RetryCommandRow>))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

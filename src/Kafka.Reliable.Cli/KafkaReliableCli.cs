@@ -30,11 +30,12 @@ internal static class KafkaReliableCli
             output,
             error,
             new CliConsole(output, interactive));
-        var root = new RootCommand("kafka-reliable: consumer lag, consumer groups, offset resets, dead-letter topics and an embedded Kafka broker.") { cli.Json };
+        var root = new RootCommand("kafka-reliable: consumer lag, consumer groups, offset resets, dead-letter topics, retry tiers and an embedded Kafka broker.") { cli.Json };
         root.Subcommands.Add(LagCommand.Create(cli));
         root.Subcommands.Add(GroupCommands.Create(cli));
         root.Subcommands.Add(OffsetsResetCommand.Create(cli));
         root.Subcommands.Add(DeadLetterCommands.Create(cli));
+        root.Subcommands.Add(RetryCommands.Create(cli));
         root.Subcommands.Add(EmbeddedCommand.Create(cli));
 
         var parse = root.Parse(args);
