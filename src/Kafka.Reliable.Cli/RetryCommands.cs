@@ -387,26 +387,40 @@ internal static class RetryCommands
         public void Take(ConsumeResult<byte[]?, byte[]?> record)
         {
             Read++;
-            if (!RetryRecords.TryRead(record, out var copy, out var command, out _))
+            var read = RetryRecords.Read(record);
+            if (read.Kind == RetryRecordKind.Invalid)
             {
                 _unreadable++;
                 return;
             }
 
-            if (command is not null)
+            if (read.Kind == RetryRecordKind.Command)
             {
                 return;
             }
 
-            if (copy!.Record.Topic != topic || copy.Record.Partition.Value != partition)
+            var copy = read.Copy!;
+            if (copy.Record.Topic != topic || copy.Record.Partition.Value != partition)
             {
                 _foreign++;
                 return;
             }
 
-            if (RetryRecords.Last(record.Message.Headers, RetryTierHeaders.ConsumerGroup) is { } parkedBy && parkedBy != group)
+            if (read.Group is { } parkedBy && parkedBy != group)
             {
                 _otherGroups.Add(parkedBy);
+                return;
+            }
+
+            if (read.Kind == RetryRecordKind.Done)
+            {
+                // A done marker: the record it names was handled or dead-lettered after the copies before it.
+                if (_byOriginalOffset.TryGetValue(copy.OriginalOffset, out var done) && done.RetryOffset < copy.RetryOffset)
+                {
+                    _byOriginalOffset.Remove(copy.OriginalOffset);
+                }
+
+                return;
             }
 
             // The newest copy of an original offset (the highest tier) supersedes the older ones; of two copies of the same
@@ -469,7 +483,7 @@ internal static class RetryCommands
 
             if (_otherGroups.Count > 0)
             {
-                yield return $"records of {retryTopic}[{partition}] were parked by group(s) {string.Join(", ", _otherGroups.Select(g => $"'{g}'"))}, not '{group}': they are listed, as the consumer of group '{group}' reads them like its own. Give each group's consumer a retry topic of its own (RetryTiers:Topic).";
+                yield return $"records of {retryTopic}[{partition}] were parked by group(s) {string.Join(", ", _otherGroups.Select(g => $"'{g}'"))}, not '{group}': left out, as the consumer of group '{group}' skips them.";
             }
         }
     }

@@ -135,8 +135,9 @@ public sealed class RetryCommandTests : IDisposable
         var release = ReadOne(0, 4);
         Assert.Equal("a"u8.ToArray(), release.Message.Key);
         Assert.Null(release.Message.Value);
-        Assert.True(RetryRecords.TryRead(release, out _, out var command, out _));
-        Assert.Equal("release", command);
+        var command = RetryRecords.Read(release);
+        Assert.Equal(RetryRecordKind.Command, command.Kind);
+        Assert.Equal("release", command.Command);
         Assert.Equal("release", Encoding.UTF8.GetString(Assert.Single(release.Message.Headers).GetValueBytes()));
         Assert.Equal(RetryTierHeaders.Command, release.Message.Headers[0].Key);
         Assert.Equal(5, _cluster.GetHighWatermarks(RetryTopic)[0]);
@@ -152,8 +153,9 @@ public sealed class RetryCommandTests : IDisposable
         var retryNow = ReadOne(1, 2);
         Assert.Equal(BinaryKey, retryNow.Message.Key);
         Assert.Null(retryNow.Message.Value);
-        Assert.True(RetryRecords.TryRead(retryNow, out _, out var nowCommand, out _));
-        Assert.Equal("retry-now", nowCommand);
+        var nowCommand = RetryRecords.Read(retryNow);
+        Assert.Equal(RetryRecordKind.Command, nowCommand.Kind);
+        Assert.Equal("retry-now", nowCommand.Command);
 
         // The commands are not parked records: the list is unchanged.
         var (_, listed, _) = await Cli.RunAsync("retry", "list", "-b", _cluster.BootstrapServers, "--topic", Topic, "--group", Group, "--json");
