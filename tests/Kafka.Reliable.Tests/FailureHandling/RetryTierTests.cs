@@ -4,6 +4,7 @@ using System.Text;
 using Confluent.Kafka;
 using Kafka.Reliable.DeadLetter;
 using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kafka.Reliable.Tests.FailureHandling;
 
@@ -214,6 +215,123 @@ public sealed class RetryTierTests(KafkaBrokerFixture broker)
         await Eventually.TrueAsync(() => handler.Handled.Count == 5, "k1's two later records are handled");
         Assert.Equal(typeof(RetryTierReleasedException).FullName, Encoding.UTF8.GetString(dead.Message.Headers.GetLastBytes(DeadLetterHeaders.ExceptionType)));
         Assert.Equal([3, 5], handler.Handled.Where(h => h.Id % 2 == 1).Select(h => h.Id));
+    }
+
+    [Fact]
+    public async Task ParkedRecords_AreCounted_AgeTheHealthCheck_AndTheirRetriesLinkToTheSpanThatParkedThem()
+    {
+        var (topic, group) = await TopicsAsync(partitions: 1);
+        await broker.ProduceAsync(topic, Keyed(10, keys: 2, partitions: 1));
+        var failing = new StrongBox(true);
+        var handler = new RecordingHandler
+        {
+            Behavior = (message, _, _) => message.Key == "k1" && failing.Value ? throw new TimeoutException("down") : ValueTask.CompletedTask,
+        };
+        var spans = new ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == KafkaReliableDiagnostics.ActivitySourceName,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if ((string?)activity.GetTagItem("messaging.consumer.group.name") == group)
+                {
+                    spans.Enqueue(activity);
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        using var meters = new TestMeters();
+        var parked = meters.Collect<long>("kafka.reliable.retry.parked");
+        var parkedKeys = meters.Collect<long>("kafka.reliable.retry.parked_keys");
+        var parkedRecords = meters.Collect<long>("kafka.reliable.retry.parked_records");
+        long? Latest(Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<long> collector) => collector.GetMeasurementSnapshot() is { Count: > 0 } all ? all[^1].Value : null;
+        var oldest = meters.Collect<double>("kafka.reliable.retry.oldest_parked_age");
+
+        await using var consumer = await TestConsumer.StartAsync(
+            broker, topic, group, handler, o => Tiers(o, DispatchMode.ByKey, delays: 200), meters: meters,
+            services: s => s.AddHealthChecks().AddReliableConsumer("test", o => o.MaxParkedAge = TimeSpan.FromMilliseconds(1)));
+        var health = consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService>();
+
+        // k1's five records: its first failed and parked, the four others parked behind it.
+        await Eventually.TrueAsync(() => handler.Handled.Count == 5, "k0's five records are handled");
+        await Eventually.TrueAsync(
+            () =>
+            {
+                meters.Observe();
+                return Latest(parkedRecords) == 5 && Latest(parkedKeys) == 1 && parked.Sum() >= 5;
+            },
+            "one key and five records are parked",
+            state: () => $"records {Latest(parkedRecords)}, keys {Latest(parkedKeys)}, parked (counter) {parked.Sum()}");
+        Assert.True(oldest.GetMeasurementSnapshot()[^1].Value >= 0);
+        await Eventually.TrueAsync(
+            () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value is { Status: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded } r
+                && r.Description!.Contains("parked in a retry tier", StringComparison.Ordinal),
+            "the health check is degraded by the parked record's age");
+
+        failing.Value = false;
+        await Eventually.TrueAsync(() => handler.Handled.Count == 10, "k1's records are handled after recovery");
+        await Eventually.TrueAsync(
+            () =>
+            {
+                meters.Observe();
+                return Latest(parkedRecords) == 0;
+            },
+            "nothing is parked any more");
+        await Eventually.TrueAsync(
+            () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value.Status == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy,
+            "healthy again");
+
+        // The first record of k1: its first span parked it in tier 1; the span of its retry links to that span.
+        await Eventually.TrueAsync(() => spans.Any(a => a.GetTagItem("kafka.reliable.retry") is true), "a retry's span ended");
+        var first = spans.First(a => a.GetTagItem("kafka.reliable.parked_tier") is 1);
+        var retry = spans.First(a => a.GetTagItem("kafka.reliable.retry") is true && (long)a.GetTagItem("messaging.kafka.offset")! == (long)first.GetTagItem("messaging.kafka.offset")!);
+        Assert.Contains(retry.Links, link => link.Context.SpanId == first.SpanId && link.Context.TraceId == first.TraceId);
+        Assert.Contains(spans, a => a.GetTagItem("kafka.reliable.parked_tier") is 0);
+    }
+
+    [Fact]
+    public async Task ARestartedConsumer_DoesNotRunParkedRecordsAgainThatWereDone_NorAnotherGroupsCopies()
+    {
+        var (topic, group) = await TopicsAsync(partitions: 1);
+        await broker.ProduceAsync(topic, Keyed(6, keys: 2, partitions: 1));
+
+        // Another group's copy of a record, in the same retry topic: never run by this group.
+        var other = new Headers
+        {
+            { RetryTierHeaders.OriginalTopic, Encoding.UTF8.GetBytes(topic) },
+            { RetryTierHeaders.OriginalPartition, "0"u8.ToArray() },
+            { RetryTierHeaders.OriginalOffset, "99"u8.ToArray() },
+            { RetryTierHeaders.ConsumerGroup, "someone-else"u8.ToArray() },
+            { RetryTierHeaders.Tier, "1"u8.ToArray() },
+            { RetryTierHeaders.Due, "0"u8.ToArray() },
+        };
+        await broker.ProduceMessagesAsync(topic + ".retry", [(0, new Message<byte[]?, byte[]?> { Key = "k9"u8.ToArray(), Value = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new TestEvent(99, "k9"))), Headers = other })]);
+        var calls = new ConcurrentDictionary<int, int>();
+        var failing = new StrongBox(true);
+        Func<TestEvent, MessageContext, CancellationToken, ValueTask> behavior = (message, _, _) =>
+        {
+            calls.AddOrUpdate(message.Id, 1, (_, n) => n + 1);
+            return message.Id == 1 && failing.Value ? throw new TimeoutException("down") : ValueTask.CompletedTask;
+        };
+
+        await using (var first = await TestConsumer.StartAsync(broker, topic, group, new RecordingHandler { Behavior = behavior }, o => Tiers(o, DispatchMode.Sequential, delays: 50)))
+        {
+            await Eventually.TrueAsync(() => first.Handler.Handled.Count == 3, "k0's records are handled");
+            failing.Value = false;
+            await Eventually.TrueAsync(() => first.Handler.Handled.Count == 6, "k1's records are handled from the retry topic");
+            await Eventually.TrueAsync(
+                () => broker.GetHighWatermarks(topic + ".retry", 1)[0] >= 1 + 3 + 3,
+                "the other group's copy, k1's three copies and their three done markers are in the retry topic");
+        }
+
+        // Stopped at once: the retry partition may be committed only part of the way. The next run reads the done markers.
+        var before = calls.ToDictionary(c => c.Key, c => c.Value);
+        await using var second = await TestConsumer.StartAsync(broker, topic, group, new RecordingHandler { Behavior = behavior }, o => Tiers(o, DispatchMode.Sequential, delays: 50));
+        await Eventually.TrueAsync(() => second.Logs.CountOf(245) >= 1, "the second run read its parked records");
+        Assert.Contains("0 record(s) of 0 key(s)", second.Logs.GetSnapshot().First(r => r.Id.Id == 245).Message, StringComparison.Ordinal);
+        Assert.Equal(before, calls.ToDictionary(c => c.Key, c => c.Value));
+        Assert.False(calls.ContainsKey(99));
     }
 
     private async Task<(string Topic, string Group)> TopicsAsync(int partitions)
