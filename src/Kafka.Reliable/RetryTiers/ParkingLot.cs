@@ -62,8 +62,8 @@ internal sealed class ParkingLot
 
     /// <summary>
     /// Gets the turn the partition's handler calls take, under <see cref="DispatchMode.Sequential"/> dispatch: a parked record
-    /// is handled between two of the partition's records, never beside one. Null under the other modes, where a parked record
-    /// takes one of the consumer's in-flight slots instead.
+    /// is handled between two of the partition's records, never beside one. Null under the other modes, where parked records
+    /// of different keys run beside the partition's (up to <see cref="RetryTierConstants.MaxConcurrentKeys"/> of them).
     /// </summary>
     public SemaphoreSlim? Turn { get; }
 
@@ -506,19 +506,9 @@ internal sealed class ParkingLot
                     entry.State = ParkedState.Running;
                 }
 
-                RecordResult result;
-                var slot = Turn is null && await TakeSlotAsync(stop).ConfigureAwait(false);
-                try
-                {
-                    result = Turn is null && !slot ? RecordResult.Stopped : await execution.RunParkedAsync(entry, stop, abort).ConfigureAwait(false);
-                }
-                finally
-                {
-                    if (slot)
-                    {
-                        _consumer.InFlight.Release();
-                    }
-                }
+                // Not counted against MaxInFlight: a partition's records may hold every in-flight slot while they wait for room
+                // in this lot, which only these runs make. At most MaxConcurrentKeys of them run per partition.
+                var result = await execution.RunParkedAsync(entry, stop, abort).ConfigureAwait(false);
 
                 lock (_lock)
                 {
@@ -555,21 +545,6 @@ internal sealed class ParkingLot
             }
 
             _signal.Set();
-        }
-    }
-
-    /// <summary>Takes one of the consumer's in-flight slots for a parked record (ByKey and Unordered dispatch).</summary>
-    /// <returns><see langword="false"/> when the worker stopped first.</returns>
-    private async ValueTask<bool> TakeSlotAsync(CancellationToken stop)
-    {
-        try
-        {
-            await _consumer.InFlight.WaitAsync(stop).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            return false;
         }
     }
 

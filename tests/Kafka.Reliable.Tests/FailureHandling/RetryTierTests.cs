@@ -334,6 +334,64 @@ public sealed class RetryTierTests(KafkaBrokerFixture broker)
         Assert.False(calls.ContainsKey(99));
     }
 
+    [Fact]
+    public async Task AFullLot_MakesTheNextRecordToParkWait_WithoutDeadlockingTheKeysThatMustDrainIt()
+    {
+        var (topic, group) = await TopicsAsync(partitions: 1);
+        await broker.ProduceAsync(topic, Keyed(40, keys: 4, partitions: 1));
+        var failing = new StrongBox(true);
+        var handler = new RecordingHandler
+        {
+            Behavior = (message, _, _) => message.Key is "k1" or "k2" && failing.Value ? throw new TimeoutException("down") : ValueTask.CompletedTask,
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            Tiers(o, DispatchMode.ByKey, delays: 50);
+            o.RetryTiers.Delays.Clear();
+            for (var i = 0; i < 50; i++)
+            {
+                o.RetryTiers.Delays.Add(TimeSpan.FromMilliseconds(50));
+            }
+
+            o.RetryTiers.MaxParkedRecords = 3;
+            o.MaxInFlight = 2;
+        });
+
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(244) >= 1, "a record waits for room in the full lot");
+        Assert.DoesNotContain(handler.Handled, h => h.Id % 4 is 1 or 2);
+        failing.Value = false;
+        await Eventually.TrueAsync(() => handler.Handled.Count == 40, "every record is handled once the keys recover", state: () => $"{handler.Handled.Count} handled");
+        foreach (var key in new[] { 1, 2 })
+        {
+            var ids = handler.Handled.Where(h => h.Id % 4 == key).Select(h => h.Id).ToList();
+            Assert.Equal(ids.Order(), ids);
+        }
+    }
+
+    [Fact]
+    public async Task ARetryTopicWithoutThePartitionsPartition_HoldsThatPartition_AndMakesTheConsumerUnhealthy()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        await broker.CreateTopicNamedAsync(topic + ".retry", 1);
+        await broker.CreateTopicNamedAsync(topic + ".dlq", 1);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, Keyed(10, keys: 10, partitions: 2));
+
+        await using var consumer = await TestConsumer.StartAsync(
+            broker, topic, group, configure: o => Tiers(o, DispatchMode.Sequential, delays: 50), services: s => s.AddHealthChecks().AddReliableConsumer("test"));
+        var health = consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService>();
+
+        await Eventually.TrueAsync(() => consumer.Handler.Handled.Count == 5, "partition 0's records are handled");
+        await Eventually.TrueAsync(
+            () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value is { Status: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy } r
+                && r.Description!.Contains($"{topic}[1] waits: its retry topic {topic}.retry cannot be read", StringComparison.Ordinal),
+            "unhealthy: partition 1 has no retry partition",
+            state: () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value.Description ?? string.Empty);
+        Assert.DoesNotContain(consumer.Handler.Handled, h => h.Partition == 1);
+        Assert.True(consumer.Logs.CountOf(246) >= 1);
+    }
+
     private async Task<(string Topic, string Group)> TopicsAsync(int partitions)
     {
         var topic = await broker.CreateTopicAsync(partitions);
