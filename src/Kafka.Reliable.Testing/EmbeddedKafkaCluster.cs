@@ -271,6 +271,91 @@ public sealed class EmbeddedKafkaCluster : IDisposable, IAsyncDisposable
         Check(LibRdKafka.rd_kafka_mock_broker_set_rtt(Cluster, CheckBroker(brokerId), (int)roundTripTime.TotalMilliseconds), $"set the round-trip time of broker {brokerId}");
     }
 
+    /// <summary>
+    /// Sets the session timeout of consumer groups that speak the consumer protocol (KIP-848's broker-side
+    /// <c>group.consumer.session.timeout.ms</c>; 45 s by default): a member that sends no heartbeat for that long is fenced
+    /// and its partitions are given to the others. Keep it short in tests. Groups of the classic protocol keep their
+    /// members' own <c>session.timeout.ms</c>.
+    /// </summary>
+    /// <param name="sessionTimeout">The timeout, at least 1 ms.</param>
+    public void SetConsumerGroupSessionTimeout(TimeSpan sessionTimeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sessionTimeout, TimeSpan.FromMilliseconds(1));
+        LibRdKafka.rd_kafka_mock_set_group_consumer_session_timeout_ms(Cluster, (int)sessionTimeout.TotalMilliseconds);
+    }
+
+    /// <summary>
+    /// Sets the heartbeat interval the brokers give members of consumer-protocol groups (KIP-848's
+    /// <c>group.consumer.heartbeat.interval.ms</c>; 3 s by default): how often each member reports, and so how quickly it
+    /// learns of a new assignment.
+    /// </summary>
+    /// <param name="heartbeatInterval">The interval, at least 1 ms.</param>
+    public void SetConsumerGroupHeartbeatInterval(TimeSpan heartbeatInterval)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(heartbeatInterval, TimeSpan.FromMilliseconds(1));
+        LibRdKafka.rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(Cluster, (int)heartbeatInterval.TotalMilliseconds);
+    }
+
+    /// <summary>
+    /// Scripts the target assignment of a consumer-protocol group (KIP-848): from now on the brokers move the group's
+    /// members towards it, incrementally (a partition is revoked from its owner before it is assigned to its next one),
+    /// instead of computing one. Members not named get nothing. The group must exist (a member joined it). Members are
+    /// named by their member ids (<c>IConsumer.MemberId</c>; a reliable consumer's health check reports its own as
+    /// <c>member_id</c>).
+    /// </summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="assignment">Each member's partitions.</param>
+    public void SetConsumerGroupAssignment(string groupId, IReadOnlyDictionary<string, IReadOnlyList<TopicPartition>> assignment)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
+        ArgumentNullException.ThrowIfNull(assignment);
+        var members = assignment.ToList();
+        var ids = new IntPtr[members.Count];
+        var lists = new IntPtr[members.Count];
+        var target = IntPtr.Zero;
+        try
+        {
+            for (var i = 0; i < members.Count; i++)
+            {
+                ids[i] = Marshal.StringToCoTaskMemUTF8(members[i].Key);
+                lists[i] = LibRdKafka.rd_kafka_topic_partition_list_new(Math.Max(1, members[i].Value.Count));
+                foreach (var partition in members[i].Value)
+                {
+                    LibRdKafka.rd_kafka_topic_partition_list_add(lists[i], partition.Topic, partition.Partition.Value);
+                }
+            }
+
+            // The target assignment copies the ids and lists; they are freed below.
+            target = LibRdKafka.rd_kafka_mock_cgrp_consumer_target_assignment_new(ids, members.Count, lists);
+            LibRdKafka.rd_kafka_mock_cgrp_consumer_target_assignment(Cluster, groupId, target);
+        }
+        finally
+        {
+            if (target != IntPtr.Zero)
+            {
+                LibRdKafka.rd_kafka_mock_cgrp_consumer_target_assignment_destroy(target);
+            }
+
+            for (var i = 0; i < members.Count; i++)
+            {
+                if (lists[i] != IntPtr.Zero)
+                {
+                    LibRdKafka.rd_kafka_topic_partition_list_destroy(lists[i]);
+                }
+
+                Marshal.FreeCoTaskMem(ids[i]);
+            }
+        }
+    }
+
+    /// <summary>Gives a consumer-protocol group back to the brokers' own assignment (a range assignment over its members), after <see cref="SetConsumerGroupAssignment"/>.</summary>
+    /// <param name="groupId">The group.</param>
+    public void ClearConsumerGroupAssignment(string groupId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
+        LibRdKafka.rd_kafka_mock_cgrp_consumer_target_assignment(Cluster, groupId, IntPtr.Zero);
+    }
+
     /// <summary>Moves the coordinator of a consumer group or a transactional id to a broker.</summary>
     /// <param name="type">Group or transaction coordinator.</param>
     /// <param name="key">The group id or transactional id.</param>

@@ -80,5 +80,19 @@ internal static class ReliableConsumerConstants
         ["enable.auto.commit"] = "Commit:Strategy",
         ["enable.auto.offset.store"] = "Commit:Strategy",
         ["auto.offset.reset"] = nameof(ReliableConsumerOptions.StartPosition),
+        ["group.protocol"] = nameof(ReliableConsumerOptions.GroupProtocol),
+        ["group.instance.id"] = nameof(ReliableConsumerOptions.GroupInstanceId),
+    };
+
+    /// <summary>
+    /// The librdkafka settings of the classic group protocol that <see cref="GroupProtocol.Consumer"/> does not take (librdkafka
+    /// refuses them), with what replaces each.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> ClassicOnlyKafkaSettings = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["partition.assignment.strategy"] = "the broker assigns partitions under the consumer protocol: choose its assignor with KafkaSettings:group.remote.assignor ('uniform' or 'range'), or leave it to the broker's default (uniform)",
+        ["session.timeout.ms"] = "the session timeout is the broker's under the consumer protocol: set group.consumer.session.timeout.ms on the broker, or on the group (kafka-configs --entity-type groups)",
+        ["heartbeat.interval.ms"] = "the heartbeat interval is the broker's under the consumer protocol: set group.consumer.heartbeat.interval.ms on the broker, or on the group",
+        ["group.protocol.type"] = "the consumer protocol has no protocol type: remove it",
     };
 }

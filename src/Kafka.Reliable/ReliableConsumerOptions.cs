@@ -16,6 +16,24 @@ public sealed class ReliableConsumerOptions
     /// <value>The default value is empty: a value is required.</value>
     public string GroupId { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Gets or sets the consumer group protocol: <see cref="GroupProtocol.Classic"/> (join, sync and heartbeat; the client
+    /// assigns partitions, cooperative-sticky by default) or <see cref="GroupProtocol.Consumer"/> (KIP-848, Kafka 4.0+: the
+    /// broker assigns partitions incrementally and a rebalance never stops the group). See docs/concurrency.md, "Group protocols".
+    /// </summary>
+    /// <value>The default value is <see cref="GroupProtocol.Classic"/>, which every broker speaks.</value>
+    public GroupProtocol GroupProtocol { get; set; } = GroupProtocol.Classic;
+
+    /// <summary>
+    /// Gets or sets the member's static identity in its group (<c>group.instance.id</c>, static membership), unique among
+    /// the group's members: a member that restarts within the session timeout gets its partitions back without a rebalance.
+    /// Two members with one id fence each other: under the classic protocol the newer one fences the older one, under the
+    /// consumer protocol the newer one is refused while the older one holds the id; the fenced member stops with a fatal
+    /// error that names the id, and its health check is unhealthy.
+    /// </summary>
+    /// <value>The default value is null: dynamic membership.</value>
+    public string? GroupInstanceId { get; set; }
+
     /// <summary>Gets the topics to consume.</summary>
     /// <value>The default value is an empty list: at least one topic is required.</value>
     public IList<string> Topics { get; } = [];
@@ -115,6 +133,16 @@ public sealed class ReliableConsumerOptions
     /// </summary>
     /// <value>The default value is empty; the assignment strategy defaults to <c>cooperative-sticky</c>.</value>
     public IDictionary<string, string> KafkaSettings { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}
+
+/// <summary>The consumer group protocol a consumer speaks with the group coordinator.</summary>
+public enum GroupProtocol
+{
+    /// <summary>The classic protocol (JoinGroup, SyncGroup, Heartbeat): the client assigns partitions; every broker speaks it.</summary>
+    Classic,
+
+    /// <summary>The consumer protocol of KIP-848 (ConsumerGroupHeartbeat, Kafka 4.0+): the broker assigns partitions incrementally.</summary>
+    Consumer,
 }
 
 /// <summary>How the records of one partition are dispatched to the handler.</summary>

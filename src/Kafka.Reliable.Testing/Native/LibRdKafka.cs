@@ -165,6 +165,30 @@ internal static partial class LibRdKafka
     [LibraryImport(Library)]
     public static partial long rd_kafka_mock_request_timestamp(IntPtr request);
 
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_set_group_consumer_session_timeout_ms(IntPtr mcluster, int sessionTimeoutMs);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(IntPtr mcluster, int heartbeatIntervalMs);
+
+    [LibraryImport(Library)]
+    public static partial IntPtr rd_kafka_mock_cgrp_consumer_target_assignment_new(IntPtr[] memberIds, int memberCount, IntPtr[] assignments);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_mock_cgrp_consumer_target_assignment_destroy(IntPtr targetAssignment);
+
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial void rd_kafka_mock_cgrp_consumer_target_assignment(IntPtr mcluster, string groupId, IntPtr targetAssignment);
+
+    [LibraryImport(Library)]
+    public static partial IntPtr rd_kafka_topic_partition_list_new(int size);
+
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr rd_kafka_topic_partition_list_add(IntPtr list, string topic, int partition);
+
+    [LibraryImport(Library)]
+    public static partial void rd_kafka_topic_partition_list_destroy(IntPtr list);
+
     public static string ErrorText(int error) => Marshal.PtrToStringUTF8(rd_kafka_err2str(error)) ?? $"error {error}";
 
     public static string ErrorBuffer(byte[] buffer)

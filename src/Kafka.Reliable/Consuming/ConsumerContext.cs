@@ -76,6 +76,9 @@ internal sealed class ConsumerContext(string name, ReliableConsumerOptions optio
     /// <summary>Gets or sets the idempotency store's partition offsets, when it keeps them; read on assignment.</summary>
     public IStoredOffsets? StoredOffsets { get; set; }
 
+    /// <summary>Gets or sets the member id the group coordinator knows the consumer by, as of its last assignment; null before one (written by the poll thread, read by the health check).</summary>
+    public volatile string? MemberId;
+
     /// <summary>Gets or sets the reader of the retry topics, with retry tiers; null without (poll thread).</summary>
     public RetryTiers.RetryTierConsumer? RetryTiers { get; set; }
 

@@ -113,7 +113,20 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             AutoOffsetReset = options.StartPosition == StartPosition.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
             EnablePartitionEof = false,
         };
-        config.PartitionAssignmentStrategy ??= PartitionAssignmentStrategy.CooperativeSticky;
+        if (options.GroupProtocol == Reliable.GroupProtocol.Consumer)
+        {
+            config.GroupProtocol = Confluent.Kafka.GroupProtocol.Consumer;
+        }
+        else
+        {
+            config.PartitionAssignmentStrategy ??= PartitionAssignmentStrategy.CooperativeSticky;
+        }
+
+        if (options.GroupInstanceId is { Length: > 0 } instance)
+        {
+            config.GroupInstanceId = instance;
+        }
+
         config.ClientId ??= name;
         if (config.Get(FetchQueueBackoff) is null)
         {
@@ -411,11 +424,25 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     {
         if (error.IsFatal)
         {
-            _fatalReason ??= $"{error.Code}: {error.Reason}";
+            _fatalReason ??= DescribeFatal(error);
             return;
         }
 
         Log.ClientError(Logger, Name, error.Code, error.Reason);
+    }
+
+    /// <summary>A fatal error as the health check reports it; a member fenced for its static identity says which and why.</summary>
+    private string DescribeFatal(Error error)
+    {
+        var reason = $"{error.Code}: {error.Reason}";
+        var fenced = error.Code is ErrorCode.FencedInstanceId || error.Reason.Contains("FENCED_INSTANCE_ID", StringComparison.Ordinal)
+            || error.Reason.Contains("fenced by other consumer", StringComparison.OrdinalIgnoreCase);
+        var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal);
+        return fenced
+            ? $"{reason}. Another member of group '{_options.GroupId}' joined with the same GroupInstanceId ('{_options.GroupInstanceId}') and fenced this one (classic protocol: the newer member wins). Give each member its own GroupInstanceId."
+            : unreleased
+                ? $"{reason}. Another member of group '{_options.GroupId}' holds GroupInstanceId '{_options.GroupInstanceId}' (consumer protocol: the member holding the id keeps it, the newer one is refused). Give each member its own GroupInstanceId, or stop the other member first."
+                : reason;
     }
 
     private void OnClientLog(LogMessage message) => ClientLogs.Forward(Logger, Name, message);

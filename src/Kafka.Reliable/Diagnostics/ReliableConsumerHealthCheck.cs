@@ -66,7 +66,18 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerState? state, string c
         {
             ["in_flight"] = runner.InFlightRecords(),
             ["paused_partitions"] = runner.PausedPartitions(),
+            ["group_protocol"] = runner.Context.Options.GroupProtocol.ToString(),
         };
+        if (runner.Context.MemberId is { Length: > 0 } memberId)
+        {
+            data["member_id"] = memberId;
+        }
+
+        if (runner.Context.Options.GroupInstanceId is { } instanceId)
+        {
+            data["group_instance_id"] = instanceId;
+        }
+
         var unhealthy = new List<string>();
         var degraded = new List<string>();
         if (runner.Context.DeadLetterFailing is > 0 and var failing)

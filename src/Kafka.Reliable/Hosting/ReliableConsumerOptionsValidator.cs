@@ -212,6 +212,32 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         }
 
         var managedOk = true;
+        if (!Enum.IsDefined(options.GroupProtocol))
+        {
+            errors.AddError($"{Setting("GroupProtocol")} is {options.GroupProtocol}: use one of {string.Join(", ", Enum.GetNames<GroupProtocol>())}.");
+        }
+        else if (options.GroupProtocol == GroupProtocol.Consumer)
+        {
+            foreach (var (key, replacement) in ReliableConsumerConstants.ClassicOnlyKafkaSettings)
+            {
+                if (options.KafkaSettings.ContainsKey(key))
+                {
+                    managedOk = false;
+                    errors.AddError($"{Setting($"KafkaSettings:{key}")} belongs to the classic group protocol, and {Setting("GroupProtocol")} is Consumer: {replacement}.");
+                }
+            }
+        }
+        else if (options.KafkaSettings.ContainsKey("group.remote.assignor"))
+        {
+            managedOk = false;
+            errors.AddError($"{Setting("KafkaSettings:group.remote.assignor")} is for the consumer group protocol, and {Setting("GroupProtocol")} is Classic: set GroupProtocol to Consumer, or choose the client's assignor with KafkaSettings:partition.assignment.strategy.");
+        }
+
+        if (options.GroupInstanceId is { } instanceId && (instanceId.Length is 0 or > 249 || string.IsNullOrWhiteSpace(instanceId)))
+        {
+            errors.AddError($"{Setting("GroupInstanceId")} ('{instanceId}') is not a valid group instance id: use 1 to 249 characters unique to this member of the group (the pod's name, for example), or leave it unset for dynamic membership.");
+        }
+
         foreach (var (key, value) in options.KafkaSettings)
         {
             if (ReliableConsumerConstants.ManagedKafkaSettings.TryGetValue(key, out var typed))

@@ -47,6 +47,7 @@ internal sealed class RebalanceCoordinator(
             context.StartPartitionWorker(worker);
         }
 
+        context.MemberId = consumer.MemberId;
         Log.PartitionsAssigned(Logger, Name, Describe(assigned));
         AssignmentChanged("assigned", assigned.Count);
         var start = StartOffsets(consumer, assigned);

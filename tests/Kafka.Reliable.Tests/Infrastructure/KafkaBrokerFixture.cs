@@ -52,6 +52,10 @@ public sealed class KafkaBrokerFixture : IAsyncLifetime
             }
 
             Embedded = EmbeddedKafkaCluster.Start(brokerCount: 3);
+
+            // The consumer protocol's session settings are the broker's: as short as the classic ones the tests set.
+            Embedded.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
+            Embedded.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(500));
             BootstrapServers = Embedded.BootstrapServers;
             Description = $"embedded broker at {BootstrapServers}";
         }

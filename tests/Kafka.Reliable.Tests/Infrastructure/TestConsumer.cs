@@ -92,6 +92,7 @@ public sealed class TestConsumer : IAsyncDisposable
                 o.KafkaSettings["heartbeat.interval.ms"] = "500";
                 o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
                 configure?.Invoke(o);
+                ForProtocol(o);
             });
         return (builder, consumer);
     }
@@ -110,6 +111,20 @@ public sealed class TestConsumer : IAsyncDisposable
         var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize, services, meters);
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new TestConsumer(host, handler, logs);
+    }
+
+    /// <summary>
+    /// Under the consumer group protocol, drops the classic protocol's session settings the tests set by default (the
+    /// broker owns them there: the test broker's are as short, see <see cref="KafkaBrokerFixture"/>).
+    /// </summary>
+    public static void ForProtocol(ReliableConsumerOptions options)
+    {
+        if (options.GroupProtocol == GroupProtocol.Consumer)
+        {
+            options.KafkaSettings.Remove("session.timeout.ms");
+            options.KafkaSettings.Remove("heartbeat.interval.ms");
+            options.KafkaSettings.Remove("partition.assignment.strategy");
+        }
     }
 
     public static IEnumerable<(int Partition, string? Key, string? Value)> Events(int count, int partitions, int firstId = 0) =>
