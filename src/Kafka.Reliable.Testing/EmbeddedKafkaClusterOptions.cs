@@ -77,6 +77,9 @@ public enum KafkaApiKey : short
 
     /// <summary>TxnOffsetCommit.</summary>
     TxnOffsetCommit = 28,
+
+    /// <summary>ConsumerGroupHeartbeat: the consumer group protocol's (KIP-848) only group request.</summary>
+    ConsumerGroupHeartbeat = 68,
 }
 
 /// <summary>The kinds of coordinator a broker can be for a key.</summary>

@@ -8,12 +8,24 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
     [Theory]
     [InlineData("cooperative-sticky")]
     [InlineData("range")]
+    [InlineData("consumer-protocol")]
     public async Task TwoConsumers_OneGroup_SplitPartitions_StoppingOneHandsItsPartitionsOverWithNothingLost(string assignmentStrategy)
     {
         const int Partitions = 6;
         var topic = await broker.CreateTopicAsync(Partitions);
         var group = "g-" + Guid.NewGuid().ToString("N");
-        void Configure(ReliableConsumerOptions o) => o.KafkaSettings["partition.assignment.strategy"] = assignmentStrategy;
+        void Configure(ReliableConsumerOptions o)
+        {
+            if (assignmentStrategy == "consumer-protocol")
+            {
+                // KIP-848: the broker assigns, incrementally.
+                o.GroupProtocol = GroupProtocol.Consumer;
+            }
+            else
+            {
+                o.KafkaSettings["partition.assignment.strategy"] = assignmentStrategy;
+            }
+        }
 
         await using var a = await TestConsumer.StartAsync(broker, topic, group, configure: Configure);
         await Eventually.TrueAsync(() => a.Logs.CountOf(400) > 0, "the first consumer gets partitions");
@@ -43,7 +55,7 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
         // generation), so there the next owner may repeat records: at-least-once, which the assertions above hold to, and
         // the library says so in its log.
         var ids = a.Handler.Handled.Concat(b.Handler.Handled).Select(h => h.Id).ToList();
-        if (broker.Embedded is null)
+        if (broker.Embedded is null || assignmentStrategy == "consumer-protocol")
         {
             Assert.True(ids.Count == ids.Distinct().Count(), $"{ids.Count - ids.Distinct().Count()} records were handled twice. A: {a.Logs.Dump(40)}");
         }
@@ -53,9 +65,12 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
         }
     }
 
-    [Fact]
-    public async Task SlowHandler_LongerThanMaxPollInterval_MemberIsNotEvicted()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task SlowHandler_LongerThanMaxPollInterval_MemberIsNotEvicted(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(5, 1));
@@ -81,9 +96,12 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
         Assert.DoesNotContain(consumer.Logs.GetSnapshot(), e => e.Message.Contains("max.poll.interval", StringComparison.OrdinalIgnoreCase));
     }
 
-    [Fact]
-    public async Task HostShutdown_WithRecordsInFlight_DrainsCommitsAndLeaves_RestartResumesWithoutLossOrRepeat()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task HostShutdown_WithRecordsInFlight_DrainsCommitsAndLeaves_RestartResumesWithoutLossOrRepeat(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(2);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(400, 2));
@@ -130,9 +148,12 @@ public sealed class GroupAndLifecycleTests(KafkaBrokerFixture broker)
         Assert.Equal(Enumerable.Range(0, 400), firstRun.Concat(rest.Handled).Select(h => h.Id).Order());
     }
 
-    [Fact]
-    public async Task Shutdown_HandlerOutlivesTimeout_IsCancelledAndItsRecordIsNotCommitted()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task Shutdown_HandlerOutlivesTimeout_IsCancelledAndItsRecordIsNotCommitted(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(10, 1));

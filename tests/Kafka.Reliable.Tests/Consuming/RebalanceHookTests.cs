@@ -7,9 +7,12 @@ namespace Kafka.Reliable.Tests.Consuming;
 
 public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
 {
-    [Fact]
-    public async Task OnAssigned_SeesThePartitions_AndItsSeekDecidesWhereAPartitionStarts()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task OnAssigned_SeesThePartitions_AndItsSeekDecidesWhereAPartitionStarts(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(2);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(20, 2));
@@ -24,9 +27,12 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
         Assert.Equal(10, consumer.Handler.Handled.Count(h => h.Partition == 1));
     }
 
-    [Fact]
-    public async Task OnRevoked_RunsAfterTheInFlightRecordFinishedAndItsOffsetWasCommitted()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task OnRevoked_RunsAfterTheInFlightRecordFinishedAndItsOffsetWasCommitted(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(1);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(5, 1));
@@ -117,9 +123,12 @@ public sealed class RebalanceHookTests(KafkaBrokerFixture broker)
 
 public sealed class RevokeDrainTests(KafkaBrokerFixture broker)
 {
-    [Fact]
-    public async Task Revoke_WithASlowInFlightRecord_WaitsForIt_ThenCommitsItFromTheRevokingMember()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task Revoke_WithASlowInFlightRecord_WaitsForIt_ThenCommitsItFromTheRevokingMember(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         var topic = await broker.CreateTopicAsync(2);
         var group = "g-" + Guid.NewGuid().ToString("N");
         await broker.ProduceAsync(topic, TestConsumer.Events(20, 2));

@@ -91,6 +91,7 @@ public sealed class TestConsumer : IAsyncDisposable
                 o.KafkaSettings["session.timeout.ms"] = "6000";
                 o.KafkaSettings["heartbeat.interval.ms"] = "500";
                 o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+                o.GroupProtocol = Protocol.Value ?? o.GroupProtocol;
                 configure?.Invoke(o);
                 ForProtocol(o);
             });
@@ -111,6 +112,19 @@ public sealed class TestConsumer : IAsyncDisposable
         var host = Build(bootstrapServers, topic, groupId, handler, logs, configure, customize, services, meters);
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new TestConsumer(host, handler, logs);
+    }
+
+    private static readonly AsyncLocal<GroupProtocol?> Protocol = new();
+
+    /// <summary>
+    /// Makes the consumers a test starts from here on (in its async flow) speak <paramref name="protocol"/>, unless the test
+    /// sets another itself: a test of rebalances runs under both protocols with one line.
+    /// </summary>
+    public static IDisposable UseProtocol(GroupProtocol protocol)
+    {
+        var before = Protocol.Value;
+        Protocol.Value = protocol;
+        return new Restore(() => Protocol.Value = before);
     }
 
     /// <summary>
@@ -141,4 +155,9 @@ public sealed class TestConsumer : IAsyncDisposable
         await Host.StopAsync(CancellationToken.None);
         Host.Dispose();
     }
+}
+
+file sealed class Restore(Action restore) : IDisposable
+{
+    public void Dispose() => restore();
 }

@@ -1,0 +1,257 @@
+using System.Text;
+using Confluent.Kafka;
+using Kafka.Reliable.Testing;
+using Kafka.Reliable.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Kafka.Reliable.Tests.Rebalance;
+
+/// <summary>
+/// The consumer group protocol (KIP-848, <c>GroupProtocol: Consumer</c>) on the embedded broker's ConsumerGroupHeartbeat:
+/// incremental assignments scripted partition by partition while records flow, a fenced member, and static membership
+/// (docs/concurrency.md, "Group protocols").
+/// </summary>
+public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
+{
+    [Fact]
+    public async Task ScriptedAssignment_MovesPartitionsOneAtATimeBetweenMembers_WhileRecordsFlow_NothingLostNothingRepeated()
+    {
+        const int Partitions = 4;
+        var cluster = broker.Embedded;
+        if (cluster is null)
+        {
+            Assert.Skip("Scripts assignments through the embedded broker's mock coordinator: runs on the embedded broker only.");
+            return;
+        }
+
+        var topic = await broker.CreateTopicAsync(Partitions);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        void Configure(ReliableConsumerOptions o) => o.GroupProtocol = GroupProtocol.Consumer;
+        void Health(IServiceCollection s) => s.AddHealthChecks().AddReliableConsumer("test");
+
+        await using var a = await TestConsumer.StartAsync(broker, topic, group, configure: Configure, services: Health);
+        await using var b = await TestConsumer.StartAsync(broker, topic, group, configure: Configure, services: Health);
+        var memberA = await MemberIdAsync(a);
+        var memberB = await MemberIdAsync(b);
+
+        // Everything to A first, then one partition at a time to B, producing between the moves.
+        TopicPartition P(int partition) => new(topic, partition);
+        cluster.SetConsumerGroupAssignment(group, new Dictionary<string, IReadOnlyList<TopicPartition>>
+        {
+            [memberA] = [.. Enumerable.Range(0, Partitions).Select(P)],
+            [memberB] = [],
+        });
+        await Eventually.TrueAsync(() => Owned(a).Count == Partitions && Owned(b).Count == 0, "A owns every partition", state: () => $"A {string.Join(",", Owned(a))}, B {string.Join(",", Owned(b))}");
+
+        var produced = 0;
+        for (var moved = 1; moved <= Partitions; moved++)
+        {
+            await broker.ProduceAsync(topic, TestConsumer.Events(200, Partitions, firstId: produced));
+            produced += 200;
+            var toB = Enumerable.Range(0, moved).ToList();
+            cluster.SetConsumerGroupAssignment(group, new Dictionary<string, IReadOnlyList<TopicPartition>>
+            {
+                [memberA] = [.. Enumerable.Range(moved, Partitions - moved).Select(P)],
+                [memberB] = [.. toB.Select(P)],
+            });
+            await Eventually.TrueAsync(
+                () => Owned(b).SetEquals(toB) && Owned(a).SetEquals(Enumerable.Range(moved, Partitions - moved)),
+                $"partitions 0-{moved - 1} moved to B, one more than before",
+                state: () => $"A {string.Join(",", Owned(a))}, B {string.Join(",", Owned(b))}");
+        }
+
+        await broker.ProduceAsync(topic, TestConsumer.Events(200, Partitions, firstId: produced));
+        produced += 200;
+        var handled = () => a.Handler.Handled.Concat(b.Handler.Handled).Select(h => h.Id).ToList();
+        await Eventually.TrueAsync(() => handled().Distinct().Count() == produced, $"all {produced} records are handled", state: () => $"{handled().Distinct().Count()} handled");
+        await Eventually.TrueAsync(
+            () => broker.GetCommittedOffsets(group, topic, Partitions).SequenceEqual(broker.GetHighWatermarks(topic, Partitions)),
+            "every partition is committed to its end");
+
+        // Each revoke drained and committed the partition before the broker gave it to B: no record ran twice.
+        var ids = handled();
+        Assert.True(ids.Count == ids.Distinct().Count(), $"{ids.Count - ids.Distinct().Count()} records were handled twice");
+        Assert.True(a.Logs.CountOf(401) >= Partitions, "A gave its partitions up one revoke at a time");
+        Assert.All(b.Handler.Handled, h => Assert.InRange(h.Partition, 0, Partitions - 1));
+        cluster.ClearConsumerGroupAssignment(group);
+    }
+
+    [Fact]
+    public async Task FencedMember_LosesItsPartitions_CancelsItsHandler_CommitsNothing_AndRejoinsWithoutLoss()
+    {
+        using var cluster = EmbeddedKafkaCluster.Start();
+        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
+        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(200));
+        const string Topic = "orders";
+        cluster.CreateTopic(Topic);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes(r.Key!), Value = Encoding.UTF8.GetBytes(r.Value!) }), TestContext.Current.CancellationToken);
+        var blocked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var canceled = 0;
+        var handler = new RecordingHandler
+        {
+            Behavior = async (message, _, ct) =>
+            {
+                if (message.Id == 3 && blocked.TrySetResult())
+                {
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, ct);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        Interlocked.Increment(ref canceled);
+                        throw;
+                    }
+                }
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, handler, o =>
+        {
+            o.GroupProtocol = GroupProtocol.Consumer;
+            o.Commit.Strategy = CommitStrategy.PerMessage;
+        });
+        await blocked.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
+
+        // The coordinator fences the member (its epoch is stale): its partitions are lost, not revoked.
+        cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, ErrorCode.FencedMemberEpoch);
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the fenced member loses its partition", state: () => consumer.Logs.Dump());
+        Assert.Equal(1, Volatile.Read(ref canceled));
+
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 6, "the member rejoins and finishes the partition", state: () => consumer.Logs.Dump());
+        Assert.Equal([0, 1, 2, 3, 4, 5], consumer.Handler.Handled.Select(h => h.Id).Distinct().Order());
+        var entries = consumer.Logs.GetSnapshot().ToList();
+        var lost = entries.FindIndex(e => e.Id.Id == 402);
+        var reassigned = entries.FindIndex(lost, e => e.Id.Id == 400 && e.Message.Contains(Topic, StringComparison.Ordinal));
+        Assert.True(reassigned > lost, "the partition is assigned again after it was lost");
+        Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.Id.Id is 300 or 301 or 403);
+    }
+
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task StaticMember_ReportsItsInstanceAndMemberIdInHealth_AndResumesAfterARestart(GroupProtocol protocol)
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(100, 2));
+        void Configure(ReliableConsumerOptions o)
+        {
+            o.GroupProtocol = protocol;
+            o.GroupInstanceId = "orders-0";
+        }
+
+        await using (var first = await TestConsumer.StartAsync(broker, topic, group, configure: Configure, services: s => s.AddHealthChecks().AddReliableConsumer("test")))
+        {
+            await Eventually.TrueAsync(() => first.Handler.Handled.Count == 100, "the static member handles every record");
+            var data = Report(first).Data;
+            Assert.Equal("orders-0", data["group_instance_id"]);
+            Assert.Equal(protocol.ToString(), data["group_protocol"]);
+            Assert.False(string.IsNullOrEmpty((string)data["member_id"]));
+        }
+
+        await broker.ProduceAsync(topic, TestConsumer.Events(100, 2, firstId: 100));
+        await using var second = await TestConsumer.StartAsync(broker, topic, group, configure: Configure);
+        await Eventually.TrueAsync(() => second.Handler.Handled.Count == 100, "the restarted static member handles the new records");
+        Assert.Equal(Enumerable.Range(100, 100), second.Handler.Handled.Select(h => h.Id).Order());
+    }
+
+    /// <summary>
+    /// Two members with one <c>GroupInstanceId</c>: under the classic protocol the newer one fences the older one; under the
+    /// consumer protocol the newer one is refused while the older one holds the id. Either way the fenced member stops with
+    /// a fatal error that names the id, and its health check says so. The embedded broker does not fence static members:
+    /// this runs against a real Kafka 4 broker (Testcontainers), skipped with the reason when Docker is not available.
+    /// </summary>
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task TwoMembersWithOneInstanceId_OneIsFenced_AndItsHealthSaysWhy(GroupProtocol protocol)
+    {
+        Testcontainers.Kafka.KafkaContainer? container = null;
+        var bootstrapServers = broker.BootstrapServers;
+        if (broker.Embedded is not null)
+        {
+            if (!DockerAvailability.IsAvailable(out var reason))
+            {
+                Assert.Skip($"Needs a broker that fences static members (Kafka 4; the embedded broker does not) and Docker is not available: {reason}.");
+            }
+
+            container = new Testcontainers.Kafka.KafkaBuilder("apache/kafka:4.1.0").Build();
+            await container.StartAsync(TestContext.Current.CancellationToken);
+            bootstrapServers = container.GetBootstrapAddress();
+        }
+
+        try
+        {
+            var topic = "fence-" + Guid.NewGuid().ToString("N");
+            using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).Build())
+            {
+                await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = topic, NumPartitions = 2, ReplicationFactor = 1 }]);
+            }
+
+            var group = "g-" + Guid.NewGuid().ToString("N");
+            void Configure(ReliableConsumerOptions o)
+            {
+                o.GroupProtocol = protocol;
+                o.GroupInstanceId = "orders-0";
+            }
+
+            void Health(IServiceCollection s) => s.AddHealthChecks().AddReliableConsumer("test");
+            await using var older = await TestConsumer.StartAsync(bootstrapServers, topic, group, configure: Configure, services: Health);
+            await Eventually.TrueAsync(() => older.Logs.CountOf(400) >= 1, "the first member joins");
+            await using var newer = await TestConsumer.StartAsync(bootstrapServers, topic, group, configure: Configure, services: Health);
+
+            var fenced = protocol == GroupProtocol.Classic ? older : newer;
+            await Eventually.TrueAsync(
+                () => Report(fenced) is { Status: HealthStatus.Unhealthy } r && r.Description!.Contains("GroupInstanceId", StringComparison.Ordinal),
+                $"the {(protocol == GroupProtocol.Classic ? "older" : "newer")} member is fenced and says why",
+                TimeSpan.FromSeconds(120),
+                () => Report(fenced).Description ?? string.Empty);
+            Assert.Contains("orders-0", Report(fenced).Description, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (container is not null)
+            {
+                await container.DisposeAsync();
+            }
+        }
+    }
+
+    private static HashSet<int> Owned(TestConsumer consumer)
+    {
+        var owned = new HashSet<int>();
+        foreach (var entry in consumer.Logs.GetSnapshot())
+        {
+            if (entry.Id.Id == 400)
+            {
+                foreach (System.Text.RegularExpressions.Match match in System.Text.RegularExpressions.Regex.Matches(entry.Message, @"\[\[(\d+)\]\]"))
+                {
+                    owned.Add(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+            else if (entry.Id.Id is 401 or 402)
+            {
+                foreach (System.Text.RegularExpressions.Match match in System.Text.RegularExpressions.Regex.Matches(entry.Message, @"\[\[(\d+)\]\]"))
+                {
+                    owned.Remove(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+        }
+
+        return owned;
+    }
+
+    private static async Task<string> MemberIdAsync(TestConsumer consumer)
+    {
+        string? id = null;
+        await Eventually.TrueAsync(() => (id = Report(consumer).Data.TryGetValue("member_id", out var value) ? value as string : null) is { Length: > 0 }, "the member has joined and knows its member id");
+        return id!;
+    }
+
+    private static HealthReportEntry Report(TestConsumer consumer) =>
+        consumer.Host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value;
+}
