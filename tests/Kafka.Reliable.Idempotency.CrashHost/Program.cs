@@ -18,10 +18,11 @@ using Npgsql;
 // --retry-tiers <delay ms>: retry tiers on (50 tiers of that delay), with --fail-key <key> and --fail-while <file>: records of
 // that key fail (transiently) while the file exists. --kill-on-event <log event id> with --kill-count <n>: the process kills
 // itself (SIGKILL) when the library logs that event for the n-th time, after printing "killing at event <id> #<n>".
-const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-after <records>] [--retry-tiers <delay ms> --fail-key <key> --fail-while <file>] [--kill-on-event <id> --kill-count <n>]";
+// --group-protocol Consumer: the KIP-848 consumer protocol (the broker's session timeout applies).
+const string Usage = "usage: <bootstrap servers> <topic> <group> <pg|sqlite> <connection string or database path> [Sequential|ByKey|Unordered] [--batch <max size>] [--hold-after <records>] [--retry-tiers <delay ms> --fail-key <key> --fail-while <file>] [--kill-on-event <id> --kill-count <n>] [--group-protocol Classic|Consumer]";
 var positional = args.TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
 var flags = args.Skip(positional.Length).ToArray();
-if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-after" or "--retry-tiers" or "--fail-key" or "--fail-while" or "--kill-on-event" or "--kill-count")))
+if (positional.Length is not (5 or 6) || flags.Length % 2 != 0 || flags.Where((_, i) => i % 2 == 0).Any(f => f is not ("--batch" or "--hold-after" or "--retry-tiers" or "--fail-key" or "--fail-while" or "--kill-on-event" or "--kill-count" or "--group-protocol")))
 {
     Console.Error.WriteLine(Usage);
     return 2;
@@ -68,8 +69,12 @@ var consumer = builder.Services.AddReliableConsumer<int>("crash", o =>
             o.Retry.Delay = TimeSpan.FromMilliseconds(10);
         }
 
-        o.KafkaSettings["session.timeout.ms"] = "3000";
-        o.KafkaSettings["heartbeat.interval.ms"] = "300";
+        o.GroupProtocol = Flag("--group-protocol") is { } protocol ? Enum.Parse<GroupProtocol>(protocol) : GroupProtocol.Classic;
+        if (o.GroupProtocol == GroupProtocol.Classic)
+        {
+            o.KafkaSettings["session.timeout.ms"] = "3000";
+            o.KafkaSettings["heartbeat.interval.ms"] = "300";
+        }
     })
     .WithDeserializer(new IdDeserializer())
     .WithIdempotencyKey(static (id, _) => id.ToString(CultureInfo.InvariantCulture));

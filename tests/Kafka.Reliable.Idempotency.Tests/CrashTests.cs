@@ -33,7 +33,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
             await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
-        await RunAsync("pg", connectionString, dispatch, async () =>
+        await RunAsync("pg", connectionString, dispatch, GroupProtocol.Classic, async () =>
         {
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync();
@@ -45,10 +45,11 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
     }
 
     [Theory]
-    [InlineData(DispatchMode.Sequential)]
-    [InlineData(DispatchMode.ByKey)]
-    [InlineData(DispatchMode.Unordered)]
-    public async Task SqliteTransactional_KilledFiveTimesDuring20000Records_EveryRecordHasExactlyOneEffect(DispatchMode dispatch)
+    [InlineData(DispatchMode.Sequential, GroupProtocol.Classic)]
+    [InlineData(DispatchMode.ByKey, GroupProtocol.Classic)]
+    [InlineData(DispatchMode.Unordered, GroupProtocol.Classic)]
+    [InlineData(DispatchMode.ByKey, GroupProtocol.Consumer)]
+    public async Task SqliteTransactional_KilledFiveTimesDuring20000Records_EveryRecordHasExactlyOneEffect(DispatchMode dispatch, GroupProtocol protocol)
     {
         var path = Path.Combine(Path.GetTempPath(), $"kafka-reliable-crash-{Guid.NewGuid():N}.db");
         try
@@ -60,7 +61,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
                 await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
             }
 
-            await RunAsync("sqlite", path, dispatch, async () =>
+            await RunAsync("sqlite", path, dispatch, protocol, async () =>
             {
                 await using var connection = new SqliteConnection($"Data Source={path};Pooling=false");
                 await connection.OpenAsync();
@@ -80,7 +81,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
         }
     }
 
-    private async Task RunAsync(string store, string connection, DispatchMode dispatch, Func<Task<(long Total, long Distinct)>> countEffects)
+    private async Task RunAsync(string store, string connection, DispatchMode dispatch, GroupProtocol protocol, Func<Task<(long Total, long Distinct)>> countEffects)
     {
         var output = TestContext.Current.TestOutputHelper!;
         var topic = broker.CreateTopic(Partitions);
@@ -88,11 +89,11 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
         await StoreConsumer.ProduceIdsAsync(broker.Cluster, topic, Enumerable.Range(0, Records));
         var seed = Environment.TickCount;
         var random = new Random(seed);
-        output.WriteLine($"{store}, {dispatch}: {Records} records over {Partitions} partitions; kill points drawn with seed {seed}");
+        output.WriteLine($"{store}, {dispatch}, {protocol} protocol: {Records} records over {Partitions} partitions; kill points drawn with seed {seed}");
 
         for (var kill = 1; kill <= Kills; kill++)
         {
-            using var child = StartChild(store, topic, group, connection, dispatch);
+            using var child = StartChild(store, topic, group, connection, dispatch, protocol);
             var (before, _) = await countEffects();
             var target = Math.Min(before + random.Next(200, 2500), Records - 1);
             await Eventually.TrueAsync(
@@ -106,7 +107,7 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
             output.WriteLine($"kill {kill} (SIGKILL) with {total} effects written");
         }
 
-        using (var final = StartChild(store, topic, group, connection, dispatch))
+        using (var final = StartChild(store, topic, group, connection, dispatch, protocol))
         {
             await Eventually.TrueAsync(
                 () => countEffects().GetAwaiter().GetResult().Total >= Records && broker.Cluster.GetCommittedOffsets(group, topic).Values.Sum() == Records,
@@ -125,6 +126,6 @@ public sealed class CrashTests(BrokerFixture broker, PostgresServer postgres)
         Assert.Equal(0, losses);
     }
 
-    private CrashHostProcess StartChild(string store, string topic, string group, string connection, DispatchMode dispatch) =>
-        CrashHostProcess.Start(broker.Cluster.BootstrapServers, topic, group, store, connection, dispatch.ToString());
+    private CrashHostProcess StartChild(string store, string topic, string group, string connection, DispatchMode dispatch, GroupProtocol protocol) =>
+        CrashHostProcess.Start(broker.Cluster.BootstrapServers, topic, group, store, connection, dispatch.ToString(), "--group-protocol", protocol.ToString());
 }

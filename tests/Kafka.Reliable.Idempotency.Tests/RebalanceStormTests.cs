@@ -9,9 +9,12 @@ namespace Kafka.Reliable.Idempotency.Tests;
 [Collection(HeavyTests.Name)]
 public sealed class RebalanceStormTests(BrokerFixture broker, PostgresServer postgres)
 {
-    [Fact]
-    public async Task ThreeMembersJoiningAndLeaving_While30000RecordsAreConsumed_NothingLost_NoTwoEffects_PerKeyOrderKept()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task ThreeMembersJoiningAndLeaving_While30000RecordsAreConsumed_NothingLost_NoTwoEffects_PerKeyOrderKept(GroupProtocol protocol)
     {
+        using var speaking = StoreConsumer.UseProtocol(protocol);
         const int Records = 30_000;
         const int Keys = 300;
         const int Partitions = 6;

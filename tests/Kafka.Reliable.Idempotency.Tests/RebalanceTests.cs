@@ -4,9 +4,12 @@ namespace Kafka.Reliable.Idempotency.Tests;
 
 public sealed class RebalanceTests(BrokerFixture broker, PostgresServer postgres)
 {
-    [Fact]
-    public async Task TwoConsumersOfOneGroup_WithARebalanceInTheMiddle_AndASharedStore_NoRecordHasTwoEffects()
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task TwoConsumersOfOneGroup_WithARebalanceInTheMiddle_AndASharedStore_NoRecordHasTwoEffects(GroupProtocol protocol)
     {
+        using var speaking = StoreConsumer.UseProtocol(protocol);
         const int Records = 3000;
         var topic = broker.CreateTopic(4);
         var group = "g-" + Guid.NewGuid().ToString("N");

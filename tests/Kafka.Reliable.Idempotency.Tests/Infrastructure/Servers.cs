@@ -237,6 +237,13 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
 /// <summary>The embedded Kafka broker the integration tests of this project share.</summary>
 public sealed class BrokerFixture : IDisposable
 {
+    public BrokerFixture()
+    {
+        // The consumer protocol's session settings are the broker's: as short as the classic ones the tests set.
+        Cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(3));
+        Cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(300));
+    }
+
     public EmbeddedKafkaCluster Cluster { get; } = EmbeddedKafkaCluster.Start();
 
     public string CreateTopic(int partitions)

@@ -66,7 +66,14 @@ public sealed class StoreConsumer : IAsyncDisposable
                 o.KafkaSettings["session.timeout.ms"] = "3000";
                 o.KafkaSettings["heartbeat.interval.ms"] = "300";
                 o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+                o.GroupProtocol = Protocol.Value ?? o.GroupProtocol;
                 configure?.Invoke(o);
+                if (o.GroupProtocol == GroupProtocol.Consumer)
+                {
+                    // The broker owns the session settings under the consumer protocol (see BrokerFixture).
+                    o.KafkaSettings.Remove("session.timeout.ms");
+                    o.KafkaSettings.Remove("heartbeat.interval.ms");
+                }
             })
             .WithDeserializer(new IdDeserializer());
         useStore(consumer);
@@ -75,6 +82,18 @@ public sealed class StoreConsumer : IAsyncDisposable
         await host.StartAsync(TestContext.Current.CancellationToken);
         return new StoreConsumer(host, logs);
     }
+
+    private static readonly AsyncLocal<GroupProtocol?> Protocol = new();
+
+    /// <summary>Makes the members a test starts from here on (in its async flow) speak <paramref name="protocol"/>: a rebalance test runs under both protocols.</summary>
+    public static IDisposable UseProtocol(GroupProtocol protocol)
+    {
+        var before = Protocol.Value;
+        Protocol.Value = protocol;
+        return new ProtocolScope(before);
+    }
+
+    internal static void RestoreProtocol(GroupProtocol? protocol) => Protocol.Value = protocol;
 
     public static Task ProduceIdsAsync(EmbeddedKafkaCluster cluster, string topic, IEnumerable<int> ids) =>
         cluster.ProduceAllAsync(topic, ids.Select(id => new Message<byte[]?, byte[]?>
@@ -130,4 +149,10 @@ public sealed class StoreConsumer : IAsyncDisposable
         public int Deserialize(ReadOnlySpan<byte> value, bool isNull, MessageContext context) =>
             int.Parse(Encoding.ASCII.GetString(value), CultureInfo.InvariantCulture);
     }
+}
+
+/// <summary>Restores the protocol of <see cref="StoreConsumer.UseProtocol"/> when disposed.</summary>
+file sealed class ProtocolScope(GroupProtocol? before) : IDisposable
+{
+    public void Dispose() => StoreConsumer.RestoreProtocol(before);
 }

@@ -31,6 +31,24 @@ public sealed class ConsumerConfigTests
         Assert.Equal(PartitionAssignmentStrategy.Range, config.PartitionAssignmentStrategy);
     }
 
+    [Fact]
+    public void ConsumerProtocol_SetsGroupProtocol_LeavesTheAssignmentToTheBroker_AndStaticMembershipSetsTheInstanceId()
+    {
+        var options = Options();
+        options.GroupProtocol = GroupProtocol.Consumer;
+        options.GroupInstanceId = "orders-0";
+
+        var config = ConsumerRunner.BuildConfig("orders", options);
+
+        Assert.Equal(Confluent.Kafka.GroupProtocol.Consumer, config.GroupProtocol);
+        Assert.Null(config.PartitionAssignmentStrategy);
+        Assert.Equal("orders-0", config.GroupInstanceId);
+
+        var classic = ConsumerRunner.BuildConfig("orders", Options());
+        Assert.Null(classic.GroupProtocol);
+        Assert.Null(classic.GroupInstanceId);
+    }
+
     private static ReliableConsumerOptions Options()
     {
         var options = new ReliableConsumerOptions { BootstrapServers = "127.0.0.1:9092", GroupId = "g" };

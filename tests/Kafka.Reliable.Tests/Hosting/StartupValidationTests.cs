@@ -87,6 +87,45 @@ public sealed class StartupValidationTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("GroupProtocol=Consumer;KafkaSettings:partition.assignment.strategy=range", "Kafka:Orders:KafkaSettings:partition.assignment.strategy belongs to the classic group protocol, and Kafka:Orders:GroupProtocol is Consumer: the broker assigns partitions under the consumer protocol: choose its assignor with KafkaSettings:group.remote.assignor")]
+    [InlineData("GroupProtocol=Consumer;KafkaSettings:session.timeout.ms=10000", "Kafka:Orders:KafkaSettings:session.timeout.ms belongs to the classic group protocol, and Kafka:Orders:GroupProtocol is Consumer: the session timeout is the broker's under the consumer protocol: set group.consumer.session.timeout.ms on the broker")]
+    [InlineData("GroupProtocol=Consumer;KafkaSettings:heartbeat.interval.ms=1000", "set group.consumer.heartbeat.interval.ms on the broker")]
+    [InlineData("KafkaSettings:group.remote.assignor=uniform", "Kafka:Orders:KafkaSettings:group.remote.assignor is for the consumer group protocol, and Kafka:Orders:GroupProtocol is Classic")]
+    [InlineData("KafkaSettings:group.protocol=consumer", "Kafka:Orders:KafkaSettings:group.protocol is managed by Kafka.Reliable: remove it and set Kafka:Orders:GroupProtocol instead")]
+    [InlineData("KafkaSettings:group.instance.id=pod-0", "Kafka:Orders:KafkaSettings:group.instance.id is managed by Kafka.Reliable: remove it and set Kafka:Orders:GroupInstanceId instead")]
+    [InlineData("GroupInstanceId=   ", "Kafka:Orders:GroupInstanceId ('   ') is not a valid group instance id")]
+    [InlineData("GroupProtocol=Next", "Kafka:Orders:GroupProtocol")]
+    public async Task Start_InvalidGroupProtocolSettings_SayWhatReplacesThem(string pairs, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid);
+        foreach (var pair in pairs.Split(';'))
+        {
+            var (key, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
+            settings["Kafka:Orders:" + key] = value;
+        }
+
+        using var host = BuildHost(settings);
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_TheConsumerProtocolWithItsOwnSettings_IsAccepted()
+    {
+        using var host = BuildHost(new Dictionary<string, string?>(Valid)
+        {
+            ["Kafka:Orders:GroupProtocol"] = "Consumer",
+            ["Kafka:Orders:GroupInstanceId"] = "orders-0",
+            ["Kafka:Orders:KafkaSettings:group.remote.assignor"] = "uniform",
+        });
+
+        // Validation passes: the consumer starts (against no broker) and stops.
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        await host.StopAsync(TestContext.Current.CancellationToken);
+    }
+
     [Fact]
     public async Task Start_ParkAtOnceToATierThatDoesNotExist_SaysHowManyTiersThereAre()
     {
