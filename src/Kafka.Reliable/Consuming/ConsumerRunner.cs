@@ -321,6 +321,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         _lastLagRefresh = now;
+        if (_context.MemberId is null)
+        {
+            // A member the coordinator gave nothing yet (the consumer protocol calls no assignment back then) has an id all the same.
+            _context.MemberId = consumer.MemberId is { Length: > 0 } memberId ? memberId : null;
+        }
+
         foreach (var worker in _partitions.Workers)
         {
             var position = worker.LastCommitted >= 0 ? worker.LastCommitted : worker.FirstOffset;
