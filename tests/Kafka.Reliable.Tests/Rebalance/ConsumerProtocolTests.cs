@@ -130,6 +130,61 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
         Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.Id.Id is 300 or 301 or 403);
     }
 
+    /// <summary>
+    /// Another member of the group stops polling (a plain client whose application is stuck; a reliable consumer keeps
+    /// polling whatever its handlers do, see <c>SlowHandler_LongerThanMaxPollInterval_MemberIsNotEvicted</c>): once it exceeds
+    /// <c>max.poll.interval.ms</c> it leaves the group, and the reliable member takes its partitions over, incrementally,
+    /// and handles every record.
+    /// </summary>
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task AnotherMemberExceedingMaxPollInterval_LeavesTheGroup_AndItsPartitionsAreTakenOverWithoutLoss(GroupProtocol protocol)
+    {
+        using var cluster = EmbeddedKafkaCluster.Start();
+        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
+        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(200));
+        const string Topic = "orders";
+        const int Partitions = 4;
+        cluster.CreateTopic(Topic, Partitions);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        void Configure(ReliableConsumerOptions o) => o.GroupProtocol = protocol;
+
+        await using var reliable = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, configure: Configure);
+        await Eventually.TrueAsync(() => reliable.Logs.CountOf(400) >= 1, "the reliable member joins");
+
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            GroupId = group,
+            EnableAutoCommit = false,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            // The classic protocol wants it at least the session timeout (6 s, as the reliable member's: the mock wants them equal).
+            MaxPollIntervalMs = protocol == GroupProtocol.Consumer ? 1500 : 6000,
+        };
+        if (protocol == GroupProtocol.Consumer)
+        {
+            config.GroupProtocol = Confluent.Kafka.GroupProtocol.Consumer;
+        }
+        else
+        {
+            (config.SessionTimeoutMs, config.HeartbeatIntervalMs, config.PartitionAssignmentStrategy) = (6000, 500, PartitionAssignmentStrategy.CooperativeSticky);
+        }
+
+        using var stuck = new ConsumerBuilder<Ignore, Ignore>(config).Build();
+        stuck.Subscribe(Topic);
+        await Eventually.TrueAsync(() => { stuck.Consume(TimeSpan.FromMilliseconds(50)); return stuck.Assignment.Count > 0; }, "the other member gets partitions");
+        var taken = stuck.Assignment.Select(p => p.Partition.Value).ToList();
+
+        // It stops polling now. Records go to every partition, its own included.
+        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(200, Partitions).Select(r => new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes(r.Key!), Value = Encoding.UTF8.GetBytes(r.Value!) }), TestContext.Current.CancellationToken);
+        await Eventually.TrueAsync(
+            () => reliable.Handler.Handled.Select(h => h.Id).Distinct().Count() == 200 && cluster.GetCommittedOffsets(group, Topic).Values.Sum() == 200,
+            "the reliable member handles and commits every record, those of the stuck member's partitions too",
+            state: () => reliable.Logs.Dump());
+        Assert.All(taken, partition => Assert.Contains(reliable.Handler.Handled, h => h.Partition == partition));
+    }
+
     [Theory]
     [InlineData(GroupProtocol.Classic)]
     [InlineData(GroupProtocol.Consumer)]
