@@ -108,20 +108,7 @@ internal sealed class RecordExecution
         }
         finally
         {
-            // A record left undone (the worker stopped) is processed again later: its processing has not ended.
-            if (started != 0 && done)
-            {
-                metrics.Processing(started, _telemetry, _deadLettered);
-            }
-
-            if (_activity is not null)
-            {
-                ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
-                _activity.Dispose();
-                _activity = null;
-            }
-
-            _context.Reset();
+            Finish(started, done);
         }
     }
 
@@ -161,21 +148,27 @@ internal sealed class RecordExecution
         }
         finally
         {
-            if (started != 0 && done)
-            {
-                metrics.Processing(started, _telemetry, _deadLettered);
-            }
-
-            if (_activity is not null)
-            {
-                ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
-                _activity.Dispose();
-                _activity = null;
-            }
-
             _parked = null;
-            _context.Reset();
+            Finish(started, done);
         }
+    }
+
+    /// <summary>Ends a record's run: its processing measured (unless left undone: a stopped worker's record is processed again later), its span ended, the context reset.</summary>
+    private void Finish(long started, bool done)
+    {
+        if (started != 0 && done)
+        {
+            _consumer.Metrics.Processing(started, _telemetry, _deadLettered);
+        }
+
+        if (_activity is not null)
+        {
+            ReliableTracing.Finished(_activity, _attempts, _deadLettered is not null, _deadLettered);
+            _activity.Dispose();
+            _activity = null;
+        }
+
+        _context.Reset();
     }
 
     /// <summary>

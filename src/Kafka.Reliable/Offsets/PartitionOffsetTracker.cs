@@ -113,13 +113,25 @@ internal sealed class PartitionOffsetTracker
     /// <param name="sequence">The sequence of the last record committed, not yet marked done.</param>
     /// <param name="offset">That record's offset.</param>
     /// <param name="committedWith">The sequences of the other records committed with it, ascending, all below <paramref name="sequence"/>.</param>
-    public long SafeNextOffset(long sequence, long offset, ReadOnlySpan<long> committedWith)
+    public long SafeNextOffset(long sequence, long offset, ReadOnlySpan<long> committedWith) =>
+        FirstPendingOffset(sequence, committedWith) is var pending and >= 0 ? pending : offset + 1;
+
+    /// <summary>
+    /// Gets the offset of the partition's oldest record not yet done, or, when every buffered record is done, the last
+    /// released watermark (-1 before one); any thread. Never above the true watermark: what a record handled outside the
+    /// partition's order (a parked record, run from its retry tier) may store as the partition's next offset.
+    /// </summary>
+    public long LowestUnfinishedOffset() =>
+        FirstPendingOffset(Volatile.Read(ref _tail), default) is var pending and >= 0 ? pending : Volatile.Read(ref _releasedWatermark);
+
+    /// <summary>The offset of the first record before <paramref name="until"/> not done (nor in <paramref name="committedWith"/>); -1 when there is none (any thread).</summary>
+    private long FirstPendingOffset(long until, ReadOnlySpan<long> committedWith)
     {
         // Scan from the head over the records marked done. The poll thread may release (and then reuse) slots meanwhile: a
         // slot is read before the head is read again, and if the head moved past it, it was released (done) and is skipped
         // without trusting what was read. The head is written after a slot is freed and before it is reused.
         var next = Volatile.Read(ref _head);
-        while (next < sequence)
+        while (next < until)
         {
             var slot = (int)(next & _mask);
             var state = Volatile.Read(ref _states[slot]);
@@ -140,39 +152,7 @@ internal sealed class PartitionOffsetTracker
             next++;
         }
 
-        return offset + 1;
-    }
-
-    /// <summary>
-    /// Gets the offset of the partition's oldest record not yet done, or, when every buffered record is done, the last
-    /// released watermark (-1 before one); any thread. Never above the true watermark: what a record handled outside the
-    /// partition's order (a parked record, run from its retry tier) may store as the partition's next offset.
-    /// </summary>
-    public long LowestUnfinishedOffset()
-    {
-        var next = Volatile.Read(ref _head);
-        var tail = Volatile.Read(ref _tail);
-        while (next < tail)
-        {
-            var slot = (int)(next & _mask);
-            var state = Volatile.Read(ref _states[slot]);
-            var slotOffset = Volatile.Read(ref _offsets[slot]);
-            var head = Volatile.Read(ref _head);
-            if (head > next)
-            {
-                next = head;
-                continue;
-            }
-
-            if (state != Done)
-            {
-                return slotOffset;
-            }
-
-            next++;
-        }
-
-        return Volatile.Read(ref _releasedWatermark);
+        return -1;
     }
 
     /// <summary>Releases the contiguous run of done records at the head (poll thread).</summary>

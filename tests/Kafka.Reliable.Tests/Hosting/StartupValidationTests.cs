@@ -72,20 +72,8 @@ public sealed class StartupValidationTests
     [InlineData("RetryTiers:Delays:0=8.00:00:00", "Kafka:Orders:RetryTiers:Delays:0 is 8.00:00:00")]
     [InlineData("RetryTiers:MaxParkedRecords=0", "Kafka:Orders:RetryTiers:MaxParkedRecords is 0: use a number of records from 1 to 1000000")]
     [InlineData("RetryTiers:Ordering=Sorted", "Kafka:Orders:RetryTiers:Ordering")]
-    public async Task Start_InvalidRetryTiers_FailsWithAMessageNamingTheSetting(string pairs, string expected)
-    {
-        var settings = new Dictionary<string, string?>(Valid);
-        foreach (var pair in pairs.Split(';'))
-        {
-            var (key, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
-            settings["Kafka:Orders:" + key] = value;
-        }
-
-        using var host = BuildHost(settings);
-
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(TestContext.Current.CancellationToken));
-        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
-    }
+    public Task Start_InvalidRetryTiers_FailsWithAMessageNamingTheSetting(string pairs, string expected)
+        => FailsWithAsync(pairs, expected);
 
     [Theory]
     [InlineData("GroupProtocol=Consumer;KafkaSettings:partition.assignment.strategy=range", "Kafka:Orders:KafkaSettings:partition.assignment.strategy belongs to the classic group protocol, and Kafka:Orders:GroupProtocol is Consumer: the broker assigns partitions under the consumer protocol: choose its assignor with KafkaSettings:group.remote.assignor")]
@@ -96,20 +84,8 @@ public sealed class StartupValidationTests
     [InlineData("KafkaSettings:group.instance.id=pod-0", "Kafka:Orders:KafkaSettings:group.instance.id is managed by Kafka.Reliable: remove it and set Kafka:Orders:GroupInstanceId instead")]
     [InlineData("GroupInstanceId=   ", "Kafka:Orders:GroupInstanceId ('   ') is not a valid group instance id")]
     [InlineData("GroupProtocol=Next", "Kafka:Orders:GroupProtocol")]
-    public async Task Start_InvalidGroupProtocolSettings_SayWhatReplacesThem(string pairs, string expected)
-    {
-        var settings = new Dictionary<string, string?>(Valid);
-        foreach (var pair in pairs.Split(';'))
-        {
-            var (key, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
-            settings["Kafka:Orders:" + key] = value;
-        }
-
-        using var host = BuildHost(settings);
-
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(TestContext.Current.CancellationToken));
-        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
-    }
+    public Task Start_InvalidGroupProtocolSettings_SayWhatReplacesThem(string pairs, string expected)
+        => FailsWithAsync(pairs, expected);
 
     [Fact]
     public async Task Start_TheConsumerProtocolWithItsOwnSettings_IsAccepted()
@@ -341,6 +317,22 @@ public sealed class StartupValidationTests
 
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
         Assert.Contains("Kafka:Orders:DeadLetter:ProducerSettings: librdkafka rejected the dead-letter producer settings", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Starts a host with the valid settings and <paramref name="pairs"/> (<c>Key=Value;...</c> under the consumer's section) over them, and expects it to fail saying <paramref name="expected"/>.</summary>
+    private static async Task FailsWithAsync(string pairs, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid);
+        foreach (var pair in pairs.Split(';'))
+        {
+            var (key, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
+            settings["Kafka:Orders:" + key] = value;
+        }
+
+        using var host = BuildHost(settings);
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
     private static IHost BuildHost(Dictionary<string, string?> settings)
