@@ -55,15 +55,15 @@ public enum RecordKind
     /// <summary>A null value.</summary>
     Tombstone,
 
+    /// <summary>Valid JSON that the translator refuses.</summary>
+    Untranslatable,
+
     /// <summary>
     /// With retry tiers only: the handler throws a transient exception on every attempt until its record is tried again from
     /// retry tier <see cref="Job.N"/> (1 to the number of tiers), then succeeds. It outlives its in-place retries, is parked,
     /// and is handled from a tier (with Ordered tiers, its key's later records wait behind it).
     /// </summary>
     Outlast,
-
-    /// <summary>Valid JSON that the translator refuses.</summary>
-    Untranslatable,
 }
 
 /// <summary>Where a record must end.</summary>
@@ -172,14 +172,6 @@ public static class Workload
                 kind = stall;
             }
 
-            var outlastTier = 0;
-            if (tiers is not null && kind is RecordKind.Transient or RecordKind.Ok
-                && tiers.Next(kind == RecordKind.Transient ? 2 : config.Volume ? 5_000 : 100) == 0)
-            {
-                kind = RecordKind.Outlast;
-                outlastTier = tiers.Next(1, config.TierCount + 1);
-            }
-
             var (ms, n) = kind switch
             {
                 RecordKind.Slow => (random.Next(5, 60), 0),
@@ -187,9 +179,16 @@ public static class Workload
                 RecordKind.Stubborn => (TortureConfig.StubbornMs, 0),
                 RecordKind.IgnoreCancel or RecordKind.Block => (random.Next(50, 400), 0),
                 RecordKind.Transient => (0, random.Next(1, config.MaxAttempts)),
-                RecordKind.Outlast => (0, outlastTier),
                 _ => (0, 0),
             };
+            if (tiers is not null && kind is RecordKind.Transient or RecordKind.Ok
+                && tiers.Next(kind == RecordKind.Transient ? 2 : config.Volume ? 5_000 : 100) == 0)
+            {
+                // After the main stream's draws, which stay those of the run without tiers.
+                kind = RecordKind.Outlast;
+                (ms, n) = (0, tiers.Next(1, config.TierCount + 1));
+            }
+
             var job = new Job(id, key, kind, ms, n);
             records.Add(new RecordSpec
             {
