@@ -33,6 +33,7 @@ public static class Coverage
         yield return $"Handler={(config.BatchSize == 0 ? "Message" : config.BatchAcrossPartitions ? "BatchAcrossPartitions" : "Batch")}";
         yield return $"Deserializer={(config.AsyncDeserializer ? "Async" : "Sync")}";
         yield return $"Payload={config.Payload}";
+        yield return $"RetryTiers={config.RetryTiers}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -136,6 +137,7 @@ public static class Coverage
         values.UnionWith(["BuilderOrder=StoreFirst", "BuilderOrder=HandlerFirst", "StoreConnection=Own", "StoreConnection=Application"]);
 #if !TORTURE_OLD_LIBRARY
         values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async", "Payload=Json", "Payload=Avro", "Payload=JsonSchema", "Payload=Protobuf"]);
+        values.UnionWith(Enum.GetValues<RetryTierMode>().Select(v => $"RetryTiers={v}"));
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));
@@ -144,6 +146,9 @@ public static class Coverage
         values.UnionWith(TortureConfig.RequestErrorApis.Select(v => $"RequestErrors={v}"));
         values.UnionWith(Enum.GetValues<MemberAction>().Select(v => $"Membership={v}"));
         values.UnionWith(Enum.GetValues<RecordKind>().Select(v => $"Record={v}"));
+#if TORTURE_OLD_LIBRARY
+        values.Remove("Record=Outlast");
+#endif
         return values;
     }
 }

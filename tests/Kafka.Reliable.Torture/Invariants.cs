@@ -49,6 +49,12 @@ public sealed partial class Invariants
     /// </summary>
     public IReadOnlyDictionary<KafkaApiKey, int>? CommitRequests { get; init; }
 
+    /// <summary>
+    /// Gets, with retry tiers, the copies of parked records in the retry topic (not the done markers), by original partition and
+    /// offset, in the order written.
+    /// </summary>
+    public IReadOnlyDictionary<(int Partition, long Offset), IReadOnlyList<RetryCopy>> RetryCopies { get; init; } = new Dictionary<(int, long), IReadOnlyList<RetryCopy>>();
+
     private bool ExactlyOnceStore => _config.Store is StoreKind.PostgresTransactional or StoreKind.SqliteTransactional;
 
     private bool LeaseStore => _config.Store is StoreKind.SqliteLease or StoreKind.PostgresLease or StoreKind.Redis;
@@ -70,6 +76,7 @@ public sealed partial class Invariants
     {
         var violations = new List<Violation>();
         violations.AddRange(Outcomes());
+        violations.AddRange(RetryTiersRunOut());
         violations.AddRange(Duplicates());
         violations.AddRange(Concurrency());
         violations.AddRange(Order());
@@ -133,6 +140,58 @@ public sealed partial class Invariants
         }
     }
 
+    /// <summary>
+    /// With retry tiers: every copy in the retry topic holds the original record's value; a record whose handler fails on every
+    /// attempt (<see cref="RecordKind.Exhaust"/>) is dead-lettered only after every tier, its dead letter carrying one
+    /// <c>retry-history</c> line per tier and one for the attempts before it was parked; one that fails fatally, or cannot be
+    /// read, is dead-lettered at once, with none (one, tier 0, if it was parked behind its key first), and is never copied to the
+    /// retry topic as a failure (tier 1 or more).
+    /// Without retry tiers, no dead letter carries a history.
+    /// </summary>
+    private IEnumerable<Violation> RetryTiersRunOut()
+    {
+        var tiers = _config.TierCount;
+        var copies = new List<string>();
+        var histories = new List<string>();
+        foreach (var record in _records)
+        {
+            var where = $"p{record.Partition}@{record.Offset} ({record.Kind})";
+            var parked = RetryCopies.GetValueOrDefault((record.Partition, record.Offset)) ?? [];
+            foreach (var copy in parked.Where(c => !(c.Value ?? []).AsSpan().SequenceEqual(record.Value ?? [])).Take(1))
+            {
+                copies.Add($"{where}: a copy of tier {copy.Tier} holds {copy.Value?.Length ?? 0} bytes, {record.Value?.Length ?? 0} produced");
+            }
+
+            var failsAtOnce = record.Expected == Outcome.DeadLetter && record.Kind != RecordKind.Exhaust;
+            if (failsAtOnce && parked.FirstOrDefault(c => c.Tier > 0) is { } wrongCopy)
+            {
+                histories.Add($"{where} parked in tier {wrongCopy.Tier}, expected dead-lettered at once");
+            }
+
+            if (!_deadLetters.TryGetValue((record.Partition, record.Offset), out var dead))
+            {
+                continue;
+            }
+
+            // A record parked behind its key and failing there has one line too: tier 0, its attempt in the retry topic.
+            var expected = record.Kind == RecordKind.Exhaust ? (tiers > 0 ? tiers + 1 : 0) : failsAtOnce ? (parked.Any(c => c.Tier == 0) ? 1 : 0) : -1;
+            if (expected >= 0 && dead.RetryHistory != expected)
+            {
+                histories.Add($"{where} dead-lettered with {dead.RetryHistory} retry-history line(s), expected {expected}");
+            }
+        }
+
+        if (copies.Count > 0)
+        {
+            yield return new Violation("retry copies hold the original bytes", $"{copies.Count} record(s): {Some(copies)}");
+        }
+
+        if (histories.Count > 0)
+        {
+            yield return new Violation("dead-lettered after every retry tier", $"{histories.Count} record(s): {Some(histories)}");
+        }
+    }
+
     /// <summary>Exactly one effect with a transactional store; more than one only after a crash, a loss or a timeout otherwise.</summary>
     private IEnumerable<Violation> Duplicates()
     {
@@ -185,7 +244,15 @@ public sealed partial class Invariants
         }
     }
 
-    /// <summary>Offset order per partition (Sequential) or per key (ByKey), within each assignment of a partition to a member.</summary>
+    /// <summary>
+    /// Offset order per partition (Sequential) or per key (ByKey), within each assignment of a partition to a member. With retry
+    /// tiers a parked record runs later, beside the partition's next records: the order is checked per key under both dispatch
+    /// modes, and under Sequential also per partition for the executions at the original record (tier 0) of every record never
+    /// parked behind its key (those are handled by the partition's worker, in turn). With Ordered tiers the key order holds for
+    /// every execution. With Unordered tiers only a failed record moves: an execution from a tier (RetryTier 1 or more) is out
+    /// of the check, so every pair of executions of one key in which one runs from a tier is exempt (that record against the
+    /// key's records handled while it waited, before or after it); every pair of executions at tier 0 must keep offset order.
+    /// </summary>
     private IEnumerable<Violation> Order()
     {
         if (_config.Dispatch == DispatchMode.Unordered)
@@ -195,22 +262,39 @@ public sealed partial class Invariants
 
         var broken = new List<string>();
         // A batch handler's failed batch runs its records again, from the first: only the batches that succeeded show the order.
-        var indexed = _executions.Select((e, i) => (Execution: e, Index: i)).Where(x => x.Execution.Epoch >= 0 && (_config.BatchSize == 0 || x.Execution.Succeeded));
-        var lanes = _config.Dispatch == DispatchMode.Sequential
-            ? indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, Key: string.Empty))
-            : indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, x.Execution.Key));
+        var indexed = _executions.Select((e, i) => (Execution: e, Index: i)).Where(x => x.Execution.Epoch >= 0 && (_config.BatchSize == 0 || x.Execution.Succeeded)).ToList();
+        IEnumerable<IGrouping<(int Member, long Epoch, int Partition, string Key), (Execution Execution, int Index)>> lanes;
+        if (_config.TierCount == 0)
+        {
+            lanes = _config.Dispatch == DispatchMode.Sequential
+                ? indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, Key: string.Empty))
+                : indexed.GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, x.Execution.Key));
+        }
+        else
+        {
+            var byKey = indexed.Where(x => _config.RetryTiers == RetryTierMode.Ordered || x.Execution.Tier == 0)
+                .GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, x.Execution.Key));
+            var byPartition = _config.Dispatch == DispatchMode.Sequential
+                ? indexed.Where(x => x.Execution.Tier == 0 && !(RetryCopies.GetValueOrDefault((x.Execution.Partition, x.Execution.Offset))?.Any(c => c.Tier == 0) ?? false))
+                    .GroupBy(x => (x.Execution.Member, x.Execution.Epoch, x.Execution.Partition, Key: string.Empty))
+                : [];
+            lanes = byKey.Concat(byPartition);
+        }
+
         foreach (var lane in lanes)
         {
             long previous = -1;
+            var previousTier = 0;
             foreach (var (execution, _) in lane.OrderBy(x => x.Execution.StartTicks).ThenBy(x => x.Index))
             {
                 if (execution.Offset < previous)
                 {
-                    broken.Add($"member {lane.Key.Member} epoch {lane.Key.Epoch} p{lane.Key.Partition}{(lane.Key.Key.Length > 0 ? " key " + lane.Key.Key : string.Empty)}: @{execution.Offset} after @{previous}");
+                    broken.Add($"member {lane.Key.Member} epoch {lane.Key.Epoch} p{lane.Key.Partition}{(lane.Key.Key.Length > 0 ? " key " + lane.Key.Key : " (partition)")}: @{execution.Offset}{(execution.Tier > 0 ? $" (tier {execution.Tier})" : string.Empty)} after @{previous}{(previousTier > 0 ? $" (tier {previousTier})" : string.Empty)}");
                     break;
                 }
 
                 previous = execution.Offset;
+                previousTier = execution.Tier;
             }
         }
 
@@ -313,7 +397,16 @@ public sealed partial class Invariants
             }
         }
 
-        // The last time each record was read: a handler started, a duplicate skipped, a dead letter written.
+        // With retry tiers, a record read again while its copy is still parked is skipped there (log 243).
+        foreach (var entry in _logs.Entries.Where(e => e.EventId == 243))
+        {
+            if (AlreadyParkedLog().Match(entry.Message) is { Success: true } match)
+            {
+                skipped.Add((entry.At.Ticks, int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture)));
+            }
+        }
+
+        // The last time each record was read: a handler started, a duplicate skipped, a dead letter written, a copy parked.
         var lastRead = new Dictionary<(int, long), long>();
         void Read(int partition, long offset, long ticks) => lastRead[(partition, offset)] = Math.Max(lastRead.GetValueOrDefault((partition, offset)), ticks);
         foreach (var execution in _executions)
@@ -329,6 +422,11 @@ public sealed partial class Invariants
         foreach (var ((partition, offset), ticks) in LastDeadLetter)
         {
             Read(partition, offset, ticks);
+        }
+
+        foreach (var ((partition, offset), copies) in RetryCopies)
+        {
+            Read(partition, offset, copies.Max(c => c.TimestampTicks));
         }
 
         var unread = new List<string>();
@@ -411,6 +509,13 @@ public sealed partial class Invariants
             done[key] = Math.Min(done.GetValueOrDefault(key, long.MaxValue), copy.TimestampTicks);
         }
 
+        foreach (var (key, copies) in RetryCopies)
+        {
+            // With retry tiers, a record is done in its partition once its copy is in the retry topic (the copy then stays
+            // uncommitted there until the record is handled or dead-lettered: that is the retry partition's business).
+            done[key] = Math.Min(done.GetValueOrDefault(key, long.MaxValue), copies.Min(c => c.TimestampTicks));
+        }
+
         foreach (var record in _records.Where(r => r.Expected == Outcome.Nothing))
         {
             // A skipped tombstone leaves no trace to time it by.
@@ -473,6 +578,10 @@ public sealed partial class Invariants
     [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+) was handled before")]
     private static partial System.Text.RegularExpressions.Regex DuplicateLog();
 
+    /// <summary>The library's log 243: "... {Topic} [{Partition}] @{Offset} is parked in {RetryTopic} already ...".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+) is parked in")]
+    private static partial System.Text.RegularExpressions.Regex AlreadyParkedLog();
+
     /// <summary>The library's log 233: "... {Topic} [{Partition}] @{FirstOffset}..{LastOffset} were handled before ...".</summary>
     [System.Text.RegularExpressions.GeneratedRegex(@"\[(\d+)\] @(\d+)\.\.(\d+) were handled before")]
     private static partial System.Text.RegularExpressions.Regex BatchDuplicatesLog();
@@ -484,5 +593,11 @@ public sealed partial class Invariants
 /// <summary>An offsets reset of one partition: when (the commit was sent at <c>Ticks</c> and answered by <c>DoneTicks</c>), and from which committed offset back to which.</summary>
 public sealed record OffsetReset(long Ticks, long DoneTicks, int Partition, long From, long To);
 
-/// <summary>A record as the dead-letter topic holds it.</summary>
-public sealed record DeadLetterCopy(byte[]? Value, long TimestampTicks, bool Truncated);
+/// <summary>A record as the dead-letter topic holds it; <see cref="RetryHistory"/> counts its <c>retry-history</c> headers.</summary>
+public sealed record DeadLetterCopy(byte[]? Value, long TimestampTicks, bool Truncated)
+{
+    public int RetryHistory { get; init; }
+}
+
+/// <summary>A copy of a parked record in the retry topic (retry tiers): when it was written, its tier (0: parked behind its key), its value.</summary>
+public sealed record RetryCopy(long TimestampTicks, int Tier, byte[]? Value);

@@ -4,8 +4,11 @@ using System.Text;
 
 namespace Kafka.Reliable.Torture;
 
-/// <summary>One handler execution (one attempt) as the handler saw it. Times are UTC ticks of this machine's clock.</summary>
-public sealed record Execution(int Member, long Epoch, int Partition, long Offset, string Key, int Attempt, long StartTicks)
+/// <summary>
+/// One handler execution (one attempt) as the handler saw it. Times are UTC ticks of this machine's clock. <see cref="Tier"/> is
+/// <see cref="MessageContext.RetryTier"/>: from 1 when the record is tried again from a retry tier.
+/// </summary>
+public sealed record Execution(int Member, long Epoch, int Partition, long Offset, string Key, int Attempt, long StartTicks, int Tier = 0)
 {
     /// <summary>Gets when the attempt ended; 0 while it runs (or if its process was killed).</summary>
     public long EndTicks { get; set; }
@@ -34,13 +37,14 @@ public sealed class Journal : IDisposable
 
     public IReadOnlyCollection<Execution> Executions => _executions;
 
-    public Execution Start(int member, long epoch, int partition, long offset, string key, int attempt)
+    public Execution Start(int member, long epoch, int partition, long offset, string key, int attempt, int tier = 0)
     {
-        var execution = new Execution(member, epoch, partition, offset, key, attempt, DateTime.UtcNow.Ticks);
+        var execution = new Execution(member, epoch, partition, offset, key, attempt, DateTime.UtcNow.Ticks, tier);
         _executions.Enqueue(execution);
         if (_file is not null)
         {
-            Write(string.Create(CultureInfo.InvariantCulture, $"S|{member}|{epoch}|{partition}|{offset}|{key}|{attempt}|{execution.StartTicks}"));
+            // The tier last: a start line has 9 fields, an end line 8.
+            Write(string.Create(CultureInfo.InvariantCulture, $"S|{member}|{epoch}|{partition}|{offset}|{key}|{attempt}|{execution.StartTicks}|{tier}"));
         }
 
         return execution;
@@ -70,7 +74,7 @@ public sealed class Journal : IDisposable
         while (reader.ReadLine() is { } line)
         {
             var f = line.Split('|');
-            if (f.Length != 8)
+            if (f.Length != (f[0] == "S" ? 9 : 8))
             {
                 continue; // a line cut by the kill
             }
@@ -85,9 +89,9 @@ public sealed class Journal : IDisposable
                 continue;
             }
 
-            if (f[0] == "S" && int.TryParse(f[6], CultureInfo.InvariantCulture, out var attempt))
+            if (f[0] == "S" && int.TryParse(f[6], CultureInfo.InvariantCulture, out var attempt) && int.TryParse(f[8], CultureInfo.InvariantCulture, out var tier))
             {
-                var execution = new Execution(member, epoch, partition, offset, f[5], attempt, ticks);
+                var execution = new Execution(member, epoch, partition, offset, f[5], attempt, ticks, tier);
                 open[(member, epoch, partition, offset, attempt)] = execution;
                 _executions.Enqueue(execution);
             }

@@ -155,7 +155,12 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
     public async ValueTask RunAsync(Job? job, MessageContext context, CancellationToken cancellationToken)
     {
         var key = context.HasKey ? Encoding.UTF8.GetString(context.Key.Span) : string.Empty;
-        var execution = journal.Start(member, epochs.EpochOf(context.Partition), context.Partition, context.Offset, key, context.Attempt);
+#if TORTURE_OLD_LIBRARY
+        var tier = 0;
+#else
+        var tier = context.RetryTier;
+#endif
+        var execution = journal.Start(member, epochs.EpochOf(context.Partition), context.Partition, context.Offset, key, context.Attempt, tier);
         var succeeded = false;
         var deferred = false;
         try
@@ -233,6 +238,10 @@ public sealed class JobRunner(TortureConfig config, int member, Journal journal,
                 throw new TortureTransientException("fails on every attempt");
             case RecordKind.Fatal:
                 throw new NonRetryableException("fatal by design");
+#if !TORTURE_OLD_LIBRARY
+            case RecordKind.Outlast when context.RetryTier < job.N:
+                throw new TortureTransientException($"fails until retry tier {job.N} (now {context.RetryTier})");
+#endif
             default:
                 break;
         }
@@ -566,6 +575,18 @@ public static class MemberHost
         o.Retry.MaxAttempts = config.MaxAttempts;
         o.Retry.Delay = TimeSpan.FromMilliseconds(5);
         o.Retry.MaxDelay = TimeSpan.FromMilliseconds(50);
+#if !TORTURE_OLD_LIBRARY
+        if (config.TierCount > 0)
+        {
+            // The retry topic is <topic>.retry, created by the run with the topic's partitions.
+            o.RetryTiers.Enabled = true;
+            o.RetryTiers.Ordering = config.RetryTiers == RetryTierMode.Unordered ? RetryTierOrdering.Unordered : RetryTierOrdering.Ordered;
+            foreach (var delay in config.RetryTierDelaysMs!)
+            {
+                o.RetryTiers.Delays.Add(TimeSpan.FromMilliseconds(delay));
+            }
+        }
+#endif
         o.CircuitBreaker.Enabled = config.CircuitBreaker;
         o.CircuitBreaker.MinimumThroughput = 2;
         o.CircuitBreaker.SamplingDuration = TimeSpan.FromMilliseconds(TortureConfig.BreakerSamplingMs);

@@ -25,7 +25,18 @@ public enum StoreKind
     Redis,
 }
 
-/// <summary>A fault injected for a while, then undone.</summary>
+/// <summary>
+/// Whether transient failures that outlive their in-place retries go to retry tiers (<see cref="RetryTierOptions"/>), and how
+/// the later records of a parked key are treated: <see cref="Off"/> (dead-lettered after the in-place retries, as before),
+/// <see cref="Ordered"/> (parked behind it), <see cref="Unordered"/> (handled meanwhile).
+/// </summary>
+public enum RetryTierMode
+{
+    Off,
+    Ordered,
+    Unordered,
+}
+
 /// <summary>How the jobs are written on the topic.</summary>
 public enum PayloadFormat
 {
@@ -35,6 +46,7 @@ public enum PayloadFormat
     Protobuf,
 }
 
+/// <summary>A fault injected for a while, then undone.</summary>
 public enum FaultKind
 {
     /// <summary>A broker down (connections closed and refused).</summary>
@@ -230,6 +242,18 @@ public sealed record TortureConfig
 
     public int MaxAttempts { get; init; }
 
+    /// <summary>
+    /// Gets whether the run has retry tiers, and their ordering. A configuration saved before the axis has none (<see cref="RetryTierMode.Off"/>).
+    /// </summary>
+    public RetryTierMode RetryTiers { get; init; }
+
+    /// <summary>Gets the tiers' delays in milliseconds (2-4 of 20-300 ms), with retry tiers; null without.</summary>
+    public IReadOnlyList<int>? RetryTierDelaysMs { get; init; }
+
+    /// <summary>Gets the number of retry tiers (0 without).</summary>
+    [JsonIgnore]
+    public int TierCount => RetryTiers == RetryTierMode.Off ? 0 : RetryTierDelaysMs?.Count ?? 0;
+
     public int RevokeTimeoutMs { get; init; }
 
     public int ShutdownTimeoutMs { get; init; }
@@ -286,7 +310,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(RetryTiers != RetryTierMode.Off ? $"retry tiers {RetryTiers} ({string.Join("/", RetryTierDelaysMs ?? [])} ms), " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -389,8 +413,23 @@ public sealed record TortureConfig
         // The library before issue 16 reads JSON only.
         payload = PayloadFormat.Json;
 #endif
+
+        // Retry tiers joined after them, from a stream of their own: half of the runs the validator lets have them (a message
+        // handler, commits Periodic or PerMessage; dead-lettering is always on here) get them, Ordered or Unordered, with 2-4
+        // short tiers. The delays are drawn whether or not the run gets tiers, so that the stream does not depend on the rest.
+        var tierStream = new Random(unchecked((seed * 179424673) ^ 0x1B873593));
+        var tierRoll = tierStream.Next(100);
+        var tierDelays = Enumerable.Range(0, tierStream.Next(2, 5)).Select(_ => tierStream.Next(20, 301)).ToList();
+        var tierable = batchSize == 0 && config.Commit is CommitMode.Periodic or CommitMode.PerMessage;
+        var tiers = !tierable || tierRoll < 50 ? RetryTierMode.Off : tierRoll < 75 ? RetryTierMode.Ordered : RetryTierMode.Unordered;
+#if TORTURE_OLD_LIBRARY
+        // The library before retry tiers has none.
+        tiers = RetryTierMode.Off;
+#endif
         return config with
         {
+            RetryTiers = tiers,
+            RetryTierDelaysMs = tiers == RetryTierMode.Off ? null : tierDelays,
             Payload = payload,
             BatchSize = Math.Min(batchSize, buffer),
             BatchLingerMs = batchSize > 0 && batches.Next(100) < 30 ? 20 : 0,

@@ -74,6 +74,9 @@ public sealed class TortureRun
     private readonly RunLogs _logs = new();
     private readonly List<(long Ticks, int Partition, long Offset)> _commitSamples = [];
     private readonly Dictionary<(int, long), DeadLetterCopy> _deadLetters = [];
+    private readonly Dictionary<(int, long), List<RetryCopy>> _retryCopies = [];
+    private readonly Dictionary<int, long> _retryEnds = [];
+    private readonly List<(long Ticks, int Partition, long Offset)> _retryCommitSamples = [];
     private readonly Lock _gate = new();
     private readonly List<MemberHandle> _running = [];
     private readonly List<string> _childJournals = [];
@@ -119,6 +122,12 @@ public sealed class TortureRun
         var topic = "torture-" + run;
         cluster.CreateTopic(topic, _config.Partitions, replicationFactor: 3);
         cluster.CreateTopic(topic + ".dlq", _config.Partitions, replicationFactor: 3);
+        if (_config.TierCount > 0)
+        {
+            // Retry tiers park partition P's records in partition P of <topic>.retry.
+            cluster.CreateTopic(topic + ".retry", _config.Partitions, replicationFactor: 3);
+        }
+
         cluster.CreateTopic(topic + ".out", _config.Partitions, replicationFactor: 3);
         var store = await _environment.PrepareStoreAsync(_config.Store, run);
         if (_config.Store == StoreKind.Redis && _config.Faults.Any(f => f.Kind == FaultKind.StoreDown && f.BeforeStart))
@@ -176,6 +185,7 @@ public sealed class TortureRun
         using var stop = new CancellationTokenSource();
         var sampler = Task.Run(() => SampleCommits(environment, stop.Token));
         var deadLetterReader = Task.Run(() => ReadDeadLetters(environment, stop.Token));
+        var retryReader = _config.TierCount > 0 ? Task.Run(() => ReadRetryTopic(environment, stop.Token)) : Task.CompletedTask;
         var bufferSampler = Task.Run(() => SampleBuffers(environment, stop.Token));
 
         // Faults in place before the first member starts (a store down at first use), undone on the schedule's clock.
@@ -242,7 +252,7 @@ public sealed class TortureRun
         {
             await StopMembersAsync();
             await stop.CancelAsync();
-            await Task.WhenAll(sampler, deadLetterReader, faults, bufferSampler);
+            await Task.WhenAll(sampler, deadLetterReader, retryReader, faults, bufferSampler);
             RestoreCluster(cluster);
         }
 
@@ -278,6 +288,7 @@ public sealed class TortureRun
             LastDeadLetter = _lastDeadLetter,
             Ended = _ended,
             CommitRequests = commitRequests,
+            RetryCopies = _retryCopies.ToDictionary(c => c.Key, c => (IReadOnlyList<RetryCopy>)c.Value),
         }.Check());
         if (BufferFailure() is { } overflow)
         {
@@ -290,7 +301,7 @@ public sealed class TortureRun
 
         var stats = new RunStats(all.Count, _journal.Executions.Count, _deadLetters.Count, _faultsInjected, _started, _kills, _commitSamples.Count, clock.Elapsed)
         {
-            Events = string.Join(", ", new[] { _logs.Summary(), _resets.Count > 0 ? $"partitions reset {_resets.Count}" : string.Empty }.Where(e => e.Length > 0)),
+            Events = string.Join(", ", new[] { _logs.Summary(), _resets.Count > 0 ? $"partitions reset {_resets.Count}" : string.Empty, RetryTierSummary() }.Where(e => e.Length > 0)),
         };
         var tail = _logs.Tail(60);
         if (violations.Count > 0)
@@ -312,6 +323,22 @@ public sealed class TortureRun
         }
 
         return new RunResult(_config, null, violations, stats, tail);
+    }
+
+    /// <summary>With retry tiers, how much went through them: records parked (behind their key), copies written, successes from a tier.</summary>
+    private string RetryTierSummary()
+    {
+        if (_config.TierCount == 0)
+        {
+            return string.Empty;
+        }
+
+        lock (_gate)
+        {
+            var behind = _retryCopies.Count(c => c.Value.Any(copy => copy.Tier == 0));
+            var fromTiers = _journal.Executions.Count(e => e.Succeeded && e.Tier > 0);
+            return string.Create(CultureInfo.InvariantCulture, $"records parked {_retryCopies.Count} ({behind} behind their key), retry copies {_retryCopies.Sum(c => c.Value.Count)}, handled from a tier {fromTiers}");
+        }
     }
 
     /// <summary>Produces records [from, to): at once, or in five waves spread until a little after the last scheduled change; sets where each landed.</summary>
@@ -577,7 +604,7 @@ public sealed class TortureRun
                 return string.Create(CultureInfo.InvariantCulture,
                     $"{(stalled ? $"no progress for {LivenessBound.TotalSeconds:0} s after the last fault and membership change" : $"not done after {RunCap.TotalMinutes:0} min")}: " +
                     $"{unresolved.Count} record(s) unresolved (first: {string.Join(", ", unresolved.Take(8).Select(r => $"p{r.Partition}@{r.Offset} {r.Kind}"))}); " +
-                    $"committed behind the end: {string.Join(", ", behind.Select(b => $"p{b.Partition} {b.Committed}/{b.End}"))}");
+                    $"committed behind the end: {string.Join(", ", behind.Select(b => $"{b.Partition} {b.Committed}/{b.End}"))}");
             }
 
             await Task.Delay(200);
@@ -602,24 +629,43 @@ public sealed class TortureRun
         }
     }
 
-    private List<(int Partition, long Committed, long End)> Behind(Dictionary<int, long> highWatermarks)
+    private List<(string Partition, long Committed, long End)> Behind(Dictionary<int, long> highWatermarks)
     {
         var latest = new Dictionary<int, long>();
+        var latestRetry = new Dictionary<int, long>();
+        Dictionary<int, long> retryEnds;
         lock (_gate)
         {
             foreach (var sample in _commitSamples)
             {
                 latest[sample.Partition] = sample.Offset;
             }
+
+            foreach (var sample in _retryCommitSamples)
+            {
+                latestRetry[sample.Partition] = sample.Offset;
+            }
+
+            retryEnds = new Dictionary<int, long>(_retryEnds);
         }
 
+        // With retry tiers, nothing stays parked either: each retry partition is committed to the end read of it (its copies
+        // and their done markers), as far as the run's reader of the retry topic has read it.
         return highWatermarks.Where(h => !latest.TryGetValue(h.Key, out var committed) || committed < h.Value)
-            .Select(h => (h.Key, latest.GetValueOrDefault(h.Key, -1), h.Value)).ToList();
+            .Select(h => ($"p{h.Key}", latest.GetValueOrDefault(h.Key, -1), h.Value))
+            .Concat(retryEnds.Where(h => h.Value > 0 && (!latestRetry.TryGetValue(h.Key, out var committed) || committed < h.Value))
+                .Select(h => ($"retry p{h.Key}", latestRetry.GetValueOrDefault(h.Key, -1), h.Value)))
+            .ToList();
     }
 
     private void SampleCommits(MemberEnvironment environment, CancellationToken stop)
     {
         var partitions = Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartition(environment.Topic, p)).ToList();
+        if (_config.TierCount > 0)
+        {
+            partitions.AddRange(Enumerable.Range(0, _config.Partitions).Select(p => new TopicPartition(environment.Topic + ".retry", p)));
+        }
+
         while (!stop.IsCancellationRequested)
         {
             // A client that lost its coordinator in a fault can keep failing after the fault is over (seed 1037188125 sampled
@@ -641,7 +687,7 @@ public sealed class TortureRun
                     {
                         foreach (var c in committed.Where(c => c.Offset.Value >= 0))
                         {
-                            _commitSamples.Add((ticks, c.Partition.Value, c.Offset.Value));
+                            (c.Topic == environment.Topic ? _commitSamples : _retryCommitSamples).Add((ticks, c.Partition.Value, c.Offset.Value));
                         }
                     }
 
@@ -726,7 +772,75 @@ public sealed class TortureRun
         }
     }
 
-    private void ReadDeadLetters(MemberEnvironment environment, CancellationToken stop)
+    private void ReadDeadLetters(MemberEnvironment environment, CancellationToken stop) =>
+        ReadTopic(environment, environment.Topic + ".dlq", "dlq-reader", result =>
+        {
+            if (result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalPartition, out var partition)
+                && result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalOffset, out var offset))
+            {
+                var key = (int.Parse(System.Text.Encoding.ASCII.GetString(partition), CultureInfo.InvariantCulture), long.Parse(System.Text.Encoding.ASCII.GetString(offset), CultureInfo.InvariantCulture));
+                var truncated = result.Message.Headers.TryGetLastBytes("dlq-value-truncated", out _);
+                var history = result.Message.Headers.Count(h => h.Key == RetryHeaders.History);
+                lock (_gate)
+                {
+                    _deadLetters.TryAdd(key, new DeadLetterCopy(result.Message.Value, result.Message.Timestamp.UtcDateTime.Ticks, truncated) { RetryHistory = history });
+                    _lastDeadLetter[key] = result.Message.Timestamp.UtcDateTime.Ticks;
+                }
+            }
+        }, stop);
+
+    /// <summary>
+    /// Reads the retry topic (with retry tiers): every copy of a parked record (not the done markers), by its original
+    /// partition and offset, with when it was written and its tier; and how far each partition was read.
+    /// </summary>
+    private void ReadRetryTopic(MemberEnvironment environment, CancellationToken stop) =>
+        ReadTopic(environment, environment.Topic + ".retry", "retry-reader", result =>
+        {
+            var headers = result.Message.Headers;
+            lock (_gate)
+            {
+                _retryEnds[result.Partition.Value] = result.Offset.Value + 1;
+            }
+
+            if (RetryText(headers, RetryHeaders.Done) is not null
+                || !int.TryParse(RetryText(headers, RetryHeaders.OriginalPartition), CultureInfo.InvariantCulture, out var partition)
+                || !long.TryParse(RetryText(headers, RetryHeaders.OriginalOffset), CultureInfo.InvariantCulture, out var offset)
+                || !int.TryParse(RetryText(headers, RetryHeaders.Tier), CultureInfo.InvariantCulture, out var tier))
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                if (!_retryCopies.TryGetValue((partition, offset), out var copies))
+                {
+                    _retryCopies[(partition, offset)] = copies = [];
+                }
+
+                copies.Add(new RetryCopy(result.Message.Timestamp.UtcDateTime.Ticks, tier, result.Message.Value));
+            }
+        }, stop);
+
+    /// <summary>The names of <c>RetryTierHeaders</c> the run reads (spelled out: a harness built against a library from before retry tiers has no such class).</summary>
+    private static class RetryHeaders
+    {
+        public const string History = "retry-history";
+        public const string Done = "retry-done";
+        public const string OriginalPartition = "retry-original-partition";
+        public const string OriginalOffset = "retry-original-offset";
+        public const string Tier = "retry-tier";
+    }
+
+    private static string? RetryText(Headers? headers, string name) =>
+        headers is not null && headers.TryGetLastBytes(name, out var bytes) && bytes is not null ? System.Text.Encoding.UTF8.GetString(bytes) : null;
+
+    /// <summary>
+    /// Reads a topic of the run from its beginning until the run stops, then to its end, passing each record on. A client whose
+    /// partition leader was down in a fault can stop fetching for longer than the liveness bound after the broker is back
+    /// (seed 1037188125: a dead letter written 45 s earlier never read): after 10 s without a record, a new client goes on from
+    /// where this one was.
+    /// </summary>
+    private void ReadTopic(MemberEnvironment environment, string topic, string group, Action<ConsumeResult<byte[]?, byte[]?>> read, CancellationToken stop)
     {
         // Where the reading goes on in each partition, kept across clients.
         var next = Enumerable.Range(0, _config.Partitions).ToDictionary(p => p, _ => Offset.Beginning.Value);
@@ -735,44 +849,30 @@ public sealed class TortureRun
             var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
             {
                 BootstrapServers = environment.BootstrapServers,
-                GroupId = "dlq-reader",
+                GroupId = group,
                 EnableAutoCommit = false,
                 IsolationLevel = IsolationLevel.ReadUncommitted,
             }).SetLogHandler(static (_, _) => { }).Build();
-            consumer.Assign(next.Select(n => new TopicPartitionOffset(environment.Topic + ".dlq", n.Key, n.Value)));
+            consumer.Assign(next.Select(n => new TopicPartitionOffset(topic, n.Key, n.Value)));
             return consumer;
         }
 
         bool Drain(IConsumer<byte[]?, byte[]?> consumer, TimeSpan wait)
         {
-            var read = false;
+            var any = false;
             while (consumer.Consume(wait) is { } result)
             {
-                read = true;
+                any = true;
                 next[result.Partition.Value] = result.Offset.Value + 1;
-                if (result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalPartition, out var partition)
-                    && result.Message.Headers.TryGetLastBytes(DeadLetterHeaders.OriginalOffset, out var offset))
-                {
-                    var key = (int.Parse(System.Text.Encoding.ASCII.GetString(partition), CultureInfo.InvariantCulture), long.Parse(System.Text.Encoding.ASCII.GetString(offset), CultureInfo.InvariantCulture));
-                    var truncated = result.Message.Headers.TryGetLastBytes("dlq-value-truncated", out _);
-                    lock (_gate)
-                    {
-                        _deadLetters.TryAdd(key, new DeadLetterCopy(result.Message.Value, result.Message.Timestamp.UtcDateTime.Ticks, truncated));
-                        _lastDeadLetter[key] = result.Message.Timestamp.UtcDateTime.Ticks;
-                    }
-                }
-
+                read(result);
                 wait = TimeSpan.Zero;
             }
 
-            return read;
+            return any;
         }
 
         while (!stop.IsCancellationRequested)
         {
-            // A client whose partition leader was down in a fault can stop fetching for longer than the liveness bound after
-            // the broker is back (seed 1037188125: a dead letter written 45 s earlier never read): after 10 s without a record,
-            // a new client goes on from where this one was.
             using var consumer = Connect();
             var idleSince = DateTime.UtcNow;
             while (!stop.IsCancellationRequested && DateTime.UtcNow - idleSince < TimeSpan.FromSeconds(10))
@@ -791,7 +891,7 @@ public sealed class TortureRun
             }
         }
 
-        // Everything dead-lettered before the members stopped is in the topic: read to its end, with a fresh client.
+        // Everything written before the members stopped is in the topic: read to its end, with a fresh client.
         using var last = Connect();
         for (var i = 0; i < 10; i++)
         {

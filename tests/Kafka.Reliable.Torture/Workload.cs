@@ -57,6 +57,13 @@ public enum RecordKind
 
     /// <summary>Valid JSON that the translator refuses.</summary>
     Untranslatable,
+
+    /// <summary>
+    /// With retry tiers only: the handler throws a transient exception on every attempt until its record is tried again from
+    /// retry tier <see cref="Job.N"/> (1 to the number of tiers), then succeeds. It outlives its in-place retries, is parked,
+    /// and is handled from a tier (with Ordered tiers, its key's later records wait behind it).
+    /// </summary>
+    Outlast,
 }
 
 /// <summary>Where a record must end.</summary>
@@ -118,6 +125,11 @@ public static class Workload
         var big = 0;
         var slower = 0;
 
+        // With retry tiers (a stream of its own, drawn from only then, so that a run without them keeps its records): half of the
+        // transient failures, and about one plain record in a hundred (one in five thousand in a volume run, whose retry topic the
+        // embedded broker must keep), outlast their in-place retries and succeed from a tier.
+        var tiers = config.TierCount > 0 ? new Random(unchecked(config.Seed * 48271 + 101)) : null;
+
         // The stalling records, spread over the run (after the first few records, so that some records are done before them).
         // Each kind a triggered change waits for is among them.
         var wanted = config.Faults.Select(f => f.WhileInFlight).Concat(config.Membership.Select(m => m.WhileInFlight)).OfType<RecordKind>().Distinct().Order().ToList();
@@ -169,6 +181,14 @@ public static class Workload
                 RecordKind.Transient => (0, random.Next(1, config.MaxAttempts)),
                 _ => (0, 0),
             };
+            if (tiers is not null && kind is RecordKind.Transient or RecordKind.Ok
+                && tiers.Next(kind == RecordKind.Transient ? 2 : config.Volume ? 5_000 : 100) == 0)
+            {
+                // After the main stream's draws, which stay those of the run without tiers.
+                kind = RecordKind.Outlast;
+                (ms, n) = (0, tiers.Next(1, config.TierCount + 1));
+            }
+
             var job = new Job(id, key, kind, ms, n);
             records.Add(new RecordSpec
             {
@@ -211,6 +231,7 @@ public static class Workload
     public static Outcome ExpectedOutcome(RecordKind kind, TortureConfig config) => kind switch
     {
         RecordKind.Ok or RecordKind.Slow or RecordKind.Slower or RecordKind.Transient or RecordKind.IgnoreCancel or RecordKind.Block or RecordKind.Stubborn => Outcome.Effect,
+        RecordKind.Outlast => config.TierCount > 0 ? Outcome.Effect : Outcome.DeadLetter,
         RecordKind.Tombstone => config.Tombstones switch
         {
             TombstonePolicy.Handle => Outcome.Effect,
