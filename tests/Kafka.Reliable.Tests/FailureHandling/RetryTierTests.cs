@@ -392,6 +392,37 @@ public sealed class RetryTierTests(KafkaBrokerFixture broker)
         Assert.True(consumer.Logs.CountOf(246) >= 1);
     }
 
+    /// <summary>
+    /// With the circuit breaker: a record that fails on every attempt, alone on the consumer, opens the circuit with its
+    /// retries, is parked when its trials fail too, and opens the circuit again from its tier. Waiting for the circuit there,
+    /// it makes the circuit's trials itself (nothing else would), and goes through every tier to the dead-letter topic.
+    /// (Found by the torture matrix, soak 1197958763: such a record was never tried again.)
+    /// </summary>
+    [Theory]
+    [InlineData(DispatchMode.Sequential)]
+    [InlineData(DispatchMode.Unordered)]
+    public async Task ARecordThatReopensTheCircuitFromItsTier_MakesTheTrialsItself_AndReachesTheDeadLetterTopic(DispatchMode dispatch)
+    {
+        var (topic, group) = await TopicsAsync(partitions: 1);
+        await broker.ProduceAsync(topic, Keyed(1, keys: 1, partitions: 1));
+        var handler = new RecordingHandler { Behavior = (_, _, _) => throw new TimeoutException("fails on every attempt") };
+
+        await using var consumer = await TestConsumer.StartAsync(broker, topic, group, handler, o =>
+        {
+            Tiers(o, dispatch, delays: 50);
+            o.Retry.MaxAttempts = 3;
+            o.CircuitBreaker.Enabled = true;
+            o.CircuitBreaker.MinimumThroughput = 2;
+            o.CircuitBreaker.BreakDuration = TimeSpan.FromMilliseconds(700);
+        });
+
+        var dead = Assert.Single(broker.ReadAll(topic + ".dlq", 1, expected: 1, timeout: TimeSpan.FromSeconds(90)));
+        Assert.Equal(3, dead.Message.Headers.Count(h => h.Key == RetryTierHeaders.History));
+        await Eventually.TrueAsync(
+            () => broker.GetHighWatermarks(topic + ".retry", 1) is var ends && broker.GetCommittedOffsets(group, topic + ".retry", 1)[0] == ends[0],
+            "the retry topic is committed to its end");
+    }
+
     private async Task<(string Topic, string Group)> TopicsAsync(int partitions)
     {
         var topic = await broker.CreateTopicAsync(partitions);
