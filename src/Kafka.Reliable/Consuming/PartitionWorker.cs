@@ -98,20 +98,23 @@ internal sealed class PartitionWorker : IDisposable
 
     /// <summary>
     /// Gets how long the partition has had records pending without finishing one, at <paramref name="now"/> (a
-    /// <see cref="TimeProvider"/> timestamp); zero when none is pending (any thread, approximate). Counted from the later of
+    /// <see cref="TimeProvider"/> timestamp); zero when none is pending (any thread, approximate). Its parked records count
+    /// too (<see cref="RetryTiers.ParkingLot.StalledFor"/>). Counted from the later of
     /// the last finished record and the arrival of the oldest pending one, so that a partition that was idle for a long
     /// time is not stuck the moment a record arrives.
     /// </summary>
     public TimeSpan StalledFor(long now)
     {
+        var parked = Lot?.StalledFor() ?? TimeSpan.Zero;
         var oldest = OldestPendingTimestamp;
         if (oldest == 0)
         {
-            return TimeSpan.Zero;
+            return parked;
         }
 
         var since = Math.Max(oldest, LastProgressTimestamp);
-        return now > since ? _consumer.Time.GetElapsedTime(since, now) : TimeSpan.Zero;
+        var stalled = now > since ? _consumer.Time.GetElapsedTime(since, now) : TimeSpan.Zero;
+        return stalled > parked ? stalled : parked;
     }
 
     /// <summary>Gets or sets the partition's lag: its high watermark minus its committed offset; -1 until both are known (written by the poll thread, read by metrics).</summary>

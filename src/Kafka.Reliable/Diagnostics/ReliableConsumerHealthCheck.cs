@@ -121,22 +121,16 @@ internal sealed class ReliableConsumerHealthCheck(ConsumerState? state, string c
                 }
             }
 
-            var oldest = partition.OldestPendingTimestamp;
-            if (oldest == 0)
-            {
-                continue;
-            }
-
-            var age = time.GetElapsedTime(oldest, now);
-            if (age > options.MaxRecordAge)
-            {
-                degraded.Add($"{name} has a record waiting for {age:g} (more than {options.MaxRecordAge:g})");
-            }
-
             var stalledFor = partition.StalledFor(now);
             if (stalledFor > options.StallTimeout)
             {
                 unhealthy.Add($"{name} has records pending and finished none for {stalledFor:g} (more than {options.StallTimeout:g})");
+            }
+
+            var oldest = partition.OldestPendingTimestamp;
+            if (oldest != 0 && time.GetElapsedTime(oldest, now) is var age && age > options.MaxRecordAge)
+            {
+                degraded.Add($"{name} has a record waiting for {age:g} (more than {options.MaxRecordAge:g})");
             }
         }
 

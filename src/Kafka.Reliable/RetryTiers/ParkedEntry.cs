@@ -62,6 +62,9 @@ internal sealed class ParkedEntry(long originalOffset, ulong chain)
     /// </summary>
     public bool Confirmed { get; set; }
 
+    /// <summary>Gets or sets when the entry started running (Unix milliseconds); 0 while it does not run.</summary>
+    public long RunningSinceMs { get; set; }
+
     /// <summary>Gets or sets a value indicating whether an operator asked to try the record now (<c>retry-now</c>), without waiting for its delay.</summary>
     public bool RetryNow { get; set; }
 

@@ -38,6 +38,7 @@ internal sealed class ParkingLot
     private readonly Queue<long> _finishedOrder = new();
     private long _nextRetryOffset = -1;
     private long _mainStart = -1;
+    private long _lastProgressMs;
     private int _count;
     private int _released;
     private string? _failure;
@@ -151,6 +152,39 @@ internal sealed class ParkingLot
 
                 return oldest;
             }
+        }
+    }
+
+    /// <summary>
+    /// Gets how long the lot has had a parked record that could run (running, or due and first of its key) without one
+    /// finishing or moving on; zero when none could (any thread). The watchdog and the health check count it as the
+    /// partition's: a parked record stuck in its lane is a stuck partition.
+    /// </summary>
+    public TimeSpan StalledFor()
+    {
+        if (IsEmpty)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var now = NowMs;
+        lock (_lock)
+        {
+            var since = long.MaxValue;
+            foreach (var chain in _chains.Values)
+            {
+                var head = chain[0];
+                if (head.State == ParkedState.Running)
+                {
+                    since = Math.Min(since, head.RunningSinceMs);
+                }
+                else if (head is { State: ParkedState.Waiting, Confirmed: true } && IsDue(head, now))
+                {
+                    since = Math.Min(since, head.Tier == 0 || head.DueMs <= 0 ? head.ParkedAtMs : head.DueMs);
+                }
+            }
+
+            return since == long.MaxValue ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Max(0, now - Math.Max(since, _lastProgressMs)));
         }
     }
 
@@ -326,6 +360,7 @@ internal sealed class ParkingLot
             }
 
             entry.RetryNow = false;
+            _lastProgressMs = NowMs;
         }
 
         _signal.Set();
@@ -406,6 +441,7 @@ internal sealed class ParkingLot
 
         if (_ready.TrySetResult())
         {
+            Volatile.Write(ref _lastProgressMs, NowMs);
             Log.RetryPartitionRead(_consumer.Logger, _consumer.Name, Partition.Topic, Partition.Partition.Value, RetryPartition.Topic, Count, Keys);
         }
 
@@ -504,6 +540,7 @@ internal sealed class ParkingLot
 
                     entry = head;
                     entry.State = ParkedState.Running;
+                    entry.RunningSinceMs = NowMs;
                 }
 
                 // Not counted against MaxInFlight: a partition's records may hold every in-flight slot while they wait for room
@@ -703,6 +740,7 @@ internal sealed class ParkingLot
 
     private void Remove(ParkedEntry entry)
     {
+        _lastProgressMs = NowMs;
         _byOffset.Remove(entry.OriginalOffset);
         if (_chains.TryGetValue(entry.Chain, out var chain))
         {

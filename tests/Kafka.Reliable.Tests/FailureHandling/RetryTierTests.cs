@@ -423,6 +423,41 @@ public sealed class RetryTierTests(KafkaBrokerFixture broker)
             "the retry topic is committed to its end");
     }
 
+    [Fact]
+    public async Task AParkedRecordStuckInItsTier_MakesThePartitionStalled_ForTheHealthCheckAndTheWatchdog()
+    {
+        var (topic, group) = await TopicsAsync(partitions: 1);
+        await broker.ProduceAsync(topic, Keyed(1, keys: 1, partitions: 1));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new RecordingHandler
+        {
+            Behavior = async (_, context, _) =>
+            {
+                if (context.RetryTier == 0)
+                {
+                    throw new TimeoutException("down");
+                }
+
+                await release.Task;
+            },
+        };
+
+        await using var consumer = await TestConsumer.StartAsync(
+            broker, topic, group, handler, o => Tiers(o, DispatchMode.Sequential, delays: 50),
+            services: s => s.AddHealthChecks().AddReliableConsumer("test", o => o.StallTimeout = TimeSpan.FromMilliseconds(500)));
+        var health = consumer.Host.Services.GetRequiredService<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService>();
+        await Eventually.TrueAsync(
+            () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value is { Status: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy } r
+                && r.Description!.Contains($"{topic}[0] has records pending and finished none", StringComparison.Ordinal),
+            "the partition whose parked record hangs in its tier is reported stalled");
+
+        release.SetResult();
+        await Eventually.TrueAsync(() => handler.Handled.Count == 1, "the parked record is handled");
+        await Eventually.TrueAsync(
+            () => health.CheckHealthAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult().Entries.Single().Value.Status == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy,
+            "healthy again");
+    }
+
     private async Task<(string Topic, string Group)> TopicsAsync(int partitions)
     {
         var topic = await broker.CreateTopicAsync(partitions);
