@@ -113,8 +113,11 @@ public sealed class GroupCommandTests : IDisposable
         Assert.Matches(@"^m-1\s+-\s+orders-a\s+/10\.0\.0\.1\s+2\s+orders\[0\], orders\[1\]$", lines[6]);
     }
 
-    [Fact]
-    public async Task ListAndDescribe_AgainstARealBroker_ShowTheGroupItsMembersAndLag()
+    /// <summary>Both kinds of group: a classic one, and one of KIP-848's consumer protocol (Kafka 4), whose type the broker reports as <c>Consumer</c>.</summary>
+    [Theory]
+    [InlineData(Confluent.Kafka.GroupProtocol.Classic)]
+    [InlineData(Confluent.Kafka.GroupProtocol.Consumer)]
+    public async Task ListAndDescribe_AgainstARealBroker_ShowTheGroupItsTypeMembersAndLag(Confluent.Kafka.GroupProtocol protocol)
     {
         var servers = Environment.GetEnvironmentVariable("KAFKA_RELIABLE_BOOTSTRAP_SERVERS");
         if (string.IsNullOrWhiteSpace(servers))
@@ -137,19 +140,28 @@ public sealed class GroupCommandTests : IDisposable
             }
         }
 
-        using var member = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = servers, GroupId = group, ClientId = "cli-test-member", EnableAutoCommit = false, AutoOffsetReset = AutoOffsetReset.Earliest }).Build();
+        var memberConfig = new ConsumerConfig { BootstrapServers = servers, GroupId = group, ClientId = "cli-test-member", EnableAutoCommit = false, AutoOffsetReset = AutoOffsetReset.Earliest };
+        if (protocol == Confluent.Kafka.GroupProtocol.Consumer)
+        {
+            memberConfig.GroupProtocol = Confluent.Kafka.GroupProtocol.Consumer;
+        }
+
+        using var member = new ConsumerBuilder<Ignore, Ignore>(memberConfig).Build();
         member.Subscribe(topic);
         await Eventually.TrueAsync(() => { member.Consume(100); return member.Assignment.Count == 2; }, "the member is assigned both partitions");
         member.Commit([new TopicPartitionOffset(topic, 0, 1), new TopicPartitionOffset(topic, 1, 3)]);
 
         var (listed, list, listError) = await Cli.RunAsync("group", "list", "-b", servers, "--json");
         Assert.True(listed == 0, listError);
-        Assert.Contains(JsonDocument.Parse(list).RootElement.EnumerateArray(), g => g.GetProperty("Group").GetString() == group && g.GetProperty("State").GetString() == "Stable");
+        Assert.Contains(
+            JsonDocument.Parse(list).RootElement.EnumerateArray(),
+            g => g.GetProperty("Group").GetString() == group && g.GetProperty("State").GetString() == "Stable" && g.GetProperty("Type").GetString() == protocol.ToString());
 
         var (described, json, describeError) = await Cli.RunAsync("group", "describe", "-b", servers, group, "--json");
         Assert.True(described == 0, describeError);
         var report = JsonDocument.Parse(json).RootElement;
         Assert.Equal("Stable", report.GetProperty("State").GetString());
+        Assert.Equal(protocol.ToString(), report.GetProperty("Type").GetString());
         Assert.Equal("cli-test-member", report.GetProperty("Members").EnumerateArray().Single().GetProperty("ClientId").GetString());
         Assert.Equal(2, report.GetProperty("TotalLag").GetInt64());
     }
