@@ -154,7 +154,14 @@ public sealed class ChildLogs : ILoggerProvider
                 return;
             }
 
-            var message = formatter(state, exception).ReplaceLineEndings(" ");
+            var message = formatter(state, exception);
+            if (exception is not null)
+            {
+                // As the in-process members' log says it (RunLogs), with where it was thrown: a child's failure must be diagnosable.
+                message = $"{message} ({exception.GetType().Name}: {exception.Message} {exception.StackTrace?.Split('\n').FirstOrDefault()?.Trim()})";
+            }
+
+            message = message.ReplaceLineEndings(" ");
             lock (Gate)
             {
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"L|{logLevel}|{eventId.Id}|{message}"));
