@@ -345,9 +345,7 @@ internal sealed class RecordExecution
                     return admission;
                 case RetryTiers.Admission.Full:
                     Hold(true);
-                    var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++round);
-                    Log.ParkingLotFull(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _consumer.Options.RetryTiers.MaxParkedRecords, delay);
-                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                    if (!await WaitForRoomAsync(++round, stop).ConfigureAwait(false))
                     {
                         return admission;
                     }
@@ -357,6 +355,15 @@ internal sealed class RecordExecution
                     return admission;
             }
         }
+    }
+
+    /// <summary>Waits the retry backoff for room in the partition's full lot (log 244).</summary>
+    /// <returns><see langword="false"/> when the worker stopped meanwhile.</returns>
+    private ValueTask<bool> WaitForRoomAsync(int round, CancellationToken stop)
+    {
+        var delay = RetryBackoff.Delay(_consumer.Options.Retry, round);
+        Log.ParkingLotFull(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _consumer.Options.RetryTiers.MaxParkedRecords, delay);
+        return DelayAsync(delay, stop);
     }
 
     /// <summary>
@@ -396,9 +403,7 @@ internal sealed class RecordExecution
             entry = lot.BeginPark(record, tier);
             if (entry is null)
             {
-                var delay = RetryBackoff.Delay(_consumer.Options.Retry, ++round);
-                Log.ParkingLotFull(_consumer.Logger, _consumer.Name, _context.Topic, _context.Partition, _context.Offset, _consumer.Options.RetryTiers.MaxParkedRecords, delay);
-                if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                if (!await WaitForRoomAsync(++round, stop).ConfigureAwait(false))
                 {
                     return false;
                 }
