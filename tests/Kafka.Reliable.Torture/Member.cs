@@ -609,8 +609,16 @@ public static class MemberHost
         o.RevokeTimeout = TimeSpan.FromMilliseconds(config.RevokeTimeoutMs);
         o.ShutdownTimeout = TimeSpan.FromMilliseconds(config.ShutdownTimeoutMs);
         o.Idempotency.LeaseDuration = TimeSpan.FromSeconds(3);
-        o.KafkaSettings["session.timeout.ms"] = "6000";
-        o.KafkaSettings["heartbeat.interval.ms"] = "500";
+#if !TORTURE_OLD_LIBRARY
+        o.GroupProtocol = config.Protocol == ProtocolKind.Consumer ? GroupProtocol.Consumer : GroupProtocol.Classic;
+        if (config.Protocol == ProtocolKind.Classic)
+#endif
+        {
+            // Under the consumer protocol the broker's (the run sets the same on the embedded cluster).
+            o.KafkaSettings["session.timeout.ms"] = "6000";
+            o.KafkaSettings["heartbeat.interval.ms"] = "500";
+        }
+
         o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
     }
 }

@@ -37,6 +37,13 @@ public enum RetryTierMode
     Unordered,
 }
 
+/// <summary>The members' consumer group protocol (the library's <c>GroupProtocol</c>; its own type, so that the harness builds against the library before it).</summary>
+public enum ProtocolKind
+{
+    Classic,
+    Consumer,
+}
+
 /// <summary>How the jobs are written on the topic.</summary>
 public enum PayloadFormat
 {
@@ -250,6 +257,12 @@ public sealed record TortureConfig
     /// <summary>Gets the tiers' delays in milliseconds (2-4 of 20-300 ms), with retry tiers; null without.</summary>
     public IReadOnlyList<int>? RetryTierDelaysMs { get; init; }
 
+    /// <summary>
+    /// Gets the members' group protocol: the classic one, or the consumer protocol of KIP-848 (the broker assigns, through
+    /// the mock's ConsumerGroupHeartbeat). A configuration saved before the axis speaks the classic one.
+    /// </summary>
+    public ProtocolKind Protocol { get; init; }
+
     /// <summary>Gets the number of retry tiers (0 without).</summary>
     [JsonIgnore]
     public int TierCount => RetryTiers == RetryTierMode.Off ? 0 : RetryTierDelaysMs?.Count ?? 0;
@@ -310,7 +323,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(RetryTiers != RetryTierMode.Off ? $"retry tiers {RetryTiers} ({string.Join("/", RetryTierDelaysMs ?? [])} ms), " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(Protocol != ProtocolKind.Classic ? $"{Protocol} protocol, " : string.Empty)}{(RetryTiers != RetryTierMode.Off ? $"retry tiers {RetryTiers} ({string.Join("/", RetryTierDelaysMs ?? [])} ms), " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -426,8 +439,15 @@ public sealed record TortureConfig
         // The library before retry tiers has none.
         tiers = RetryTierMode.Off;
 #endif
+        // The group protocol joined last, from a stream of its own: the consumer protocol in 40% of the runs.
+        var protocol = new Random(unchecked((seed * 1000003) ^ 0x2545F491)).Next(100) < 40 ? ProtocolKind.Consumer : ProtocolKind.Classic;
+#if TORTURE_OLD_LIBRARY
+        // The library before issue 18 speaks the classic protocol only.
+        protocol = ProtocolKind.Classic;
+#endif
         return config with
         {
+            Protocol = protocol,
             RetryTiers = tiers,
             RetryTierDelaysMs = tiers == RetryTierMode.Off ? null : tierDelays,
             Payload = payload,

@@ -119,6 +119,11 @@ public sealed class TortureRun
         var records = Workload.Draw(_config);
 
         await using var cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaClusterOptions { BrokerCount = 3 });
+#if !TORTURE_OLD_LIBRARY
+        // The consumer protocol's session settings are the broker's: the same as the classic members'.
+        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromMilliseconds(TortureConfig.SessionTimeoutMs));
+        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(500));
+#endif
         var topic = "torture-" + run;
         cluster.CreateTopic(topic, _config.Partitions, replicationFactor: 3);
         cluster.CreateTopic(topic + ".dlq", _config.Partitions, replicationFactor: 3);
@@ -442,14 +447,23 @@ public sealed class TortureRun
         try
         {
             var assigned = 0;
-            using var client = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+            var resetConfig = new ConsumerConfig
             {
                 BootstrapServers = environment.BootstrapServers,
                 GroupId = environment.Group,
                 EnableAutoCommit = false,
-                SessionTimeoutMs = TortureConfig.SessionTimeoutMs,
-                PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
-            }).SetLogHandler(static (_, _) => { }).SetPartitionsAssignedHandler((_, partitions) => assigned += partitions.Count).Build();
+            };
+            if (_config.Protocol == ProtocolKind.Consumer)
+            {
+                // The members' protocol: the group is a consumer-protocol group.
+                resetConfig.GroupProtocol = Confluent.Kafka.GroupProtocol.Consumer;
+            }
+            else
+            {
+                (resetConfig.SessionTimeoutMs, resetConfig.PartitionAssignmentStrategy) = (TortureConfig.SessionTimeoutMs, PartitionAssignmentStrategy.CooperativeSticky);
+            }
+
+            using var client = new ConsumerBuilder<Ignore, Ignore>(resetConfig).SetLogHandler(static (_, _) => { }).SetPartitionsAssignedHandler((_, partitions) => assigned += partitions.Count).Build();
             client.Subscribe(environment.Topic);
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (assigned < _config.Partitions && DateTime.UtcNow < deadline)
