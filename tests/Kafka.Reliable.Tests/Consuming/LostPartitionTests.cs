@@ -8,9 +8,17 @@ namespace Kafka.Reliable.Tests.Consuming;
 
 public sealed class LostPartitionTests
 {
-    [Fact]
-    public async Task SessionTimeout_LosesThePartitions_CancelsInFlightHandlers_AndCommitsNothing()
+    /// <summary>
+    /// The member loses its partition (classic protocol: its session times out while the coordinator is down; consumer
+    /// protocol: the coordinator fences it): the handler in flight is cancelled, nothing is committed until the partition is
+    /// assigned again, and the rejoined member finishes from the committed offset.
+    /// </summary>
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task MemberLosesThePartitions_CancelsInFlightHandlers_AndCommitsNothing(GroupProtocol protocol)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         using var cluster = await StartClusterAsync(out var group);
 
         var firstAttemptOf3 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -45,9 +53,7 @@ public sealed class LostPartitionTests
         await firstAttemptOf3.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
 
-        cluster.SetBrokerDown(3);
-        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
-        cluster.SetBrokerUp(3);
+        await LosePartitionAsync(cluster, protocol, consumer, ErrorCode.FencedMemberEpoch);
 
         Assert.Equal(1, Volatile.Read(ref canceledAttempts));
         Assert.Equal([0], hooks.Lost.Select(p => p.Partition.Value));
@@ -59,7 +65,7 @@ public sealed class LostPartitionTests
         // Between losing the partition and being assigned it again, the member committed nothing (and tried nothing).
         var entries = consumer.Logs.GetSnapshot().ToList();
         var lost = entries.FindIndex(e => e.Id.Id == 402);
-        var reassigned = entries.FindIndex(lost, e => e.Id.Id == 400);
+        var reassigned = entries.FindIndex(lost, e => e.Id.Id == 400 && e.Message.Contains(Topic, StringComparison.Ordinal));
         Assert.True(reassigned > lost, "the partition is assigned again after it was lost");
         Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.Id.Id is 300 or 301 or 403);
     }
@@ -71,10 +77,13 @@ public sealed class LostPartitionTests
     /// second run a skipped duplicate (one effect); without one the record runs again after it (at-least-once), never beside it.
     /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task LostWhileAHandlerIgnoresCancellation_AssignedBack_TheRecordNeverRunsTwiceAtOnce(bool inMemoryStore)
+    [InlineData(GroupProtocol.Classic, false)]
+    [InlineData(GroupProtocol.Classic, true)]
+    [InlineData(GroupProtocol.Consumer, false)]
+    [InlineData(GroupProtocol.Consumer, true)]
+    public async Task LostWhileAHandlerIgnoresCancellation_AssignedBack_TheRecordNeverRunsTwiceAtOnce(GroupProtocol protocol, bool inMemoryStore)
     {
+        using var speaking = TestConsumer.UseProtocol(protocol);
         using var cluster = await StartClusterAsync(out var group);
 
         var firstAttemptOf3 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -122,9 +131,7 @@ public sealed class LostPartitionTests
         await firstAttemptOf3.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
 
-        cluster.SetBrokerDown(3);
-        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
-        cluster.SetBrokerUp(3);
+        await LosePartitionAsync(cluster, protocol, consumer, ErrorCode.UnknownMemberId);
 
         // Assigned back: the new assignment waits for the handler the old one could not stop.
         await Eventually.TrueAsync(() => consumer.Logs.CountOf(408) >= 1, "the new assignment waits for the earlier assignment's handler", state: () => consumer.Logs.Dump());
@@ -140,6 +147,26 @@ public sealed class LostPartitionTests
             Assert.Equal(1, handler.Attempts.Count(a => a.Id == 3));
             Assert.True(consumer.Logs.CountOf(212) >= 1, "record 3 is skipped as a duplicate under the new assignment");
         }
+    }
+
+    /// <summary>
+    /// Makes the member lose its partition the way its protocol does. Classic: the coordinator (broker 3) goes down until the
+    /// client's session times out. Consumer: the session is the broker's, so the coordinator answers the next heartbeat with
+    /// <paramref name="consumerProtocolError"/> (FENCED_MEMBER_EPOCH or UNKNOWN_MEMBER_ID, which is what a member whose
+    /// session expired hears).
+    /// </summary>
+    private static async Task LosePartitionAsync(EmbeddedKafkaCluster cluster, GroupProtocol protocol, TestConsumer consumer, ErrorCode consumerProtocolError)
+    {
+        if (protocol == GroupProtocol.Consumer)
+        {
+            cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, consumerProtocolError);
+            await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, $"the member loses its partition when the coordinator answers {consumerProtocolError}", state: () => consumer.Logs.Dump());
+            return;
+        }
+
+        cluster.SetBrokerDown(3);
+        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the member loses its partition when its session times out", state: () => consumer.Logs.Dump());
+        cluster.SetBrokerUp(3);
     }
 
     private static void InterlockedMax(ref int target, int value)
@@ -160,6 +187,8 @@ public sealed class LostPartitionTests
     private static Task<EmbeddedKafkaCluster> StartClusterAsync(out string group)
     {
         var cluster = EmbeddedKafkaCluster.Start(3);
+        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
+        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(200));
         cluster.CreateTopic(Topic, 1);
         cluster.SetPartitionLeader(Topic, 0, 1);
         group = "g-" + Guid.NewGuid().ToString("N");

@@ -9,7 +9,8 @@ namespace Kafka.Reliable.Tests.Rebalance;
 
 /// <summary>
 /// The consumer group protocol (KIP-848, <c>GroupProtocol: Consumer</c>) on the embedded broker's ConsumerGroupHeartbeat:
-/// incremental assignments scripted partition by partition while records flow, a fenced member, and static membership
+/// incremental assignments scripted partition by partition while records flow, another member exceeding max.poll, and static
+/// membership (a fenced member: LostPartitionTests, under both protocols)
 /// (docs/concurrency.md, "Group protocols").
 /// </summary>
 public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
@@ -75,59 +76,6 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
         Assert.True(a.Logs.CountOf(401) >= Partitions, "A gave its partitions up one revoke at a time");
         Assert.All(b.Handler.Handled, h => Assert.InRange(h.Partition, 0, Partitions - 1));
         cluster.ClearConsumerGroupAssignment(group);
-    }
-
-    [Fact]
-    public async Task FencedMember_LosesItsPartitions_CancelsItsHandler_CommitsNothing_AndRejoinsWithoutLoss()
-    {
-        using var cluster = EmbeddedKafkaCluster.Start();
-        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
-        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(200));
-        const string Topic = "orders";
-        cluster.CreateTopic(Topic);
-        var group = "g-" + Guid.NewGuid().ToString("N");
-        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(6, 1).Select(r => new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes(r.Key!), Value = Encoding.UTF8.GetBytes(r.Value!) }), TestContext.Current.CancellationToken);
-        var blocked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var canceled = 0;
-        var handler = new RecordingHandler
-        {
-            Behavior = async (message, _, ct) =>
-            {
-                if (message.Id == 3 && blocked.TrySetResult())
-                {
-                    try
-                    {
-                        await Task.Delay(Timeout.Infinite, ct);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        Interlocked.Increment(ref canceled);
-                        throw;
-                    }
-                }
-            },
-        };
-
-        await using var consumer = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, handler, o =>
-        {
-            o.GroupProtocol = GroupProtocol.Consumer;
-            o.Commit.Strategy = CommitStrategy.PerMessage;
-        });
-        await blocked.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
-        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 3, "records 0-2 are committed");
-
-        // The coordinator fences the member (its epoch is stale): its partitions are lost, not revoked.
-        cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, ErrorCode.FencedMemberEpoch);
-        await Eventually.TrueAsync(() => consumer.Logs.CountOf(402) >= 1, "the fenced member loses its partition", state: () => consumer.Logs.Dump());
-        Assert.Equal(1, Volatile.Read(ref canceled));
-
-        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, Topic)[0] == 6, "the member rejoins and finishes the partition", state: () => consumer.Logs.Dump());
-        Assert.Equal([0, 1, 2, 3, 4, 5], consumer.Handler.Handled.Select(h => h.Id).Distinct().Order());
-        var entries = consumer.Logs.GetSnapshot().ToList();
-        var lost = entries.FindIndex(e => e.Id.Id == 402);
-        var reassigned = entries.FindIndex(lost, e => e.Id.Id == 400 && e.Message.Contains(Topic, StringComparison.Ordinal));
-        Assert.True(reassigned > lost, "the partition is assigned again after it was lost");
-        Assert.DoesNotContain(entries.Skip(lost).Take(reassigned - lost), e => e.Id.Id is 300 or 301 or 403);
     }
 
     /// <summary>
