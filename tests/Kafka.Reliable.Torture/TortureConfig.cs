@@ -263,6 +263,29 @@ public sealed record TortureConfig
     /// </summary>
     public ProtocolKind Protocol { get; init; }
 
+    /// <summary>
+    /// The request a <see cref="FaultKind.RequestErrors"/> fault answers with errors, and the error, under this run's group
+    /// protocol. Under the consumer protocol the members send no JoinGroup, SyncGroup or Heartbeat, so a fault drawn for one of
+    /// them answers ConsumerGroupHeartbeat instead, with the errors that protocol's coordinator gives: it moved or is not
+    /// available (the member looks for it again), the request timed out (retried), the member's epoch is stale
+    /// (FENCED_MEMBER_EPOCH) or its session expired (UNKNOWN_MEMBER_ID): both lose the member its partitions and make it
+    /// rejoin. The draw itself does not depend on the protocol, so that adding the axis changed no earlier seed's faults.
+    /// </summary>
+    public (string Api, string Error) RequestErrorFor(Fault fault)
+    {
+        if (Protocol != ProtocolKind.Consumer || fault.Api is not ("JoinGroup" or "SyncGroup" or "Heartbeat"))
+        {
+            return (fault.Api!, fault.Error!);
+        }
+
+        return ("ConsumerGroupHeartbeat", fault.Error switch
+        {
+            "NotLeaderForPartition" => "FencedMemberEpoch",
+            "NotEnoughReplicas" => "UnknownMemberId",
+            _ => fault.Error!,
+        });
+    }
+
     /// <summary>Gets the number of retry tiers (0 without).</summary>
     [JsonIgnore]
     public int TierCount => RetryTiers == RetryTierMode.Off ? 0 : RetryTierDelaysMs?.Count ?? 0;

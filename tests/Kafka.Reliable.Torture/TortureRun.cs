@@ -1028,8 +1028,9 @@ public sealed class TortureRun
                 return () => { cluster.SetBrokerUp(fault.Broker); return Task.CompletedTask; };
             case FaultKind.RequestErrors:
                 {
-                    var api = Enum.Parse<KafkaApiKey>(fault.Api!);
-                    cluster.PushRequestErrors(api, Enumerable.Repeat(Enum.Parse<ErrorCode>(fault.Error!), fault.Count).ToArray());
+                    var (apiName, error) = _config.RequestErrorFor(fault);
+                    var api = Enum.Parse<KafkaApiKey>(apiName);
+                    cluster.PushRequestErrors(api, Enumerable.Repeat(Enum.Parse<ErrorCode>(error), fault.Count).ToArray());
                     return () => { cluster.ClearRequestErrors(api); return Task.CompletedTask; };
                 }
 
