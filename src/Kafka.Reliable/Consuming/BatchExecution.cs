@@ -30,7 +30,6 @@ namespace Kafka.Reliable.Consuming;
 /// </remarks>
 internal sealed class BatchExecution
 {
-    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
     private readonly ConsumerContext _consumer;
     private readonly IBatchRun _run;
     private readonly BatchSlice[] _one = new BatchSlice[1];
@@ -404,9 +403,9 @@ internal sealed class BatchExecution
 
                     var wait = failure switch
                     {
-                        IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
+                        IdempotencyKeyHeldException held => NotAtFaultWaits.ForHeldKey(held, _consumer.Options),
                         IdempotencyStoreUnavailableException unavailable => StoreWait(group, unavailable, ++storeRound),
-                        BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
+                        BrokenCircuitException broken => NotAtFaultWaits.ForCircuit(broken, _consumer.Options),
                         _ => _consumer.Options.CircuitBreaker.BreakDuration,
                     };
                     if (!await DelayAsync(wait, stop).ConfigureAwait(false))

@@ -30,7 +30,6 @@ internal enum RecordResult
 /// </summary>
 internal sealed class RecordExecution
 {
-    private static readonly TimeSpan MinHeldWait = TimeSpan.FromMilliseconds(100);
     private readonly ConsumerContext _consumer;
     private readonly IRecordProcessor _processor;
     private readonly MessageContext _context;
@@ -244,10 +243,10 @@ internal sealed class RecordExecution
                     Hold(true);
                     var wait = outcome.Exception switch
                     {
-                        IdempotencyKeyHeldException held => TimeSpan.FromTicks(Math.Clamp(held.RetryAfter.Ticks, MinHeldWait.Ticks, Math.Max(MinHeldWait.Ticks, _consumer.Options.Retry.MaxDelay.Ticks))),
+                        IdempotencyKeyHeldException held => NotAtFaultWaits.ForHeldKey(held, _consumer.Options),
                         IdempotencyStoreUnavailableException unavailable => StoreWait(unavailable, ++storeRound),
                         DependencyUnavailableException unavailable => DependencyWait(unavailable, ++storeRound),
-                        BrokenCircuitException broken => broken.RetryAfter ?? _consumer.Options.CircuitBreaker.BreakDuration,
+                        BrokenCircuitException broken => NotAtFaultWaits.ForCircuit(broken, _consumer.Options),
                         _ => _consumer.Options.CircuitBreaker.BreakDuration,
                     };
                     if (!await DelayAsync(wait, stop).ConfigureAwait(false))

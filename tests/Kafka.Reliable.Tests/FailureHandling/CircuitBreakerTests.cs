@@ -105,6 +105,53 @@ public sealed partial class CircuitBreakerTests(KafkaBrokerFixture broker)
         Assert.Equal([1], handler.Handled.Select(h => h.Id));
     }
 
+    /// <summary>
+    /// Found by the torture matrix (seed 1820962582, concurrent dispatch): a half-open circuit's trial ran longer than the
+    /// break, and the records waiting for the circuit got a BrokenCircuitException whose RetryAfter was negative (Polly counts
+    /// it from the end of the break); waiting that long threw, and the partition's worker failed and stopped. On the consumer's
+    /// own handler pipeline and a fake clock: the records keep waiting, a break at a time, until the trial decides.
+    /// </summary>
+    [Fact]
+    public async Task TrialOutlastsTheBreak_RecordsWaitingForTheCircuitWaitABreak_NotANegativeTime()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var context = IdleWorkers.Context(o =>
+        {
+            BreakerOpenedByOneRecord(o);
+            o.Retry.MaxAttempts = 1;
+        }, time);
+        var pipeline = HandlerResilience.Build(context);
+        var ct = TestContext.Current.CancellationToken;
+        for (var i = 0; i < 2; i++)
+        {
+            await Assert.ThrowsAsync<TimeoutException>(async () => await pipeline.ExecuteAsync(_ => throw new TimeoutException("the database is down"), ct));
+        }
+
+        Assert.True(context.CircuitOpen, "two failures opened the circuit");
+        var open = await Assert.ThrowsAsync<Polly.CircuitBreaker.BrokenCircuitException>(async () => await pipeline.ExecuteAsync(_ => ValueTask.CompletedTask, ct));
+        Assert.Equal(TimeSpan.FromMilliseconds(500), Kafka.Reliable.Consuming.NotAtFaultWaits.ForCircuit(open, context.Options));
+
+        // The break ends; the trial starts and outlasts it.
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        var trialRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var endTrial = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var trial = pipeline.ExecuteAsync(async _ =>
+        {
+            trialRunning.SetResult();
+            await endTrial.Task;
+        }, ct).AsTask();
+        await trialRunning.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        time.Advance(TimeSpan.FromMilliseconds(800));
+
+        var waiting = await Assert.ThrowsAsync<Polly.CircuitBreaker.BrokenCircuitException>(async () => await pipeline.ExecuteAsync(_ => ValueTask.CompletedTask, ct));
+        Assert.True(waiting.RetryAfter < TimeSpan.Zero, $"Polly's RetryAfter during a trial longer than the break is negative (found {waiting.RetryAfter}); if this changes, the guard may go");
+        Assert.Equal(TimeSpan.FromMilliseconds(500), Kafka.Reliable.Consuming.NotAtFaultWaits.ForCircuit(waiting, context.Options));
+
+        endTrial.SetResult();
+        await trial.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        Assert.False(context.CircuitOpen, "the trial succeeded and closed the circuit");
+    }
+
     /// <summary>Two attempts per record, and a circuit that two failures open: one record's retries alone open it.</summary>
     private static void BreakerOpenedByOneRecord(ReliableConsumerOptions o)
     {
