@@ -192,7 +192,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
         catch (KafkaException ex) when (ex.Error.IsFatal)
         {
-            _fatalReason ??= ex.Error.Reason;
+            _fatalReason ??= DescribeFatal(ex.Error);
         }
         catch (Exception ex)
         {
@@ -437,13 +437,18 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         Log.ClientError(Logger, Name, error.Code, error.Reason);
     }
 
-    /// <summary>A fatal error as the health check reports it; a member fenced for its static identity says which and why.</summary>
+    /// <summary>
+    /// A fatal error as the health check reports it; a member fenced for its static identity says which and why. The error
+    /// arrives through the client's error callback or, first, as a consume call's exception whose code is only Local_Fatal:
+    /// the broker's error is then known by its text (librdkafka's description of FENCED_INSTANCE_ID or UNRELEASED_INSTANCE_ID).
+    /// </summary>
     private string DescribeFatal(Error error)
     {
         var reason = $"{error.Code}: {error.Reason}";
         var fenced = error.Code is ErrorCode.FencedInstanceId || error.Reason.Contains("FENCED_INSTANCE_ID", StringComparison.Ordinal)
             || error.Reason.Contains("fenced by other consumer", StringComparison.OrdinalIgnoreCase);
-        var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal);
+        var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal)
+            || error.Reason.Contains("instance ID is still used by another member", StringComparison.OrdinalIgnoreCase);
         return fenced
             ? $"{reason}. Another member of group '{_options.GroupId}' joined with the same GroupInstanceId ('{_options.GroupInstanceId}') and fenced this one (classic protocol: the newer member wins). Give each member its own GroupInstanceId."
             : unreleased

@@ -163,6 +163,57 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
     }
 
     /// <summary>
+    /// A static member fenced for its instance id, on the embedded broker: its coordinator answers with the error a real broker
+    /// gives when another member uses the same id (which the embedded broker does not detect itself). Classic protocol: the
+    /// older member's heartbeat gets FENCED_INSTANCE_ID (the newer member won). Consumer protocol: the newer member's joining
+    /// heartbeat gets UNRELEASED_INSTANCE_ID (the member holding the id keeps it). Either way the client's error is fatal: the
+    /// consumer stops, and its health check is unhealthy with a reason that names the id and the protocol's rule.
+    /// </summary>
+    [Theory]
+    [InlineData(GroupProtocol.Classic)]
+    [InlineData(GroupProtocol.Consumer)]
+    public async Task StaticMemberFencedForItsInstanceId_StopsAndItsHealthNamesTheIdAndTheRule(GroupProtocol protocol)
+    {
+        using var cluster = EmbeddedKafkaCluster.Start();
+        cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
+        cluster.SetConsumerGroupHeartbeatInterval(TimeSpan.FromMilliseconds(200));
+        const string Topic = "orders";
+        cluster.CreateTopic(Topic);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await cluster.ProduceAllAsync(Topic, TestConsumer.Events(10, 1).Select(r => new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes(r.Key!), Value = Encoding.UTF8.GetBytes(r.Value!) }), TestContext.Current.CancellationToken);
+        void Configure(ReliableConsumerOptions o)
+        {
+            o.GroupProtocol = protocol;
+            o.GroupInstanceId = "orders-0";
+        }
+
+        void Health(IServiceCollection s) => s.AddHealthChecks().AddReliableConsumer("test");
+        if (protocol == GroupProtocol.Consumer)
+        {
+            // The newer member: refused at its first heartbeat while another holds the id.
+            cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, ErrorCode.UnreleasedInstanceId);
+        }
+
+        await using var member = await TestConsumer.StartAsync(cluster.BootstrapServers, Topic, group, configure: Configure, services: Health);
+        if (protocol == GroupProtocol.Classic)
+        {
+            // The older member: it has joined and handled the records when the newer one takes the id over.
+            await Eventually.TrueAsync(() => member.Handler.Handled.Count == 10 && cluster.GetCommittedOffsets(group, Topic)[0] == 10, "the static member handles and commits every record", state: () => member.Logs.Dump());
+            cluster.PushRequestErrors(KafkaApiKey.Heartbeat, ErrorCode.FencedInstanceId);
+        }
+
+        var rule = protocol == GroupProtocol.Classic ? "classic protocol: the newer member wins" : "consumer protocol: the member holding the id keeps it";
+        await Eventually.TrueAsync(
+            () => Report(member) is { Status: HealthStatus.Unhealthy } r && r.Description!.Contains(rule, StringComparison.Ordinal),
+            $"the fenced member is unhealthy and says why ({rule})",
+            state: () => Report(member).Description + Environment.NewLine + member.Logs.Dump());
+        var description = Report(member).Description!;
+        Assert.Contains("'orders-0'", description, StringComparison.Ordinal);
+        Assert.Contains("Give each member its own GroupInstanceId", description, StringComparison.Ordinal);
+        Assert.True(member.Logs.CountOf(104) >= 1, "the fatal error is logged (104)");
+    }
+
+    /// <summary>
     /// Two members with one <c>GroupInstanceId</c>: under the classic protocol the newer one fences the older one; under the
     /// consumer protocol the newer one is refused while the older one holds the id. Either way the fenced member stops with
     /// a fatal error that names the id, and its health check says so. The embedded broker does not fence static members:
