@@ -341,6 +341,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     /// <summary>Gets why the consumer stopped on a fatal error, if it did.</summary>
     public string? FatalReason => _fatalReason;
 
+    /// <summary>
+    /// Gets a value indicating whether the fatal error is the consumer protocol's refusal of this member's static id because
+    /// another member holds it (UNRELEASED_INSTANCE_ID): the consumer joins again later instead of stopping the host.
+    /// </summary>
+    public bool InstanceIdHeldByAnother { get; private set; }
+
     /// <summary>Gets the assigned partitions' workers, for health checks and metrics (any thread).</summary>
     public IReadOnlyList<PartitionWorker> Partitions => _partitions.Snapshot;
 
@@ -449,10 +455,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             || error.Reason.Contains("fenced by other consumer", StringComparison.OrdinalIgnoreCase);
         var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal)
             || error.Reason.Contains("instance ID is still used by another member", StringComparison.OrdinalIgnoreCase);
+        InstanceIdHeldByAnother = unreleased && !fenced;
         return fenced
             ? $"{reason}. Another member of group '{_options.GroupId}' joined with the same GroupInstanceId ('{_options.GroupInstanceId}') and fenced this one (classic protocol: the newer member wins). Give each member its own GroupInstanceId."
             : unreleased
-                ? $"{reason}. Another member of group '{_options.GroupId}' holds GroupInstanceId '{_options.GroupInstanceId}' (consumer protocol: the member holding the id keeps it, the newer one is refused). Give each member its own GroupInstanceId, or stop the other member first."
+                ? $"{reason}. Another member of group '{_options.GroupId}' holds GroupInstanceId '{_options.GroupInstanceId}' (consumer protocol: the member holding the id keeps it, the newer one is refused). The consumer tries to join again, with a backoff: a member that stopped without leaving the group (killed) holds its id until the broker expires its session. If another running member has the id, give each member its own GroupInstanceId."
                 : reason;
     }
 

@@ -37,8 +37,11 @@ internal static partial class Log
     [LoggerMessage(108, LogLevel.Information, "Consumer {Consumer} restarted by its watchdog; it reads again from the committed offsets")]
     public static partial void ConsumerRestarted(ILogger logger, string consumer);
 
-    [LoggerMessage(109, LogLevel.Critical, "Consumer {Consumer}: the watchdog stopped it but could not start it again; the host is asked to stop")]
+    [LoggerMessage(109, LogLevel.Critical, "Consumer {Consumer} was stopped to start again (by its watchdog, or after its static id was refused) but could not start again; the host is asked to stop")]
     public static partial void ConsumerRestartFailed(ILogger logger, string consumer, Exception exception);
+
+    [LoggerMessage(110, LogLevel.Warning, "Consumer {Consumer}: group {Group} refused GroupInstanceId {InstanceId} because another member holds it (a member that stopped without leaving, killed, holds its id until the broker expires its session); joining again in {Delay} (attempt {Attempt})")]
+    public static partial void InstanceIdHeld(ILogger logger, string consumer, string group, string? instanceId, TimeSpan delay, int attempt);
 
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);

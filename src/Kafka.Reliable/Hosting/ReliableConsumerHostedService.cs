@@ -23,6 +23,8 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
     private ConsumerRunner? _runner;
     private Task _cleanup = Task.CompletedTask;
     private Task _watchdog = Task.CompletedTask;
+    private Task _rejoin = Task.CompletedTask;
+    private int _refusals;
     private ConsumerContext? _context;
     private Action? _onFatal;
 
@@ -82,6 +84,7 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
         {
             // A restart under way finishes first (without starting a new runner once stopping), so that the runner stopped below is the last one.
             await _watchdog.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _rejoin.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -100,6 +103,7 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
         try
         {
             await _watchdog.ConfigureAwait(false);
+            await _rejoin.ConfigureAwait(false);
         }
         finally
         {
@@ -126,10 +130,39 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
         // instead of running beside it.
         var gate = _store is null ? null : NewGate();
         var processor = pipeline.Create(services, gate);
-        var runner = new ConsumerRunner(_context!, processor, _onFatal);
+        ConsumerRunner? runner = null;
+        runner = new ConsumerRunner(_context!, processor, () => OnFatal(runner!));
         runner.Start();
         _state.Publish(runner);
         return runner;
+    }
+
+    /// <summary>
+    /// A runner stopped on a fatal error (on its poll thread). The host is asked to stop, except when the consumer protocol
+    /// refused the member's static id because another member holds it: a member killed without leaving holds its id until the
+    /// broker expires its session, so the restarted member joins again after a backoff (log 110) instead of stopping the host
+    /// (and its orchestrator restarting it in a loop until then). Meanwhile the health check reports the refusal.
+    /// </summary>
+    private void OnFatal(ConsumerRunner runner)
+    {
+        if (runner.InstanceIdHeldByAnother && !_stopping.IsCancellationRequested)
+        {
+            _rejoin = RejoinAsync(runner, ++_refusals);
+            return;
+        }
+
+        _onFatal?.Invoke();
+    }
+
+    private async Task RejoinAsync(ConsumerRunner refused, int attempt)
+    {
+        var context = _context!;
+        var delay = RetryBackoff.Delay(context.Options.Retry, attempt);
+        Log.InstanceIdHeld(context.Logger, context.Name, context.Options.GroupId, context.Options.GroupInstanceId, delay, attempt);
+        if (await context.DelayAsync(delay, _stopping.Token).ConfigureAwait(false))
+        {
+            await RestartAsync(refused, _stopping.Token).ConfigureAwait(false);
+        }
     }
 
     private IdempotencyGate NewGate()
@@ -170,7 +203,11 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
                     context.Logger, context.Name, stuck.TopicPartition.Topic, stuck.TopicPartition.Partition.Value, stuck.OldestPendingOffset, stalledFor,
                     stuckAfter, context.Options.ShutdownTimeout);
                 ReliableMetrics.Add(context.Metrics.Restarts, context, stuck.TopicPartition.Topic);
-                await RestartAsync(runner, stopping.Token).ConfigureAwait(false);
+                if (await RestartAsync(runner, stopping.Token).ConfigureAwait(false))
+                {
+                    Log.ConsumerRestarted(context.Logger, context.Name);
+                }
+
                 lastRestart = context.Time.GetTimestamp();
             }
         }
@@ -200,29 +237,29 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
     /// Stops the runner the graceful way (stop fetching; drain for up to ShutdownTimeout, then cancel the handlers still
     /// running; commit what is done; leave the group), then starts a new one, which reads again from the committed offsets.
     /// </summary>
-    private async Task RestartAsync(ConsumerRunner stuck, CancellationToken stopping)
+    /// <returns><see langword="true"/> when a new runner started.</returns>
+    private async Task<bool> RestartAsync(ConsumerRunner stopped, CancellationToken stopping)
     {
         _runner = null;
-        await stuck.DisposeAsync().ConfigureAwait(false);
+        await stopped.DisposeAsync().ConfigureAwait(false);
         if (stopping.IsCancellationRequested)
         {
             // The host stops meanwhile: the consumer stays stopped.
-            return;
+            return false;
         }
 
         try
         {
             _runner = StartRunner();
+            return true;
         }
         catch (Exception ex)
         {
             // The same client was built before with the same settings, so this is unexpected: a consumer that cannot run is a fatal error.
             Log.ConsumerRestartFailed(_context!.Logger, _context.Name, ex);
             _onFatal?.Invoke();
-            return;
+            return false;
         }
-
-        Log.ConsumerRestarted(_context!.Logger, _context.Name);
     }
 
     /// <summary>Removes expired keys from the store every <see cref="IdempotencyOptions.CleanupInterval"/>, off the consumer's threads.</summary>
