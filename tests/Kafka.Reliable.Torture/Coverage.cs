@@ -35,6 +35,7 @@ public static class Coverage
         yield return $"Payload={config.Payload}";
         yield return $"RetryTiers={config.RetryTiers}";
         yield return $"Protocol={config.Protocol}";
+        yield return $"StaticMembers={config.StaticMembers}";
         if (config.SqliteTimeoutSeconds > 0)
         {
             yield return "SqliteTimeout=short";
@@ -139,7 +140,7 @@ public static class Coverage
 #if !TORTURE_OLD_LIBRARY
         values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async", "Payload=Json", "Payload=Avro", "Payload=JsonSchema", "Payload=Protobuf"]);
         values.UnionWith(Enum.GetValues<RetryTierMode>().Select(v => $"RetryTiers={v}"));
-        values.UnionWith(["Protocol=Classic", "Protocol=Consumer", "RequestErrors=ConsumerGroupHeartbeat"]);
+        values.UnionWith(["Protocol=Classic", "Protocol=Consumer", "RequestErrors=ConsumerGroupHeartbeat", "StaticMembers=True", "StaticMembers=False"]);
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));

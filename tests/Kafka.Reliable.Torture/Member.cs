@@ -397,7 +397,7 @@ public static class MemberHost
         }
 #endif
         builder.Services.AddSingleton(sp => new JobRunner(config, member, journal, epochs, sp.GetRequiredService<DeferredAcker>()));
-        var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment));
+        var consumer = builder.Services.AddReliableConsumer<Job>("torture", o => Configure(o, config, environment, member));
 #if !TORTURE_OLD_LIBRARY
         // The library before issue 14 took the store before the translator only, and no connection of the application's.
         if (config.ApplicationConnection)
@@ -539,7 +539,7 @@ public static class MemberHost
     }
 #endif
 
-    private static void Configure(ReliableConsumerOptions o, TortureConfig config, MemberEnvironment environment)
+    private static void Configure(ReliableConsumerOptions o, TortureConfig config, MemberEnvironment environment, int member)
     {
         o.BootstrapServers = environment.BootstrapServers;
         o.GroupId = environment.Group;
@@ -611,6 +611,11 @@ public static class MemberHost
         o.Idempotency.LeaseDuration = TimeSpan.FromSeconds(3);
 #if !TORTURE_OLD_LIBRARY
         o.GroupProtocol = config.Protocol == ProtocolKind.Consumer ? GroupProtocol.Consumer : GroupProtocol.Classic;
+        if (config.StaticMembers)
+        {
+            o.GroupInstanceId = $"torture-member-{member}";
+        }
+
         if (config.Protocol == ProtocolKind.Classic)
 #endif
         {

@@ -264,6 +264,14 @@ public sealed record TortureConfig
     public ProtocolKind Protocol { get; init; }
 
     /// <summary>
+    /// Gets a value indicating whether the members are static (<c>GroupInstanceId</c> "torture-member-N", kept by member N
+    /// across its restarts): a killed member's restart finds its id still held until its session expires (the embedded
+    /// broker's consumer-protocol coordinator refuses it meanwhile), and under the classic protocol a static member leaves
+    /// without a LeaveGroup. A configuration saved before the axis has dynamic members.
+    /// </summary>
+    public bool StaticMembers { get; init; }
+
+    /// <summary>
     /// The request a <see cref="FaultKind.RequestErrors"/> fault answers with errors, and the error, under this run's group
     /// protocol. Under the consumer protocol the members send no JoinGroup, SyncGroup or Heartbeat, so a fault drawn for one of
     /// them answers ConsumerGroupHeartbeat instead, with the errors that protocol's coordinator gives: it moved or is not
@@ -346,7 +354,7 @@ public sealed record TortureConfig
     public string Describe() =>
         $"seed {Seed}: {Dispatch} x{MaxInFlight} buf {(PartitionBufferSize > 0 ? PartitionBufferSize : "default")}{(MaxBufferedBytes > 0 ? $"/{MaxBufferedBytes / 1024} KiB" : string.Empty)}, {Commit}, store {Store}{(ApplicationConnection ? " (application's connection)" : string.Empty)}, breaker {(CircuitBreaker ? "on" : "off")}, " +
         $"watchdog {(Watchdog ? "on" : "off")}, tombstones {Tombstones}, translator {(Translator ? "yes" : "no")}{(HandlerFirst ? " (handler registered first)" : string.Empty)}, " +
-        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(Protocol != ProtocolKind.Classic ? $"{Protocol} protocol, " : string.Empty)}{(RetryTiers != RetryTierMode.Off ? $"retry tiers {RetryTiers} ({string.Join("/", RetryTierDelaysMs ?? [])} ms), " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
+        $"{(AsyncDeserializer ? (RegistryPayload ? $"{Payload} through the Schema Registry, " : "async deserializer, ") : string.Empty)}{(Protocol != ProtocolKind.Classic ? $"{Protocol} protocol, " : string.Empty)}{(StaticMembers ? "static members, " : string.Empty)}{(RetryTiers != RetryTierMode.Off ? $"retry tiers {RetryTiers} ({string.Join("/", RetryTierDelaysMs ?? [])} ms), " : string.Empty)}{(BatchSize > 0 ? $"batches of {BatchSize}{(BatchAcrossPartitions ? " across partitions" : string.Empty)}{(BatchLingerMs > 0 ? $" (linger {BatchLingerMs} ms)" : string.Empty)}, " : string.Empty)}{Partitions} partitions, " +
         $"{Records} records of {Keys} keys{(Stalls > 0 ? $" ({Stalls} stalling)" : string.Empty)}, {Members} member(s){(ChildProcesses ? " in child processes" : string.Empty)}, " +
         $"{Faults.Count} fault(s): {string.Join(", ", Faults.Select(f => f.Kind + (f.BeforeStart ? " before start" : string.Empty) + (f.WhileInFlight is { } k ? $" during {k}" : string.Empty)).Distinct())}, " +
         $"membership: {string.Join(", ", Membership.Select(m => $"{m.Action} {m.Member}@{m.AtMs}ms{(m.WhileInFlight is { } k ? $" during {k}" : string.Empty)}"))}";
@@ -464,13 +472,18 @@ public sealed record TortureConfig
 #endif
         // The group protocol joined last, from a stream of its own: the consumer protocol in 40% of the runs.
         var protocol = new Random(unchecked((seed * 1000003) ^ 0x2545F491)).Next(100) < 40 ? ProtocolKind.Consumer : ProtocolKind.Classic;
+
+        // Static membership after it, from a stream of its own: static members in 35% of the runs.
+        var staticMembers = new Random(unchecked((seed * 40503) ^ 0x68E31DA4)).Next(100) < 35;
 #if TORTURE_OLD_LIBRARY
         // The library before issue 18 speaks the classic protocol only.
         protocol = ProtocolKind.Classic;
+        staticMembers = false;
 #endif
         return config with
         {
             Protocol = protocol,
+            StaticMembers = staticMembers,
             RetryTiers = tiers,
             RetryTierDelaysMs = tiers == RetryTierMode.Off ? null : tierDelays,
             Payload = payload,
