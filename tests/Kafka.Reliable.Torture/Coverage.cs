@@ -61,7 +61,12 @@ public static class Coverage
 
             if (fault.Api is not null)
             {
-                yield return $"RequestErrors={config.RequestErrorFor(fault).Api}";
+                var (api, error) = config.RequestErrorFor(fault);
+                yield return $"RequestErrors={api}";
+                if (error == "UnreleasedInstanceId")
+                {
+                    yield return "RequestErrors=UnreleasedInstanceId";
+                }
             }
         }
 
@@ -140,7 +145,7 @@ public static class Coverage
 #if !TORTURE_OLD_LIBRARY
         values.UnionWith(["Handler=Message", "Handler=Batch", "Handler=BatchAcrossPartitions", "Deserializer=Sync", "Deserializer=Async", "Payload=Json", "Payload=Avro", "Payload=JsonSchema", "Payload=Protobuf"]);
         values.UnionWith(Enum.GetValues<RetryTierMode>().Select(v => $"RetryTiers={v}"));
-        values.UnionWith(["Protocol=Classic", "Protocol=Consumer", "RequestErrors=ConsumerGroupHeartbeat", "StaticMembers=True", "StaticMembers=False"]);
+        values.UnionWith(["Protocol=Classic", "Protocol=Consumer", "RequestErrors=ConsumerGroupHeartbeat", "StaticMembers=True", "StaticMembers=False", "RequestErrors=UnreleasedInstanceId"]);
 #endif
         values.UnionWith(["Volume=True", "Volume=False", "SqliteTimeout=short", "StoreDown=BeforeStart", "StoreDown=DuringRebalance", "Trigger=Slower", "Trigger=Stubborn"]);
         values.UnionWith(Enum.GetValues<TombstonePolicy>().Select(v => $"Tombstones={v}"));

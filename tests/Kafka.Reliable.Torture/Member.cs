@@ -379,7 +379,7 @@ public static class MemberHost
     public static IHost Build(TortureConfig config, MemberEnvironment environment, int member, long incarnation, Journal journal, ILoggerProvider? logs, ClientFaults? clientFaults = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().SetMinimumLevel(LogLevel.Information);
+        builder.Logging.ClearProviders().SetMinimumLevel(RunLogs.MinimumLevel);
         if (logs is not null)
         {
             builder.Logging.AddProvider(logs);
@@ -625,5 +625,9 @@ public static class MemberHost
         }
 
         o.KafkaSettings["topic.metadata.refresh.interval.ms"] = "1000";
+        if (RunLogs.ClientDebug is { } debug)
+        {
+            o.KafkaSettings["debug"] = debug;
+        }
     }
 }

@@ -9,9 +9,19 @@ public sealed class RunLogs
 {
     /// <summary>
     /// Events after which a record may be handled again without an exactly-once store: a drain that timed out, a watchdog
-    /// restart, a fatal error, a lost partition, a refused final commit, a lost or uncompletable idempotency lease.
+    /// restart, a fatal error, a static id refused (the consumer joins again with a new client), a lost partition, a refused
+    /// final commit, a lost or uncompletable idempotency lease.
     /// </summary>
-    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 216, 217, 218, 219, 402, 403 };
+    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 110, 216, 217, 218, 219, 402, 403 };
+
+    /// <summary>
+    /// librdkafka's debug contexts to keep in the run's log (the environment variable <c>TORTURE_CLIENT_DEBUG</c>, e.g.
+    /// <c>cgrp,protocol</c>; members in child processes inherit it): for a failure that the library's own lines do not explain.
+    /// </summary>
+    public static readonly string? ClientDebug = Environment.GetEnvironmentVariable("TORTURE_CLIENT_DEBUG") is { Length: > 0 } debug ? debug : null;
+
+    /// <summary>Gets the lowest level kept: Debug with <see cref="ClientDebug"/>, else Information.</summary>
+    public static LogLevel MinimumLevel => ClientDebug is null ? LogLevel.Information : LogLevel.Debug;
 
     private readonly ConcurrentQueue<Entry> _entries = new();
 
@@ -54,7 +64,7 @@ public sealed class RunLogs
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= MinimumLevel;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {

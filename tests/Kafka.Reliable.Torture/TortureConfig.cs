@@ -277,7 +277,8 @@ public sealed record TortureConfig
     /// them answers ConsumerGroupHeartbeat instead, with the errors that protocol's coordinator gives: it moved or is not
     /// available (the member looks for it again), the request timed out (retried), the member's epoch is stale
     /// (FENCED_MEMBER_EPOCH) or its session expired (UNKNOWN_MEMBER_ID): both lose the member its partitions and make it
-    /// rejoin. The draw itself does not depend on the protocol, so that adding the axis changed no earlier seed's faults.
+    /// rejoin; a static member's refusal because another member holds its id (UNRELEASED_INSTANCE_ID) takes the place of the
+    /// stale epoch. The draw itself does not depend on the protocol, so that adding the axis changed no earlier seed's faults.
     /// </summary>
     public (string Api, string Error) RequestErrorFor(Fault fault)
     {
@@ -288,6 +289,9 @@ public sealed record TortureConfig
 
         return ("ConsumerGroupHeartbeat", fault.Error switch
         {
+            // A static member is refused its id instead (as if another member held it; fatal in librdkafka): the library
+            // joins again with a new client after a backoff.
+            "NotLeaderForPartition" when StaticMembers => "UnreleasedInstanceId",
             "NotLeaderForPartition" => "FencedMemberEpoch",
             "NotEnoughReplicas" => "UnknownMemberId",
             _ => fault.Error!,

@@ -203,7 +203,12 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         {
             if (_fatalReason is not null)
             {
-                Log.FatalError(Logger, Name, _fatalReason, null);
+                if (!InstanceIdHeldByAnother)
+                {
+                    // A refused static id is not the consumer's end: it joins again (log 110).
+                    Log.FatalError(Logger, Name, _fatalReason, null);
+                }
+
                 AbandonAll();
                 _onFatal?.Invoke();
             }

@@ -145,9 +145,13 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
     /// </summary>
     private void OnFatal(ConsumerRunner runner)
     {
-        if (runner.InstanceIdHeldByAnother && !_stopping.IsCancellationRequested)
+        if (runner.InstanceIdHeldByAnother)
         {
-            _rejoin = RejoinAsync(runner, ++_refusals);
+            if (!_stopping.IsCancellationRequested)
+            {
+                _rejoin = RejoinAsync(runner, ++_refusals);
+            }
+
             return;
         }
 

@@ -216,6 +216,7 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
         Assert.Contains("'orders-0'", Report(member).Description!, StringComparison.Ordinal);
         Assert.Contains(member.Logs.GetSnapshot(), e => e.Id.Id == 110 && e.Message.Contains("orders-0", StringComparison.Ordinal));
         Assert.Empty(member.Handler.Handled);
+        Assert.Equal(0, member.Logs.CountOf(104));
         Assert.False(member.Host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested, "the host is not asked to stop");
 
         // The other member's session expires: the id is free.
