@@ -40,6 +40,8 @@ internal static class ReliableConsumerConstants
     public static readonly TimeSpan DefaultRevokeTimeout = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan DefaultPollTimeout = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan DefaultCommitInterval = TimeSpan.FromSeconds(5);
+
+    public static readonly TimeSpan DefaultRejoinWhenRefusedFor = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan DefaultRetryDelay = TimeSpan.FromMilliseconds(200);
     public static readonly TimeSpan DefaultRetryMaxDelay = TimeSpan.FromSeconds(30);
     public const int DefaultRetryMaxAttempts = 5;

@@ -9,10 +9,10 @@ public sealed class RunLogs
 {
     /// <summary>
     /// Events after which a record may be handled again without an exactly-once store: a drain that timed out, a watchdog
-    /// restart, a fatal error, a static id refused (the consumer joins again with a new client), a lost partition, a refused
-    /// final commit, a lost or uncompletable idempotency lease.
+    /// restart, a fatal error, a static id refused or commits refused as an unknown member's (the consumer joins again with a
+    /// new client), a lost partition, a refused final commit, a lost or uncompletable idempotency lease.
     /// </summary>
-    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 110, 216, 217, 218, 219, 402, 403 };
+    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 110, 111, 216, 217, 218, 219, 402, 403 };
 
     /// <summary>
     /// librdkafka's debug contexts to keep in the run's log (the environment variable <c>TORTURE_CLIENT_DEBUG</c>, e.g.

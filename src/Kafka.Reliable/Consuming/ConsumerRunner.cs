@@ -203,9 +203,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         {
             if (_fatalReason is not null)
             {
-                if (!InstanceIdHeldByAnother)
+                if (!JoinsAgain)
                 {
-                    // A refused static id is not the consumer's end: it joins again (log 110).
+                    // Not the consumer's end when it joins again (logs 110 and 111 say so).
                     Log.FatalError(Logger, Name, _fatalReason, null);
                 }
 
@@ -314,6 +314,14 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         RefreshLag(consumer);
         _commits.CommitIfDue(consumer);
+        if (_commits.IsRefused && _commits.RefusedFor(_context.Time.GetTimestamp()) is var refusedFor && refusedFor >= _options.Commit.RejoinWhenRefusedFor)
+        {
+            // The client still believes it is a member: it goes on consuming, and nothing it does is ever committed. A new
+            // client joins again; what this one did not commit is read again (its records' idempotency keys skip the done ones).
+            Log.MembershipRefused(Logger, Name, _options.GroupId, refusedFor, _options.Commit.RejoinWhenRefusedFor);
+            JoinsAgain = true;
+            _fatalReason ??= $"The group '{_options.GroupId}' refused every commit for {refusedFor} as from a member it does not know, while the client still counted itself a member; the consumer joins again with a new client (Commit:RejoinWhenRefusedFor is {_options.Commit.RejoinWhenRefusedFor}).";
+        }
     }
 
     /// <summary>Measures each partition's lag about once a second, from the high watermark librdkafka last saw (no request).</summary>
@@ -351,6 +359,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     /// another member holds it (UNRELEASED_INSTANCE_ID): the consumer joins again later instead of stopping the host.
     /// </summary>
     public bool InstanceIdHeldByAnother { get; private set; }
+
+    /// <summary>
+    /// Gets a value indicating whether the consumer recovers from the runner's end by joining again with a new client instead
+    /// of stopping the host: its static id was refused (<see cref="InstanceIdHeldByAnother"/>), or the group kept refusing its
+    /// commits as an unknown member's (<see cref="CommitOptions.RejoinWhenRefusedFor"/>).
+    /// </summary>
+    public bool JoinsAgain { get; private set; }
 
     /// <summary>Gets the assigned partitions' workers, for health checks and metrics (any thread).</summary>
     public IReadOnlyList<PartitionWorker> Partitions => _partitions.Snapshot;
@@ -461,6 +476,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal)
             || error.Reason.Contains("instance ID is still used by another member", StringComparison.OrdinalIgnoreCase);
         InstanceIdHeldByAnother = unreleased && !fenced;
+        JoinsAgain |= InstanceIdHeldByAnother;
         return fenced
             ? $"{reason}. Another member of group '{_options.GroupId}' joined with the same GroupInstanceId ('{_options.GroupInstanceId}') and fenced this one (classic protocol: the newer member wins). Give each member its own GroupInstanceId."
             : unreleased

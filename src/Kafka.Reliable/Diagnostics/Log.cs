@@ -43,6 +43,9 @@ internal static partial class Log
     [LoggerMessage(110, LogLevel.Warning, "Consumer {Consumer}: group {Group} refused GroupInstanceId {InstanceId} because another member holds it (a member that stopped without leaving, killed, holds its id until the broker expires its session); joining again in {Delay} (attempt {Attempt})")]
     public static partial void InstanceIdHeld(ILogger logger, string consumer, string group, string? instanceId, TimeSpan delay, int attempt);
 
+    [LoggerMessage(111, LogLevel.Warning, "Consumer {Consumer}: group {Group} has refused every commit for {RefusedFor} as from a member it does not know, while the client still counts itself a member (Commit:RejoinWhenRefusedFor is {Limit}); the consumer gives its partitions up uncommitted and joins again with a new client")]
+    public static partial void MembershipRefused(ILogger logger, string consumer, string group, TimeSpan refusedFor, TimeSpan limit);
+
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);
 

@@ -138,18 +138,20 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
     }
 
     /// <summary>
-    /// A runner stopped on a fatal error (on its poll thread). The host is asked to stop, except when the consumer protocol
-    /// refused the member's static id because another member holds it: a member killed without leaving holds its id until the
-    /// broker expires its session, so the restarted member joins again after a backoff (log 110) instead of stopping the host
-    /// (and its orchestrator restarting it in a loop until then). Meanwhile the health check reports the refusal.
+    /// A runner stopped on a fatal error (on its poll thread). The host is asked to stop, except when a new client can join
+    /// again: the consumer protocol refused the member's static id because another member holds it (a member killed without
+    /// leaving holds its id until the broker expires its session, so the restarted member joins again after a backoff, log
+    /// 110, instead of stopping the host and its orchestrator restarting it in a loop until then), or the group refused every
+    /// commit as an unknown member's while the client still counted itself a member (log 111). Meanwhile the health check
+    /// reports why.
     /// </summary>
     private void OnFatal(ConsumerRunner runner)
     {
-        if (runner.InstanceIdHeldByAnother)
+        if (runner.JoinsAgain)
         {
             if (!_stopping.IsCancellationRequested)
             {
-                _rejoin = RejoinAsync(runner, ++_refusals);
+                _rejoin = RejoinAsync(runner, runner.InstanceIdHeldByAnother ? ++_refusals : 1);
             }
 
             return;
@@ -162,7 +164,11 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
     {
         var context = _context!;
         var delay = RetryBackoff.Delay(context.Options.Retry, attempt);
-        Log.InstanceIdHeld(context.Logger, context.Name, context.Options.GroupId, context.Options.GroupInstanceId, delay, attempt);
+        if (refused.InstanceIdHeldByAnother)
+        {
+            Log.InstanceIdHeld(context.Logger, context.Name, context.Options.GroupId, context.Options.GroupInstanceId, delay, attempt);
+        }
+
         if (await context.DelayAsync(delay, _stopping.Token).ConfigureAwait(false))
         {
             await RestartAsync(refused, _stopping.Token).ConfigureAwait(false);

@@ -83,6 +83,7 @@ internal sealed partial class ReliableConsumerOptionsValidator(ConsumerRegistry 
         CheckDuration(errors, Setting("RevokeTimeout"), options.RevokeTimeout, TimeSpan.Zero, ReliableConsumerConstants.MaxDuration);
         CheckDuration(errors, Setting("PollTimeout"), options.PollTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10));
         CheckDuration(errors, Setting("Commit:Interval"), options.Commit.Interval, TimeSpan.FromMilliseconds(1), ReliableConsumerConstants.MaxDuration);
+        CheckDuration(errors, Setting("Commit:RejoinWhenRefusedFor"), options.Commit.RejoinWhenRefusedFor, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         if (!Enum.IsDefined(options.Commit.Strategy))
         {
             errors.AddError($"{Setting("Commit:Strategy")} is {options.Commit.Strategy}: use one of {string.Join(", ", Enum.GetNames<CommitStrategy>())}.");

@@ -19,6 +19,10 @@ internal sealed class CommitCoordinator
     private readonly bool _offsetsInTransactions;
     private CommitRecorder? _recorder;
 
+    // When the group began refusing this member's commits as an unknown member's (a timestamp of the consumer's clock), or 0
+    // while it accepts them.
+    private long _refusedSince;
+
     public CommitCoordinator(ConsumerContext context, AssignedPartitions partitions)
     {
         _context = context;
@@ -145,6 +149,7 @@ internal sealed class CommitCoordinator
             }
 
             Log.Committed(_context.Logger, _context.Name, _buffer.Count);
+            _refusedSince = 0;
             return !waitingForStore;
         }
         catch (TopicPartitionOffsetException ex)
@@ -176,7 +181,28 @@ internal sealed class CommitCoordinator
 
         ReliableMetrics.Add(metrics.CommitFailures, _context, _buffer[0].Topic);
         Log.CommitFailed(_context.Logger, _context.Name, error.Reason);
+        if (_refusedSince == 0 && IsRefusedMembership(error.Code))
+        {
+            _refusedSince = _context.Time.GetTimestamp();
+        }
     }
+
+    /// <summary>The errors with which the group refuses a commit because it does not count this client as its member (any more).</summary>
+    private static bool IsRefusedMembership(ErrorCode code) =>
+        code is ErrorCode.UnknownMemberId or ErrorCode.IllegalGeneration or ErrorCode.FencedMemberEpoch or ErrorCode.StaleMemberEpoch;
+
+    /// <summary>
+    /// Gets how long the group has refused every commit as from a member it does not know (poll thread): zero after an
+    /// accepted commit and after a new assignment (the client rejoined). Past <see cref="CommitOptions.RejoinWhenRefusedFor"/>
+    /// the consumer replaces its client.
+    /// </summary>
+    public TimeSpan RefusedFor(long now) => _refusedSince == 0 ? TimeSpan.Zero : _context.Time.GetElapsedTime(_refusedSince, now);
+
+    /// <summary>Gets a value indicating whether the last commits were refused as an unknown member's (poll thread; no clock read).</summary>
+    public bool IsRefused => _refusedSince != 0;
+
+    /// <summary>Starts counting refusals afresh: partitions were assigned, so the client is a member again (poll thread).</summary>
+    public void OnAssigned() => _refusedSince = 0;
 
     /// <summary>Forgets the recorded commits of partitions whose group offset was moved back by someone else (poll thread).</summary>
     public void Forget(List<TopicPartition> partitions) => _recorder?.Forget(partitions);

@@ -16,6 +16,16 @@ public sealed class CommitOptions
     public int Count { get; set; }
 
     /// <summary>
+    /// Gets or sets how long the group may keep refusing this member's commits as those of a member it does not know
+    /// (unknown member, stale generation or member epoch) before the consumer replaces its Kafka client and joins the group
+    /// again. The client normally learns at its next heartbeat that it is out of the group, and rejoins by itself; one that
+    /// does not (its coordinator moved while the broker it asked was unreachable) would otherwise go on consuming without
+    /// committing anything, for ever.
+    /// </summary>
+    /// <value>The default value is 30 seconds. Allowed: 1 second to 1 hour.</value>
+    public TimeSpan RejoinWhenRefusedFor { get; set; } = ReliableConsumerConstants.DefaultRejoinWhenRefusedFor;
+
+    /// <summary>
     /// Gets or sets, for <see cref="CommitStrategy.Transactional"/>, the prefix of the producers' <c>transactional.id</c>:
     /// each assigned partition gets <c>&lt;prefix&gt;-&lt;topic&gt;-&lt;partition&gt;</c>, so that its next owner fences the previous one.
     /// </summary>

@@ -27,6 +27,7 @@ internal sealed class RebalanceCoordinator(
     /// <summary>Starts a worker per newly assigned partition and returns where each partition starts.</summary>
     public List<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> assigned)
     {
+        commits.OnAssigned();
         foreach (var partition in assigned)
         {
             if (partitions.Contains(partition))

@@ -28,6 +28,7 @@ public sealed class StartupValidationTests
     [InlineData("Kafka:Orders:PollTimeout", "00:01:00", "Kafka:Orders:PollTimeout is 00:01:00")]
     [InlineData("Kafka:Orders:Commit:Interval", "00:00:00", "Kafka:Orders:Commit:Interval is 00:00:00")]
     [InlineData("Kafka:Orders:Commit:Count", "-1", "Kafka:Orders:Commit:Count is -1")]
+    [InlineData("Kafka:Orders:Commit:RejoinWhenRefusedFor", "00:00:00.5000000", "Kafka:Orders:Commit:RejoinWhenRefusedFor is 00:00:00.5000000")]
     [InlineData("Kafka:Orders:Retry:MaxDelay", "00:00:00.001", "Kafka:Orders:Retry:MaxDelay is 00:00:00.0010000")]
     [InlineData("Kafka:Orders:Retry:MaxAttempts", "0", "Kafka:Orders:Retry:MaxAttempts is 0: use a value from 1 (no retry)")]
     [InlineData("Kafka:Orders:MaxPayloadBytes", "0", "Kafka:Orders:MaxPayloadBytes is 0")]
@@ -248,6 +249,7 @@ public sealed class StartupValidationTests
             ["Kafka:Orders:Commit:Strategy"] = "PerMessage",
             ["Kafka:Orders:Commit:Interval"] = "00:00:02",
             ["Kafka:Orders:Commit:Count"] = "500",
+            ["Kafka:Orders:Commit:RejoinWhenRefusedFor"] = "00:01:00",
             ["Kafka:Orders:PartitionBufferSize"] = "64",
             ["Kafka:Orders:MaxBufferedBytes"] = "8388608",
             ["Kafka:Orders:ShutdownTimeout"] = "00:00:07",
@@ -281,6 +283,7 @@ public sealed class StartupValidationTests
         Assert.Equal(CommitStrategy.PerMessage, options.Commit.Strategy);
         Assert.Equal(TimeSpan.FromSeconds(2), options.Commit.Interval);
         Assert.Equal(500, options.Commit.Count);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.Commit.RejoinWhenRefusedFor);
         Assert.Equal(64, options.PartitionBufferSize);
         Assert.Equal(8 * 1024 * 1024, options.MaxBufferedBytes);
         Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownTimeout);

@@ -172,7 +172,7 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
     [Fact]
     public async Task StaticMemberFencedByANewerOne_ClassicProtocol_StopsAndItsHealthNamesTheIdAndTheRule()
     {
-        using var cluster = await StaticMemberClusterAsync(out var group);
+        using var cluster = await OwnClusterAsync(out var group);
         await using var member = await TestConsumer.StartAsync(cluster.BootstrapServers, StaticTopic, group, configure: o => StaticMember(o, GroupProtocol.Classic), services: Health);
         await Eventually.TrueAsync(() => member.Handler.Handled.Count == 10 && cluster.GetCommittedOffsets(group, StaticTopic)[0] == 10, "the static member handles and commits every record", state: () => member.Logs.Dump());
 
@@ -199,7 +199,7 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
     [Fact]
     public async Task StaticMemberRefusedWhileAnotherHoldsItsId_ConsumerProtocol_SaysWhy_AndJoinsOnceTheIdIsReleased()
     {
-        using var cluster = await StaticMemberClusterAsync(out var group);
+        using var cluster = await OwnClusterAsync(out var group);
         cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, Enumerable.Repeat(ErrorCode.UnreleasedInstanceId, 1000).ToArray());
         await using var member = await TestConsumer.StartAsync(cluster.BootstrapServers, StaticTopic, group, configure: o =>
         {
@@ -229,6 +229,42 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
         Assert.Equal(Enumerable.Range(0, 10), member.Handler.Handled.Select(h => h.Id).Order());
     }
 
+    /// <summary>
+    /// A client out of its group without knowing it (as librdkafka can be after its coordinator moved while the broker it asked
+    /// was unreachable: it stops heartbeating and never learns it was removed): the group refuses its every commit as an
+    /// unknown member's while it goes on consuming. Past <c>Commit:RejoinWhenRefusedFor</c> the consumer gives its partitions
+    /// up uncommitted and joins again with a new client (log 111), without stopping the host; once the group accepts its
+    /// commits, everything is committed. On the embedded broker the coordinator answers OffsetCommit with UNKNOWN_MEMBER_ID
+    /// until the test stops it (heartbeats go on, so only the library's limit ends the streak).
+    /// </summary>
+    [Fact]
+    public async Task CommitsRefusedAsAnUnknownMembers_PastTheLimit_TheConsumerJoinsAgainWithANewClient_AndCommitsOnceAccepted()
+    {
+        using var cluster = await OwnClusterAsync(out var group);
+        cluster.PushRequestErrors(KafkaApiKey.OffsetCommit, Enumerable.Repeat(ErrorCode.UnknownMemberId, 10_000).ToArray());
+        await using var member = await TestConsumer.StartAsync(cluster.BootstrapServers, StaticTopic, group, configure: o =>
+        {
+            o.GroupProtocol = GroupProtocol.Consumer;
+            o.Commit.Interval = TimeSpan.FromMilliseconds(100);
+            o.Commit.RejoinWhenRefusedFor = TimeSpan.FromSeconds(1);
+            o.Retry.Delay = TimeSpan.FromMilliseconds(50);
+        }, services: Health);
+
+        await Eventually.TrueAsync(
+            () => member.Logs.CountOf(111) >= 2 && member.Handler.Handled.Select(h => h.Id).Distinct().Count() == 10,
+            "the refused member joins again with a new client, more than once while the group refuses its commits",
+            state: () => member.Logs.Dump());
+        Assert.Equal(0, member.Logs.CountOf(104));
+        Assert.Contains(member.Logs.GetSnapshot(), e => e.Id.Id == 111 && e.Message.Contains(group, StringComparison.Ordinal));
+        Assert.False(member.Host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested, "the host is not asked to stop");
+        Assert.True(cluster.GetCommittedOffsets(group, StaticTopic)[0] <= 0, "nothing is committed while the group refuses");
+
+        cluster.ClearRequestErrors(KafkaApiKey.OffsetCommit);
+        await Eventually.TrueAsync(() => cluster.GetCommittedOffsets(group, StaticTopic)[0] == 10, "once the group accepts its commits, the partition is committed to its end", state: () => member.Logs.Dump());
+        await Eventually.TrueAsync(() => Report(member).Status == HealthStatus.Healthy, "healthy once it commits", state: () => Report(member).Description ?? string.Empty);
+        Assert.Equal(Enumerable.Range(0, 10), member.Handler.Handled.Select(h => h.Id).Distinct().Order());
+    }
+
     private const string StaticTopic = "orders";
 
     private static void StaticMember(ReliableConsumerOptions o, GroupProtocol protocol)
@@ -240,7 +276,7 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
     private static void Health(IServiceCollection services) => services.AddHealthChecks().AddReliableConsumer("test");
 
     /// <summary>Its own cluster (its request errors are the test's own) with ten records in one partition.</summary>
-    private static Task<EmbeddedKafkaCluster> StaticMemberClusterAsync(out string group)
+    private static Task<EmbeddedKafkaCluster> OwnClusterAsync(out string group)
     {
         var cluster = EmbeddedKafkaCluster.Start();
         cluster.SetConsumerGroupSessionTimeout(TimeSpan.FromSeconds(6));
