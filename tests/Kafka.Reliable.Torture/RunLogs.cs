@@ -40,6 +40,7 @@ public sealed class RunLogs
             (402, "partitions lost"), (408, "waited for an earlier assignment's handler"), (103, "drains timed out"), (108, "watchdog restarts"),
             (224, "store waits"), (409, "stored offsets unreadable"), (216, "leases lost"), (503, "client calls refused"), (209, "circuit opened"),
             (241, "moved to a retry tier"), (243, "read again while parked"), (240, "retry copies not written"),
+            (110, "static id refused, joined again"), (111, "commits refused as an unknown member's, joined again"),
         ];
         var counts = _entries.GroupBy(e => e.EventId).ToDictionary(g => g.Key, g => g.Count());
         return string.Join(", ", events.Where(e => counts.ContainsKey(e.Id)).Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Name} {counts[e.Id]}")));
