@@ -192,7 +192,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
         catch (KafkaException ex) when (ex.Error.IsFatal)
         {
-            _fatalReason ??= DescribeFatal(ex.Error);
+            SetFatal(ex.Error);
         }
         catch (Exception ex)
         {
@@ -314,13 +314,13 @@ internal sealed class ConsumerRunner : IAsyncDisposable
 
         RefreshLag(consumer);
         _commits.CommitIfDue(consumer);
-        if (_commits.IsRefused && _commits.RefusedFor(_context.Time.GetTimestamp()) is var refusedFor && refusedFor >= _options.Commit.RejoinWhenRefusedFor)
+        if (_fatalReason is null && _commits.RefusedLongerThan(_options.Commit.RejoinWhenRefusedFor) is { } refusedFor)
         {
             // The client still believes it is a member: it goes on consuming, and nothing it does is ever committed. A new
             // client joins again; what this one did not commit is read again (its records' idempotency keys skip the done ones).
             Log.MembershipRefused(Logger, Name, _options.GroupId, refusedFor, _options.Commit.RejoinWhenRefusedFor);
             JoinsAgain = true;
-            _fatalReason ??= $"The group '{_options.GroupId}' refused every commit for {refusedFor} as from a member it does not know, while the client still counted itself a member; the consumer joins again with a new client (Commit:RejoinWhenRefusedFor is {_options.Commit.RejoinWhenRefusedFor}).";
+            _fatalReason = $"The group '{_options.GroupId}' refused every commit for {refusedFor} as from a member it does not know, while the client still counted itself a member; the consumer joins again with a new client (Commit:RejoinWhenRefusedFor is {_options.Commit.RejoinWhenRefusedFor}).";
         }
     }
 
@@ -456,7 +456,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     {
         if (error.IsFatal)
         {
-            _fatalReason ??= DescribeFatal(error);
+            SetFatal(error);
             return;
         }
 
@@ -464,20 +464,26 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     }
 
     /// <summary>
-    /// A fatal error as the health check reports it; a member fenced for its static identity says which and why. The error
-    /// arrives through the client's error callback or, first, as a consume call's exception whose code is only Local_Fatal:
-    /// the broker's error is then known by its text (librdkafka's description of FENCED_INSTANCE_ID or UNRELEASED_INSTANCE_ID).
+    /// Records the first fatal error as the health check reports it; a member fenced for its static identity says which and
+    /// why. The error arrives through the client's error callback or, first, as a consume call's exception whose code is only
+    /// Local_Fatal: the broker's error is then known by its text (librdkafka's description of FENCED_INSTANCE_ID or
+    /// UNRELEASED_INSTANCE_ID).
     /// </summary>
-    private string DescribeFatal(Error error)
+    private void SetFatal(Error error)
     {
+        if (_fatalReason is not null)
+        {
+            return;
+        }
+
         var reason = $"{error.Code}: {error.Reason}";
         var fenced = error.Code is ErrorCode.FencedInstanceId || error.Reason.Contains("FENCED_INSTANCE_ID", StringComparison.Ordinal)
             || error.Reason.Contains("fenced by other consumer", StringComparison.OrdinalIgnoreCase);
-        var unreleased = error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal)
-            || error.Reason.Contains("instance ID is still used by another member", StringComparison.OrdinalIgnoreCase);
-        InstanceIdHeldByAnother = unreleased && !fenced;
-        JoinsAgain |= InstanceIdHeldByAnother;
-        return fenced
+        var unreleased = !fenced && (error.Code is ErrorCode.UnreleasedInstanceId || error.Reason.Contains("UNRELEASED_INSTANCE_ID", StringComparison.Ordinal)
+            || error.Reason.Contains("instance ID is still used by another member", StringComparison.OrdinalIgnoreCase));
+        InstanceIdHeldByAnother = unreleased;
+        JoinsAgain |= unreleased;
+        _fatalReason = fenced
             ? $"{reason}. Another member of group '{_options.GroupId}' joined with the same GroupInstanceId ('{_options.GroupInstanceId}') and fenced this one (classic protocol: the newer member wins). Give each member its own GroupInstanceId."
             : unreleased
                 ? $"{reason}. Another member of group '{_options.GroupId}' holds GroupInstanceId '{_options.GroupInstanceId}' (consumer protocol: the member holding the id keeps it, the newer one is refused). The consumer tries to join again, with a backoff: a member that stopped without leaving the group (killed) holds its id until the broker expires its session. If another running member has the id, give each member its own GroupInstanceId."

@@ -192,14 +192,12 @@ internal sealed class CommitCoordinator
         code is ErrorCode.UnknownMemberId or ErrorCode.IllegalGeneration or ErrorCode.FencedMemberEpoch or ErrorCode.StaleMemberEpoch;
 
     /// <summary>
-    /// Gets how long the group has refused every commit as from a member it does not know (poll thread): zero after an
-    /// accepted commit and after a new assignment (the client rejoined). Past <see cref="CommitOptions.RejoinWhenRefusedFor"/>
-    /// the consumer replaces its client.
+    /// Gets how long the group has refused every commit as from a member it does not know, when that is longer than
+    /// <paramref name="limit"/> (poll thread; reads the clock only while commits are refused). Refusals count afresh after an
+    /// accepted commit and after a new assignment (the client rejoined).
     /// </summary>
-    public TimeSpan RefusedFor(long now) => _refusedSince == 0 ? TimeSpan.Zero : _context.Time.GetElapsedTime(_refusedSince, now);
-
-    /// <summary>Gets a value indicating whether the last commits were refused as an unknown member's (poll thread; no clock read).</summary>
-    public bool IsRefused => _refusedSince != 0;
+    public TimeSpan? RefusedLongerThan(TimeSpan limit) =>
+        _refusedSince != 0 && _context.Time.GetElapsedTime(_refusedSince) is var refusedFor && refusedFor >= limit ? refusedFor : null;
 
     /// <summary>Starts counting refusals afresh: partitions were assigned, so the client is a member again (poll thread).</summary>
     public void OnAssigned() => _refusedSince = 0;
