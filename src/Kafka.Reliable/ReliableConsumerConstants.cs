@@ -57,6 +57,12 @@ internal static class ReliableConsumerConstants
     /// <summary>How long a drain that timed out waits for the handlers it cancelled to end, before the commit that follows it.</summary>
     public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// What a stop may take beyond its drain and a revoke served meanwhile (the cancelled handlers' grace, the final commit,
+    /// leaving the group) before its client is abandoned (log 112): librdkafka normally needs well under a second for these.
+    /// </summary>
+    public static readonly TimeSpan StopAllowance = TimeSpan.FromSeconds(10);
+
     public static readonly TimeSpan DefaultStuckAfter = TimeSpan.FromMinutes(10);
     public static readonly TimeSpan MinStuckAfter = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxStuckAfter = TimeSpan.FromDays(1);

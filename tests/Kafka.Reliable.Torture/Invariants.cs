@@ -83,6 +83,7 @@ public sealed partial class Invariants
         violations.AddRange(Gaps());
         violations.AddRange(ResetsHonoured());
         violations.AddRange(MembersStoppedThemselves());
+        violations.AddRange(StopsAbandonedOutsideTheClient());
         violations.AddRange(TransactionsAloneCommit());
         return violations;
     }
@@ -481,6 +482,22 @@ public sealed partial class Invariants
         if (stopped.Count > 0)
         {
             yield return new Violation("members keep running", Some(stopped));
+        }
+    }
+
+    /// <summary>
+    /// A stop is abandoned at its bound (log 112) only while the poll thread is in a native client call that does not return
+    /// (the final commit, leaving the group, releasing the client): the drain before them is the library's own wait, bounded
+    /// by ShutdownTimeout, so a stop abandoned while draining or polling is the library's defect.
+    /// </summary>
+    private IEnumerable<Violation> StopsAbandonedOutsideTheClient()
+    {
+        string[] clientCalls = ["while committing", "while leaving its group", "while releasing the client"];
+        var abandoned = _logs.Entries.Where(e => e.EventId == 112 && !clientCalls.Any(c => e.Message.Contains(c, StringComparison.Ordinal)))
+            .Select(e => $"member {e.Member}.{e.Incarnation}: {e.Message}").ToList();
+        if (abandoned.Count > 0)
+        {
+            yield return new Violation("stops end within their bound", Some(abandoned));
         }
     }
 

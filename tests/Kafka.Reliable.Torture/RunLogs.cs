@@ -10,9 +10,9 @@ public sealed class RunLogs
     /// <summary>
     /// Events after which a record may be handled again without an exactly-once store: a drain that timed out, a watchdog
     /// restart, a fatal error, a static id refused or commits refused as an unknown member's (the consumer joins again with a
-    /// new client), a lost partition, a refused final commit, a lost or uncompletable idempotency lease.
+    /// new client), a stop abandoned at its bound (maybe before its final commit), a lost partition, a refused final commit, a lost or uncompletable idempotency lease.
     /// </summary>
-    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 110, 111, 216, 217, 218, 219, 402, 403 };
+    public static readonly IReadOnlySet<int> RedeliveryEvents = new HashSet<int> { 103, 104, 107, 110, 111, 112, 216, 217, 218, 219, 402, 403 };
 
     /// <summary>
     /// librdkafka's debug contexts to keep in the run's log (the environment variable <c>TORTURE_CLIENT_DEBUG</c>, e.g.
@@ -41,13 +41,20 @@ public sealed class RunLogs
             (224, "store waits"), (409, "stored offsets unreadable"), (216, "leases lost"), (503, "client calls refused"), (209, "circuit opened"),
             (241, "moved to a retry tier"), (243, "read again while parked"), (240, "retry copies not written"),
             (110, "static id refused, joined again"), (111, "commits refused as an unknown member's, joined again"),
+            (112, "stops abandoned at their bound"),
         ];
         var counts = _entries.GroupBy(e => e.EventId).ToDictionary(g => g.Key, g => g.Count());
         return string.Join(", ", events.Where(e => counts.ContainsKey(e.Id)).Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Name} {counts[e.Id]}")));
     }
 
-    public string Tail(int count) =>
-        string.Join(Environment.NewLine, _entries.TakeLast(count).Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.At:HH:mm:ss.fff} m{e.Member}.{e.Incarnation} [{e.Level} {e.EventId}] {e.Message}")));
+    public string Tail(int count) => Lines(_entries.TakeLast(count));
+
+    /// <summary>The last lines one member incarnation logged.</summary>
+    public string TailOf(int member, long incarnation, int count) =>
+        Lines(_entries.Where(e => e.Member == member && e.Incarnation == incarnation).TakeLast(count));
+
+    private static string Lines(IEnumerable<Entry> entries) =>
+        string.Join(Environment.NewLine, entries.Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.At:HH:mm:ss.fff} m{e.Member}.{e.Incarnation} [{e.Level} {e.EventId}] {e.Message}")));
 
     public sealed record Entry(DateTime At, int Member, long Incarnation, LogLevel Level, int EventId, string Message);
 

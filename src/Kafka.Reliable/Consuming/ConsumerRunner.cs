@@ -39,6 +39,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private long _lastLagRefresh;
     private Thread? _thread;
     private volatile string? _fatalReason;
+    private volatile string _stage = Stage.Polling;
+    private long _stopAskedAt;
+    private int _abandoned;
 
     public ConsumerRunner(ConsumerContext context, IRecordProcessor processor, Action? onFatal = null)
     {
@@ -92,14 +95,37 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             return;
         }
 
+        // The bound counts from the first request: a stop asked again (the host's token expired, then its disposal) does not wait anew.
+        Interlocked.CompareExchange(ref _stopAskedAt, _context.Time.GetTimestamp(), 0);
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _stopped.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var limit = StopLimit(_options);
+        var left = limit - _context.Time.GetElapsedTime(Interlocked.Read(ref _stopAskedAt));
+        try
+        {
+            await _stopped.Task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _context.Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Abandon(limit);
+        }
     }
+
+    /// <summary>
+    /// How long a stop may take before its client is abandoned: the drain (<see cref="ReliableConsumerOptions.ShutdownTimeout"/>),
+    /// a revoke served meanwhile (<see cref="ReliableConsumerOptions.RevokeTimeout"/>), and <see cref="ReliableConsumerConstants.StopAllowance"/>
+    /// for the cancelled handlers to end, the final commit and leaving the group.
+    /// </summary>
+    internal static TimeSpan StopLimit(ReliableConsumerOptions options) =>
+        options.ShutdownTimeout + options.RevokeTimeout + ReliableConsumerConstants.StopAllowance;
 
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
-        _stopping.Dispose();
+        if (Volatile.Read(ref _abandoned) == 0)
+        {
+            // An abandoned poll thread may still read its token.
+            _stopping.Dispose();
+        }
     }
 
     internal static ConsumerConfig BuildConfig(string name, ReliableConsumerOptions options)
@@ -213,6 +239,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 _onFatal?.Invoke();
             }
 
+            _stage = Stage.Releasing;
             consumer.Dispose();
             _context.RetryTiers?.Dispose();
             _context.RetryTiers = null;
@@ -221,6 +248,31 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             _context.Metrics.Unregister(this);
             _stopped.TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// Gives up on a poll thread that did not finish stopping within its bound: a call into the native client that does not
+    /// return (librdkafka's close has been seen to hang during a rebalance). What was committed stays committed; the thread
+    /// and its client are left to end on their own, and the consumer no longer reports partitions or metrics.
+    /// </summary>
+    private void Abandon(TimeSpan limit)
+    {
+        if (Interlocked.Exchange(ref _abandoned, 1) == 0)
+        {
+            Log.StopAbandoned(Logger, Name, limit, _stage);
+            _partitions.Unpublish();
+            _context.Metrics.Unregister(this);
+        }
+    }
+
+    /// <summary>What the poll thread is doing, for the log of a stop that does not finish (<see cref="Abandon"/>).</summary>
+    private static class Stage
+    {
+        public const string Polling = "polling";
+        public const string Draining = "draining the records in flight";
+        public const string Committing = "committing what is done";
+        public const string Leaving = "leaving its group (closing the client)";
+        public const string Releasing = "releasing the client";
     }
 
     /// <summary>Wakes the workers that were given records since the last call (poll thread).</summary>
@@ -383,6 +435,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     {
         var workers = new List<PartitionWorker>(_partitions.Workers);
         Log.ConsumerStopping(Logger, Name, workers.Count, _options.ShutdownTimeout);
+        _stage = Stage.Draining;
         if (workers.Count > 0)
         {
             // Stop fetching, then let in-flight records finish. The client keeps being polled while they do, so the
@@ -429,6 +482,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
                 drained.Wait(ReliableConsumerConstants.AbortGrace);
             }
 
+            _stage = Stage.Committing;
             workers = new List<PartitionWorker>(_partitions.Workers);
             RebalanceCoordinator.AdvanceAll(workers);
             _commits.Commit(consumer, workers, flush: true);
@@ -437,6 +491,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             _rebalance.OnLeaving(workers);
         }
 
+        _stage = Stage.Leaving;
         consumer.Close();
         Log.ConsumerStopped(Logger, Name);
     }

@@ -46,6 +46,9 @@ internal static partial class Log
     [LoggerMessage(111, LogLevel.Warning, "Consumer {Consumer}: group {Group} has refused every commit for {RefusedFor} as from a member it does not know, while the client still counts itself a member (Commit:RejoinWhenRefusedFor is {Limit}); the consumer gives its partitions up uncommitted and joins again with a new client")]
     public static partial void MembershipRefused(ILogger logger, string consumer, string group, TimeSpan refusedFor, TimeSpan limit);
 
+    [LoggerMessage(112, LogLevel.Error, "Consumer {Consumer} did not finish stopping within {Limit} (ShutdownTimeout + RevokeTimeout + 10 s) while {Stage}; its client is abandoned: what was committed stays committed, the rest is read again by the partitions' next owner, and the group sees this member leave when its session expires")]
+    public static partial void StopAbandoned(ILogger logger, string consumer, TimeSpan limit, string stage);
+
     [LoggerMessage(200, LogLevel.Warning, "Consumer {Consumer}: {Topic} [{Partition}] @{Offset} failed in stage {Stage} on attempt {Attempt} ({ExceptionType}: {Reason}); the failure is {Kind}")]
     public static partial void RecordFailed(ILogger logger, string consumer, string topic, int partition, long offset, string stage, int attempt, string exceptionType, string reason, FailureKind kind);
 

@@ -94,6 +94,64 @@ public sealed class ClientFaultTests(KafkaBrokerFixture broker)
         Assert.Equal(0, consumer.Logs.CountOf(104) + consumer.Logs.CountOf(105));
     }
 
+    /// <summary>
+    /// Found by the torture matrix: librdkafka's close has been seen not to return during a rebalance, and the member's host
+    /// then never stopped (its disposal waited for the poll thread for ever). A stop is bounded: past ShutdownTimeout +
+    /// RevokeTimeout + 10 s the client is abandoned, what was committed stays committed, and the host stops.
+    /// </summary>
+    [Fact]
+    public async Task ACloseThatDoesNotReturn_TheStopIsAbandonedAtItsBound_AndWhatWasDoneStaysCommitted()
+    {
+        var topic = await broker.CreateTopicAsync(2);
+        var group = "g-" + Guid.NewGuid().ToString("N");
+        await broker.ProduceAsync(topic, TestConsumer.Events(40, 2));
+        using var hung = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var interceptor = new HangingClose(hung, release);
+        try
+        {
+            await using var consumer = await TestConsumer.StartAsync(broker, topic, group, configure: o =>
+            {
+                o.ShutdownTimeout = TimeSpan.FromSeconds(1);
+                o.RevokeTimeout = TimeSpan.FromSeconds(1);
+            }, services: s => s.AddSingleton<IClientInterceptor>(interceptor));
+            await Eventually.TrueAsync(() => consumer.Handler.Handled.Count == 40, "every record is handled", state: () => consumer.Logs.Dump());
+
+            var stopping = consumer.StopAsync();
+            Assert.True(hung.Wait(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken), "the stopping consumer closes its client");
+            await stopping.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            Assert.False(release.IsSet, "the host stopped while the client's close had not returned");
+            var abandoned = consumer.Logs.GetSnapshot().Where(r => r.Id.Id == 112).ToList();
+            Assert.True(abandoned.Count == 1, $"one log 112 for the abandoned stop, got {abandoned.Count}: {consumer.Logs.Dump()}");
+            Assert.Contains("leaving its group", abandoned[0].Message, StringComparison.Ordinal);
+            Assert.Contains("00:00:12", abandoned[0].Message, StringComparison.Ordinal);
+            Assert.Equal(0, consumer.Logs.CountOf(102) + consumer.Logs.CountOf(104) + consumer.Logs.CountOf(105));
+            Assert.Equal(40, broker.GetCommittedOffsets(group, topic, 2).Values.Sum());
+        }
+        finally
+        {
+            // The close goes through once released, and the abandoned thread ends.
+            release.Set();
+        }
+    }
+
+    /// <summary>Lets every call through; the client's Close first blocks until released.</summary>
+    private sealed class HangingClose(ManualResetEventSlim hung, ManualResetEventSlim release) : IClientInterceptor
+    {
+        public IConsumer<byte[]?, byte[]?> Wrap(IConsumer<byte[]?, byte[]?> client) =>
+            CallInterceptor.Wrap(client, (method, _) =>
+            {
+                if (method.Name == nameof(IConsumer<byte[], byte[]>.Close))
+                {
+                    hung.Set();
+                    release.Wait(TimeSpan.FromMinutes(5));
+                }
+
+                return null;
+            });
+    }
+
     /// <summary>Wraps the consumer's client; the first calls of the chosen operations throw, every other call goes through.</summary>
     private sealed class FaultyClient(int failuresPerOperation, Func<Exception>? fault = null, string[]? operations = null) : IClientInterceptor
     {
