@@ -24,7 +24,8 @@ namespace Kafka.Reliable.Consuming;
 /// The rest is one group, attempted through the resilience pipeline: transient failures retry the whole group, and while
 /// the circuit is open (or the idempotency store is unavailable, or a key is held elsewhere) the group waits without
 /// spending attempts. A group that fails for good (a fatal failure, or retries exhausted) is bisected: each half is a group
-/// of its own, down to single records, which take the one-record path with its retries and dead-lettering. A record the
+/// of its own, attempted once (a half that fails is halved again at once), down to single records, which take the
+/// one-record path with its retries, circuit waits and dead-lettering. A record the
 /// handler reports failed (<see cref="MessageBatch{TMessage}.Fail"/>) takes the one-record path too, once the others are done.
 /// </para>
 /// </remarks>
@@ -395,7 +396,10 @@ internal sealed class BatchExecution
                     return false;
                 }
 
-                var circuit = failure is BrokenCircuitException || WaitsForTheCircuit(failure!);
+                // A part of a failed batch that fails is bisected at once, even when its failure opened the circuit: only its
+                // records alone are retried and wait for the circuit, so isolating costs one attempt per part, not a retry
+                // policy and circuit trials at every size (torture seed 248895915 missed its liveness bound that way).
+                var circuit = failure is BrokenCircuitException || (!isolating && WaitsForTheCircuit(failure!));
                 if ((circuit && _transientFailures < 2L * _consumer.Options.Retry.MaxAttempts) || failure is IdempotencyWaitException)
                 {
                     // Not the records' fault: wait for the circuit, the store, or the consumer holding a key, without spending attempts.
@@ -514,6 +518,10 @@ internal sealed class BatchExecution
     {
         var state = new AttemptState(this, group, isolating, attempts);
         var resilience = ResilienceContextPool.Shared.Get(stop);
+        if (isolating)
+        {
+            resilience.Properties.Set(HandlerResilience.OneAttempt, true);
+        }
         try
         {
             var outcome = await _consumer.Resilience.ExecuteOutcomeAsync(

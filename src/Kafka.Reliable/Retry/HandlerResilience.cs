@@ -8,6 +8,12 @@ namespace Kafka.Reliable;
 /// <summary>Builds the Polly pipeline the handler stage runs through: retry (outer) over an optional circuit breaker (inner).</summary>
 internal static class HandlerResilience
 {
+    /// <summary>
+    /// Set on the context of an attempt that must not be retried: a part of a failed batch being isolated, which is bisected
+    /// further if it fails (its records get their retries alone, before any is dead-lettered).
+    /// </summary>
+    public static readonly ResiliencePropertyKey<bool> OneAttempt = new("Kafka.Reliable.OneAttempt");
+
     public static ResiliencePipeline Build(ConsumerContext context)
     {
         var options = context.Options;
@@ -25,7 +31,8 @@ internal static class HandlerResilience
                 UseJitter = options.Retry.UseJitter,
 
                 // An open circuit is not the record's failure: the worker waits for the circuit instead of spending attempts.
-                ShouldHandle = args => new ValueTask<bool>(IsTransient(args.Outcome.Exception, classification, args.Context.CancellationToken)),
+                ShouldHandle = args => new ValueTask<bool>(
+                    IsTransient(args.Outcome.Exception, classification, args.Context.CancellationToken) && !args.Context.Properties.GetValue(OneAttempt, false)),
             });
         }
 

@@ -148,11 +148,12 @@ public sealed class BatchHandlerTests(KafkaBrokerFixture broker)
     }
 
     /// <summary>
-    /// Isolating a record that fails on every attempt takes several retried attempts at smaller batches before any record is
-    /// done. Each attempt that returns shows a handler that is not stuck: the watchdog must not restart the consumer meanwhile
-    /// (it once did, and the batch started over for ever: torture seed 2656). Retries 1 s apart, 5 attempts: a record alone
-    /// fails for 4 s, below the watchdog's 7 s, but with the failing record first in a batch of 16 no record is done for 20 s
-    /// (4 s at each of the five sizes, 16, 8, 4, 2 and 1).
+    /// Isolating a record that fails on every attempt takes the batch's retries, then one attempt at each smaller part, then
+    /// the record's own retries, before any record is done. Each attempt that returns shows a handler that is not stuck: the
+    /// watchdog must not restart the consumer meanwhile (it once did, and the batch started over for ever: torture seed
+    /// 2656). Retries 1 s apart, 5 attempts: a record alone fails for 4 s, below the watchdog's 7 s, but with the failing
+    /// record first in a batch of 16 no record is done for 8 s (4 s as a batch of 16, one attempt each at 8, 4 and 2, and
+    /// 4 s alone).
     /// </summary>
     [Fact]
     public async Task IsolatingARecordThatAlwaysFails_TakesLongerThanTheWatchdog_WhichDoesNotRestartTheConsumer()
@@ -184,6 +185,11 @@ public sealed class BatchHandlerTests(KafkaBrokerFixture broker)
         Assert.Equal("0", Header(deadLetters[0], DeadLetterHeaders.OriginalOffset));
         Assert.Equal(Enumerable.Range(1, 15), handler.Handled.Order());
         Assert.True(consumer.Logs.CountOf(107) == 0, $"the watchdog restarted the consumer while the batch was being isolated: {consumer.Logs.Dump(10)}");
+
+        // The batch's retries, one attempt at each part that holds the record, then the record's own retries.
+        Assert.Equal(
+            [(16, 1), (16, 2), (16, 3), (16, 4), (16, 5), (8, 1), (4, 1), (2, 1), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5)],
+            handler.Calls.Where(c => !c.Succeeded).Select(c => (c.Ids.Count, c.Attempt)));
     }
 
     [Fact]
