@@ -174,7 +174,11 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     private IConsumer<byte[]?, byte[]?> BuildConsumer()
     {
         var client = new ConsumerBuilder<byte[]?, byte[]?>(BuildConfig(Name, _options))
-            .SetPartitionsAssignedHandler((consumer, partitions) => _rebalance.OnAssigned(consumer, partitions))
+            .SetPartitionsAssignedHandler((consumer, partitions) =>
+            {
+                Joined = true;
+                return _rebalance.OnAssigned(consumer, partitions);
+            })
             .SetPartitionsRevokedHandler((_, partitions) => _rebalance.OnRevoked(_consumer!, partitions))
             .SetPartitionsLostHandler((_, partitions) => _rebalance.OnLost(partitions))
             .SetErrorHandler((_, error) => OnError(error))
@@ -411,6 +415,9 @@ internal sealed class ConsumerRunner : IAsyncDisposable
     /// another member holds it (UNRELEASED_INSTANCE_ID): the consumer joins again later instead of stopping the host.
     /// </summary>
     public bool InstanceIdHeldByAnother { get; private set; }
+
+    /// <summary>Gets a value indicating whether the group has assigned this runner's client partitions (an empty set included) at least once.</summary>
+    public bool Joined { get; private set; }
 
     /// <summary>
     /// Gets a value indicating whether the consumer recovers from the runner's end by joining again with a new client instead

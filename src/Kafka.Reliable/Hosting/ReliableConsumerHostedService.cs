@@ -151,7 +151,9 @@ internal sealed class ReliableConsumerHostedService(string name, IConsumerPipeli
         {
             if (!_stopping.IsCancellationRequested)
             {
-                _rejoin = RejoinAsync(runner, runner.InstanceIdHeldByAnother ? ++_refusals : 1);
+                // Refusals in a row back off further; a client that had joined starts the count again.
+                _refusals = !runner.InstanceIdHeldByAnother ? 0 : runner.Joined ? 1 : _refusals + 1;
+                _rejoin = RejoinAsync(runner, Math.Max(1, _refusals));
             }
 
             return;

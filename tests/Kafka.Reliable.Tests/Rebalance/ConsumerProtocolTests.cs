@@ -227,6 +227,13 @@ public sealed class ConsumerProtocolTests(KafkaBrokerFixture broker)
             state: () => member.Logs.Dump());
         await Eventually.TrueAsync(() => Report(member).Status == HealthStatus.Healthy, "healthy once it has joined", state: () => Report(member).Description ?? string.Empty);
         Assert.Equal(Enumerable.Range(0, 10), member.Handler.Handled.Select(h => h.Id).Order());
+
+        // Refused again after it had joined: its backoff starts over.
+        var refusedBefore = member.Logs.CountOf(110);
+        cluster.PushRequestErrors(KafkaApiKey.ConsumerGroupHeartbeat, ErrorCode.UnreleasedInstanceId);
+        await Eventually.TrueAsync(() => member.Logs.CountOf(110) > refusedBefore, "the joined member's id is refused again", state: () => member.Logs.Dump());
+        var again = member.Logs.GetSnapshot().Where(e => e.Id.Id == 110).Skip(refusedBefore).First();
+        Assert.Contains("(attempt 1)", again.Message, StringComparison.Ordinal);
     }
 
     /// <summary>
