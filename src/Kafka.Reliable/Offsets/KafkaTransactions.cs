@@ -15,14 +15,17 @@ public sealed class KafkaTransaction : IdempotencyTransaction
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private const int AmbiguousRetries = 5;
     private readonly KafkaTransactionStore _store;
+    private readonly LeasedProducer _lease;
     private readonly IProducer<byte[]?, byte[]?> _producer;
     private readonly TopicPartition _partition;
     private bool _completed;
+    private bool _returned;
 
-    internal KafkaTransaction(KafkaTransactionStore store, IProducer<byte[]?, byte[]?> producer, TopicPartition partition)
+    internal KafkaTransaction(KafkaTransactionStore store, LeasedProducer lease, TopicPartition partition)
     {
         _store = store;
-        _producer = producer;
+        _lease = lease;
+        _producer = lease.Producer;
         _partition = partition;
     }
 
@@ -81,20 +84,85 @@ public sealed class KafkaTransaction : IdempotencyTransaction
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
-        if (_completed)
-        {
-            return;
-        }
-
-        _completed = true;
         try
         {
-            await Task.Run(() => _producer.AbortTransaction(Timeout)).ConfigureAwait(false);
+            if (!_completed)
+            {
+                _completed = true;
+                try
+                {
+                    await Task.Run(() => _producer.AbortTransaction(Timeout)).ConfigureAwait(false);
+                }
+                catch (KafkaException)
+                {
+                    // Fenced by a newer owner of the partition, or broken: this producer is done; the next record gets a new one.
+                    _store.Discard(_partition, _lease);
+                }
+            }
         }
-        catch (KafkaException)
+        finally
         {
-            // Fenced by a newer owner of the partition, or broken: this producer is done; the next record gets a new one.
-            _store.Discard(_partition, _producer);
+            // The producer is disposed only once no transaction uses it: a native call on a disposed client crashes the process.
+            if (!_returned)
+            {
+                _returned = true;
+                _lease.Return();
+            }
+        }
+    }
+}
+
+/// <summary>
+/// A transactional producer and the transactions using it. It is disposed once it is retired (its partition released, its
+/// transactional id fenced, or the consumer stopped) and no transaction uses it: a handler that ignored its cancellation
+/// may still be committing on it, and a client disposed under a native call is freed under that call (seen as a crash of
+/// the torture harness with Kafka transactions).
+/// </summary>
+internal sealed class LeasedProducer(IProducer<byte[]?, byte[]?> producer)
+{
+    private int _users;
+    private int _retired;
+    private int _disposed;
+
+    public IProducer<byte[]?, byte[]?> Producer => producer;
+
+    /// <summary>Takes the producer for one transaction; false once it is retired.</summary>
+    public bool TryAcquire()
+    {
+        Interlocked.Increment(ref _users);
+        if (Volatile.Read(ref _retired) == 0)
+        {
+            return true;
+        }
+
+        Return();
+        return false;
+    }
+
+    /// <summary>Gives the producer back after a transaction; the last user of a retired producer disposes it.</summary>
+    public void Return()
+    {
+        if (Interlocked.Decrement(ref _users) == 0 && Volatile.Read(ref _retired) == 1)
+        {
+            DisposeOnce();
+        }
+    }
+
+    /// <summary>Takes no new transaction; disposes the producer now if none uses it, else when the last one returns it.</summary>
+    public void Retire()
+    {
+        Interlocked.Exchange(ref _retired, 1);
+        if (Volatile.Read(ref _users) == 0)
+        {
+            DisposeOnce();
+        }
+    }
+
+    private void DisposeOnce()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            producer.Dispose();
         }
     }
 }
@@ -122,7 +190,7 @@ public static class KafkaTransactionMessageContextExtensions
 internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerConfig template, string transactionalIdPrefix) : ITransactionalIdempotencyStore, IAsyncDisposable
 {
     private static readonly TimeSpan InitTimeout = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<TopicPartition, Lazy<Task<IProducer<byte[]?, byte[]?>>>> _producers = new();
+    private readonly ConcurrentDictionary<TopicPartition, Lazy<Task<LeasedProducer>>> _producers = new();
 
     public IConsumerGroupMetadata GroupMetadata() =>
         consumer.GroupMetadata?.Invoke() ?? throw new InvalidOperationException("The consumer has not joined its group yet.");
@@ -130,15 +198,31 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
     public async ValueTask<IdempotencyTransaction?> BeginTransactionAsync(string key, MessageContext context, CancellationToken cancellationToken)
     {
         var partition = new TopicPartition(context.Topic, new Partition(context.Partition));
-        var producer = await _producers.GetOrAdd(partition, p => new Lazy<Task<IProducer<byte[]?, byte[]?>>>(() => CreateAsync(p))).Value.ConfigureAwait(false);
-        producer.BeginTransaction();
-        return new KafkaTransaction(this, producer, partition);
+        var lease = await _producers.GetOrAdd(partition, p => new Lazy<Task<LeasedProducer>>(() => CreateAsync(p))).Value.ConfigureAwait(false);
+        if (!lease.TryAcquire())
+        {
+            // Released meanwhile: a new producer here would fence the partition's new owner.
+            throw new OperationCanceledException($"{partition} was released: its record is not handled here.");
+        }
+
+        try
+        {
+            lease.Producer.BeginTransaction();
+        }
+        catch
+        {
+            lease.Return();
+            throw;
+        }
+
+        return new KafkaTransaction(this, lease, partition);
     }
 
     /// <summary>
     /// Lets the producers of released partitions go (poll thread): the partition's next assignment, here or on another member,
     /// starts with a new producer whose InitTransactions fences every earlier one of that transactional id, including one a
-    /// handler that ignored cancellation may still be using. Disposed off the poll thread.
+    /// handler that ignored cancellation may still be using; that one is disposed when its transaction ends. Retired off the
+    /// poll thread (a disposal waits for the client's threads).
     /// </summary>
     public void Release(IReadOnlyList<TopicPartition> partitions)
     {
@@ -150,7 +234,7 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
                 {
                     try
                     {
-                        (await released.Value.ConfigureAwait(false)).Dispose();
+                        (await released.Value.ConfigureAwait(false)).Retire();
                     }
                     catch (Exception)
                     {
@@ -161,29 +245,30 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
         }
     }
 
-    public void Discard(TopicPartition partition, IProducer<byte[]?, byte[]?> producer)
+    /// <summary>Retires a partition's producer that failed (fenced, or broken), if it is still the partition's: its next record gets a new one.</summary>
+    public void Discard(TopicPartition partition, LeasedProducer lease)
     {
-        if (_producers.TryGetValue(partition, out var current) && current.IsValueCreated && current.Value.IsCompletedSuccessfully && current.Value.Result == producer)
+        if (_producers.TryGetValue(partition, out var current) && current.IsValueCreated && current.Value.IsCompletedSuccessfully && current.Value.Result == lease
+            && _producers.TryRemove(new KeyValuePair<TopicPartition, Lazy<Task<LeasedProducer>>>(partition, current)))
         {
-            _producers.TryRemove(partition, out _);
-            producer.Dispose();
+            lease.Retire();
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var producer in _producers.Values)
+        foreach (var lease in _producers.Values)
         {
-            if (producer.IsValueCreated && producer.Value.IsCompletedSuccessfully)
+            if (lease.IsValueCreated && lease.Value.IsCompletedSuccessfully)
             {
-                await Task.Run(() => producer.Value.Result.Dispose()).ConfigureAwait(false);
+                await Task.Run(lease.Value.Result.Retire).ConfigureAwait(false);
             }
         }
 
         _producers.Clear();
     }
 
-    private Task<IProducer<byte[]?, byte[]?>> CreateAsync(TopicPartition partition) => Task.Run(() =>
+    private Task<LeasedProducer> CreateAsync(TopicPartition partition) => Task.Run(() =>
     {
         var config = new ProducerConfig(new Dictionary<string, string>(template))
         {
@@ -194,7 +279,7 @@ internal sealed class KafkaTransactionStore(ConsumerContext consumer, ProducerCo
         try
         {
             producer.InitTransactions(InitTimeout);
-            return producer;
+            return new LeasedProducer(producer);
         }
         catch
         {
