@@ -15,7 +15,10 @@ internal sealed class CommitCoordinator
     private readonly ConsumerContext _context;
     private readonly AssignedPartitions _partitions;
     private readonly CommitScheduler _scheduler;
-    private readonly List<TopicPartitionOffset> _buffer = [];
+    private List<TopicPartitionOffset> _buffer = [];
+
+    // A commit that did not return within the poll thread's wait, still running on the thread pool, with its offsets and its start.
+    private (Task Call, List<TopicPartitionOffset> Offsets, long Started)? _inFlight;
     private readonly bool _offsetsInTransactions;
     private CommitRecorder? _recorder;
 
@@ -57,7 +60,11 @@ internal sealed class CommitCoordinator
         }
     }
 
-    /// <summary>Commits the watermark of every given partition that moved since its last commit, synchronously (poll thread).</summary>
+    /// <summary>
+    /// Commits the watermark of every given partition that moved since its last commit (poll thread). The poll thread waits
+    /// one poll timeout for the commit at most, except when <paramref name="flush"/>; a commit that has not returned by then
+    /// goes on, and the next call settles it first.
+    /// </summary>
     /// <param name="consumer">The client.</param>
     /// <param name="workers">The partitions.</param>
     /// <param name="flush">
@@ -99,6 +106,12 @@ internal sealed class CommitCoordinator
             }
         }
 
+        if (!SettleInFlight(wait: flush))
+        {
+            // The previous commit has not returned (the coordinator does not answer): this one comes after it.
+            return false;
+        }
+
         _buffer.Clear();
         var waitingForStore = false;
         foreach (var worker in workers)
@@ -133,24 +146,69 @@ internal sealed class CommitCoordinator
             return !waitingForStore;
         }
 
-        var metrics = _context.Metrics;
-        var started = metrics.ClientOperationDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        try
+        // librdkafka's commit is synchronous and has no timeout: while the coordinator accepts connections but does not answer,
+        // it waits for the request timeout (60 s), and for the coordinator lookup after it. The poll thread waits one poll
+        // timeout at most (a revoke or a stop waits for the commit to return); past it the commit goes on on the thread pool,
+        // the consumer goes on fetching and dispatching, and the next commit settles this one first.
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var offsets = _buffer;
+        var call = Task.Run(() => consumer.Commit(offsets));
+        if (!flush && Task.WaitAny([call], _context.Options.PollTimeout) < 0)
         {
-            consumer.Commit(_buffer);
-            if (started != 0)
+            _inFlight = (call, offsets, started);
+            _buffer = [];
+            return false;
+        }
+
+        return Settle(call, offsets, started) && !waitingForStore;
+    }
+
+    /// <summary>
+    /// Takes the result of the commit still running, if any: waits for it when <paramref name="wait"/> (revoke, stop), else only
+    /// if it has returned. Returns false while it runs.
+    /// </summary>
+    private bool SettleInFlight(bool wait)
+    {
+        if (_inFlight is not { } inFlight)
+        {
+            return true;
+        }
+
+        if (!inFlight.Call.IsCompleted)
+        {
+            if (!wait)
             {
-                metrics.Commit(started, _context, _buffer, error: null);
+                return false;
             }
 
-            foreach (var committed in _buffer)
+            Task.WaitAny([inFlight.Call]);
+        }
+
+        _inFlight = null;
+        Settle(inFlight.Call, inFlight.Offsets, inFlight.Started);
+        return true;
+    }
+
+    /// <summary>Applies a returned commit's result: marks what it committed, logs and counts a failure. Returns whether all of it was committed.</summary>
+    private bool Settle(Task call, List<TopicPartitionOffset> offsets, long started)
+    {
+        var metrics = _context.Metrics;
+        try
+        {
+            call.GetAwaiter().GetResult();
+            if (metrics.ClientOperationDuration.Enabled)
+            {
+                metrics.Commit(started, _context, offsets, error: null);
+            }
+
+            foreach (var committed in offsets)
             {
                 MarkCommitted(committed);
             }
 
-            Log.Committed(_context.Logger, _context.Name, _buffer.Count);
+            Log.Committed(_context.Logger, _context.Name, offsets.Count);
             _refusedSince = 0;
-            return !waitingForStore;
+            return true;
         }
         catch (TopicPartitionOffsetException ex)
         {
@@ -162,24 +220,24 @@ internal sealed class CommitCoordinator
                 }
             }
 
-            Failed(metrics, started, ex.Error);
+            Failed(metrics, started, offsets, ex.Error);
             return false;
         }
         catch (KafkaException ex)
         {
-            Failed(metrics, started, ex.Error);
+            Failed(metrics, started, offsets, ex.Error);
             return false;
         }
     }
 
-    private void Failed(ReliableMetrics metrics, long started, Error error)
+    private void Failed(ReliableMetrics metrics, long started, List<TopicPartitionOffset> offsets, Error error)
     {
-        if (started != 0)
+        if (metrics.ClientOperationDuration.Enabled)
         {
-            metrics.Commit(started, _context, _buffer, error.Code);
+            metrics.Commit(started, _context, offsets, error.Code);
         }
 
-        ReliableMetrics.Add(metrics.CommitFailures, _context, _buffer[0].Topic);
+        ReliableMetrics.Add(metrics.CommitFailures, _context, offsets[0].Topic);
         Log.CommitFailed(_context.Logger, _context.Name, error.Reason);
         if (_refusedSince == 0 && IsRefusedMembership(error.Code))
         {
