@@ -244,6 +244,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
             }
 
             _stage = Stage.Releasing;
+            _commits.AwaitInFlight();
             consumer.Dispose();
             _context.RetryTiers?.Dispose();
             _context.RetryTiers = null;
@@ -499,6 +500,7 @@ internal sealed class ConsumerRunner : IAsyncDisposable
         }
 
         _stage = Stage.Leaving;
+        _commits.AwaitInFlight();
         consumer.Close();
         Log.ConsumerStopped(Logger, Name);
     }

@@ -164,6 +164,19 @@ internal sealed class CommitCoordinator
     }
 
     /// <summary>
+    /// Waits for a commit still running to return (poll thread, before the client is closed or disposed: a Confluent client
+    /// disposed under a call on another thread is freed under that call). Its result no longer matters.
+    /// </summary>
+    public void AwaitInFlight()
+    {
+        if (_inFlight is { } inFlight)
+        {
+            _inFlight = null;
+            Task.WaitAny([inFlight.Call]);
+        }
+    }
+
+    /// <summary>
     /// Takes the result of the commit still running, if any: waits for it when <paramref name="wait"/> (revoke, stop), else only
     /// if it has returned. Returns false while it runs.
     /// </summary>
